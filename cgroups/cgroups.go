@@ -1,0 +1,105 @@
+// Package cgroups places processes in control groups and applies, reads and
+// tears down their resource limits. One Manager interface hides the two kernel
+// interfaces: the v1 driver (one hierarchy per controller, as on hybrid hosts)
+// and the v2 driver (the unified hierarchy). New picks the driver for the host.
+//
+// The runtime and the engine use only the Manager interface; nothing outside
+// this package knows which cgroup version the host runs.
+package cgroups
+
+import (
+	"errors"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Mode is the cgroup layout of a host.
+type Mode int
+
+const (
+	// Legacy is cgroup v1 only: every controller on its own hierarchy.
+	Legacy Mode = iota
+	// Hybrid is cgroup v1 controllers plus a cgroup2 mount (usually
+	// /sys/fs/cgroup/unified) that carries no controllers.
+	Hybrid
+	// Unified is cgroup v2 only.
+	Unified
+)
+
+func (m Mode) String() string {
+	switch m {
+	case Legacy:
+		return "legacy"
+	case Hybrid:
+		return "hybrid"
+	case Unified:
+		return "unified"
+	}
+	return "unknown"
+}
+
+// Errors callers can test for with errors.Is.
+var (
+	// ErrNotExist: the cgroup does not exist.
+	ErrNotExist = errors.New("cgroup does not exist")
+	// ErrInvalid: a resource value the kernel would refuse or that makes no
+	// sense (negative limits, unknown devices, a limit below current usage).
+	ErrInvalid = errors.New("invalid cgroup resource")
+	// ErrUnsupported: the host lacks the controller or file a resource needs.
+	ErrUnsupported = errors.New("cgroup resource not supported on this host")
+)
+
+// FreezerState is the state of a cgroup's freezer.
+type FreezerState string
+
+const (
+	Thawed FreezerState = "THAWED"
+	Frozen FreezerState = "FROZEN"
+)
+
+// Manager owns one container's cgroup (in v1, one directory per controller
+// hierarchy; in v2, one directory).
+//
+// Lifecycle: a Manager is made with New for a cgroupsPath from the runtime
+// spec; Apply creates the cgroup (and any missing parents) and places a
+// process in it; Set writes resource limits, and may be called again to
+// update them; Freeze, Stats, Pids and Kill work while the cgroup exists;
+// Destroy removes it. A Manager can be re-created from the same path and
+// options in a later process (the runtime is one process per command), so it
+// keeps no state that cannot be recomputed from the path.
+//
+// Directories the Manager did not create (existing parents, a pre-existing
+// cgroup a caller asked to join) are never removed or written to by Destroy.
+type Manager interface {
+	// Apply creates the cgroup if needed and moves pid into it. pid -1 only
+	// creates the cgroup.
+	Apply(pid int) error
+	// Set applies resources. A nil resources value is a no-op. Invalid values
+	// are reported with ErrInvalid before anything is written where possible.
+	Set(r *specs.LinuxResources) error
+	// Freeze freezes or thaws every process in the cgroup and waits until the
+	// kernel reports the new state (with a bounded wait).
+	Freeze(state FreezerState) error
+	// FreezerState reports the current freezer state.
+	FreezerState() (FreezerState, error)
+	// Pids lists the processes in the cgroup and its descendants.
+	Pids() ([]int, error)
+	// Kill sends sig to every process in the cgroup (cgroup.kill on v2 for
+	// SIGKILL when available).
+	Kill(sig int) error
+	// Stats reads resource usage.
+	Stats() (*Stats, error)
+	// OOMKillCount reports how many processes the kernel OOM-killed in the
+	// cgroup.
+	OOMKillCount() (uint64, error)
+	// Destroy removes the cgroup and its sub-cgroups, retrying while the
+	// kernel still reports processes in them.
+	Destroy() error
+	// Path returns the cgroup's path for a controller ("" for v2: the one
+	// unified path), relative to the hierarchy root, or "" if the controller
+	// is not mounted.
+	Path(controller string) string
+	// Paths maps each mounted controller (v1) or "" (v2) to its absolute
+	// directory.
+	Paths() map[string]string
+}
