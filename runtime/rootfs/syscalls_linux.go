@@ -1,0 +1,206 @@
+package rootfs
+
+import (
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Syscalls is every kernel call the root filesystem setup makes. The real
+// implementation (used when Config.Sys is nil) calls the kernel and reports
+// failures as *os.PathError naming the call and its path, so callers can
+// test the errno with errors.Is. A test implementation records the calls so
+// the order and flags of mounts can be checked without root.
+//
+// Paths passed as "target" may be /proc/self/fd/N links to an O_PATH handle
+// obtained from Openat2; implementations that record calls should report
+// the path the handle stands for.
+type Syscalls interface {
+	// Mount is mount(2).
+	Mount(source, target, fstype string, flags uintptr, data string) error
+	// Unmount is umount2(2).
+	Unmount(target string, flags int) error
+	// MountSetattr is mount_setattr(2) on dirfd and path (AT_EMPTY_PATH
+	// with path "" acts on dirfd itself).
+	MountSetattr(dirfd int, path string, flags uint, attr *unix.MountAttr) error
+	// PivotRoot is pivot_root(2).
+	PivotRoot(newRoot, putOld string) error
+	// Chroot is chroot(2).
+	Chroot(path string) error
+	// Chdir is chdir(2).
+	Chdir(path string) error
+	// Fchdir is fchdir(2).
+	Fchdir(fd int) error
+	// Openat2 is openat2(2); the returned descriptor is close-on-exec
+	// whatever how.Flags says.
+	Openat2(dirfd int, path string, how *unix.OpenHow) (int, error)
+	// Close is close(2).
+	Close(fd int) error
+	// Readlink is readlink(2); used on /proc/self/fd links to learn where
+	// a handle really points.
+	Readlink(path string) (string, error)
+	// Mkdirat is mkdirat(2).
+	Mkdirat(dirfd int, name string, mode uint32) error
+	// Mknodat is mknodat(2).
+	Mknodat(dirfd int, name string, mode uint32, dev uint64) error
+	// Fchmodat is fchmodat(2) without flags.
+	Fchmodat(dirfd int, name string, mode uint32) error
+	// Fchownat is fchownat(2) with AT_SYMLINK_NOFOLLOW.
+	Fchownat(dirfd int, name string, uid, gid int) error
+	// Symlinkat is symlinkat(2): a link at dirfd/name pointing to target.
+	Symlinkat(target string, dirfd int, name string) error
+	// Unlinkat is unlinkat(2).
+	Unlinkat(dirfd int, name string, flags int) error
+	// Fstat is fstat(2); it works on O_PATH descriptors.
+	Fstat(fd int, st *unix.Stat_t) error
+	// Fstatat is fstatat(2).
+	Fstatat(dirfd int, name string, st *unix.Stat_t, flags int) error
+	// Stat is stat(2) (it follows symlinks).
+	Stat(path string, st *unix.Stat_t) error
+	// Statfs is statfs(2).
+	Statfs(path string, st *unix.Statfs_t) error
+	// Fstatfs is fstatfs(2); it works on O_PATH descriptors.
+	Fstatfs(fd int, st *unix.Statfs_t) error
+	// ReadFile returns the contents of a file (/proc/self/mountinfo,
+	// /proc/self/cgroup).
+	ReadFile(path string) ([]byte, error)
+	// Dup3 is dup3(2).
+	Dup3(oldfd, newfd, flags int) error
+	// CopyTree copies the contents of directory srcDir into directory
+	// dstDir (both open, readable descriptors), keeping modes, owners,
+	// times, symlinks and device nodes and never following a symlink. It
+	// also gives dstDir the owner of srcDir. It is the one compound
+	// operation here, kept behind the interface so tests can record it.
+	CopyTree(srcDir, dstDir int) error
+}
+
+// procFd is the magic link through which mount(2) reaches what fd refers to.
+func procFd(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
+// kernel is the Syscalls implementation that calls the kernel.
+type kernel struct{}
+
+func pathErr(op, path string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &os.PathError{Op: op, Path: path, Err: err}
+}
+
+func (kernel) Mount(source, target, fstype string, flags uintptr, data string) error {
+	return pathErr("mount", target, unix.Mount(source, target, fstype, flags, data))
+}
+
+func (kernel) Unmount(target string, flags int) error {
+	return pathErr("umount2", target, unix.Unmount(target, flags))
+}
+
+func (kernel) MountSetattr(dirfd int, path string, flags uint, attr *unix.MountAttr) error {
+	return pathErr("mount_setattr", fdPath(dirfd, path), unix.MountSetattr(dirfd, path, flags, attr))
+}
+
+func (kernel) PivotRoot(newRoot, putOld string) error {
+	return pathErr("pivot_root", newRoot, unix.PivotRoot(newRoot, putOld))
+}
+
+func (kernel) Chroot(path string) error { return pathErr("chroot", path, unix.Chroot(path)) }
+
+func (kernel) Chdir(path string) error { return pathErr("chdir", path, unix.Chdir(path)) }
+
+func (kernel) Fchdir(fd int) error { return pathErr("fchdir", fdPath(fd, ""), unix.Fchdir(fd)) }
+
+func (kernel) Openat2(dirfd int, path string, how *unix.OpenHow) (int, error) {
+	h := *how
+	h.Flags |= unix.O_CLOEXEC
+	for range 16 {
+		fd, err := unix.Openat2(dirfd, path, &h)
+		// RESOLVE_IN_ROOT fails with EAGAIN when a concurrent rename
+		// could have let ".." escape; retrying is the documented answer.
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+			continue
+		}
+		return fd, pathErr("openat2", fdPath(dirfd, path), err)
+	}
+	return -1, pathErr("openat2", fdPath(dirfd, path), unix.EAGAIN)
+}
+
+func (kernel) Close(fd int) error { return pathErr("close", fdPath(fd, ""), unix.Close(fd)) }
+
+func (kernel) Readlink(path string) (string, error) {
+	s, err := os.Readlink(path)
+	return s, err // already an *os.PathError
+}
+
+func (kernel) Mkdirat(dirfd int, name string, mode uint32) error {
+	return pathErr("mkdirat", fdPath(dirfd, name), unix.Mkdirat(dirfd, name, mode))
+}
+
+func (kernel) Mknodat(dirfd int, name string, mode uint32, dev uint64) error {
+	return pathErr("mknodat", fdPath(dirfd, name), unix.Mknodat(dirfd, name, mode, int(dev)))
+}
+
+func (kernel) Fchmodat(dirfd int, name string, mode uint32) error {
+	return pathErr("fchmodat", fdPath(dirfd, name), unix.Fchmodat(dirfd, name, mode, 0))
+}
+
+func (kernel) Fchownat(dirfd int, name string, uid, gid int) error {
+	return pathErr("fchownat", fdPath(dirfd, name), unix.Fchownat(dirfd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW))
+}
+
+func (kernel) Symlinkat(target string, dirfd int, name string) error {
+	return pathErr("symlinkat", fdPath(dirfd, name), unix.Symlinkat(target, dirfd, name))
+}
+
+func (kernel) Unlinkat(dirfd int, name string, flags int) error {
+	return pathErr("unlinkat", fdPath(dirfd, name), unix.Unlinkat(dirfd, name, flags))
+}
+
+func (kernel) Fstat(fd int, st *unix.Stat_t) error {
+	return pathErr("fstat", fdPath(fd, ""), unix.Fstat(fd, st))
+}
+
+func (kernel) Fstatat(dirfd int, name string, st *unix.Stat_t, flags int) error {
+	return pathErr("fstatat", fdPath(dirfd, name), unix.Fstatat(dirfd, name, st, flags))
+}
+
+func (kernel) Stat(path string, st *unix.Stat_t) error {
+	return pathErr("stat", path, unix.Stat(path, st))
+}
+
+func (kernel) Statfs(path string, st *unix.Statfs_t) error {
+	return pathErr("statfs", path, unix.Statfs(path, st))
+}
+
+func (kernel) Fstatfs(fd int, st *unix.Statfs_t) error {
+	return pathErr("fstatfs", fdPath(fd, ""), unix.Fstatfs(fd, st))
+}
+
+func (kernel) ReadFile(path string) ([]byte, error) { return os.ReadFile(path) }
+
+func (kernel) Dup3(oldfd, newfd, flags int) error {
+	return pathErr("dup3", fdPath(newfd, ""), unix.Dup3(oldfd, newfd, flags))
+}
+
+func (kernel) CopyTree(srcDir, dstDir int) error { return copyTree(srcDir, dstDir) }
+
+// fdPath names dirfd/name in error messages: the real path of the
+// descriptor when /proc can tell it.
+func fdPath(dirfd int, name string) string {
+	if dirfd == unix.AT_FDCWD {
+		if name == "" {
+			return "."
+		}
+		return name
+	}
+	base := "fd " + strconv.Itoa(dirfd)
+	if p, err := os.Readlink(procFd(dirfd)); err == nil {
+		base = p
+	}
+	if name == "" {
+		return base
+	}
+	return strings.TrimSuffix(base, "/") + "/" + strings.TrimPrefix(name, "/")
+}
