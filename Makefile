@@ -1,0 +1,43 @@
+# berth: build every binary into bin/, install them, run the tests.
+GO       ?= go
+PREFIX   ?= /usr/local
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+GOFLAGS  ?= -trimpath
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+BINARIES := berth-runtime
+
+.PHONY: all $(BINARIES) install test test-unit test-integration conformance bench fmt vet clean
+
+all: $(BINARIES)
+
+$(BINARIES):
+	CGO_ENABLED=1 $(GO) build $(GOFLAGS) -ldflags "$(LDFLAGS)" -o bin/$@ ./cmd/$@
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(addprefix bin/,$(BINARIES)) $(DESTDIR)$(PREFIX)/bin/
+
+# Every test: unit tests, and as root the tests that run real containers.
+test: all
+	$(GO) test -count=1 -p 1 ./...
+
+test-unit:
+	$(GO) test -count=1 -short ./...
+
+test-integration: all
+	$(GO) test -count=1 -v ./tests/...
+
+conformance: all
+	conformance/runtime-tools.sh $(CURDIR)/bin/berth-runtime
+
+bench: all
+	bench/runtime.sh
+
+fmt:
+	gofmt -l -w $$(git ls-files '*.go')
+
+vet:
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin
