@@ -1,0 +1,162 @@
+#!/bin/bash
+# bench/runtime.sh: start-up cost of OCI runtimes, side by side.
+#
+# For each runtime: N (default 100) sequential `RUNTIME run` of /bin/true on
+# the busybox bundle of tests/fixtures, each with its own container id and a
+# state root (--root) in a temp dir. Reports the total wall time, the time per
+# run, and the peak RSS of one run (GNU time: the largest of the runtime's
+# processes). With hyperfine installed, also its mean/stddev/min/max over N
+# runs (one id reused: each run deletes its container before the next).
+#
+# usage: sudo bench/runtime.sh [-n N] [RUNTIME...]
+#   RUNTIME: berth (bin/berth-runtime, or $BERTH_RUNTIME), runc, crun, or a
+#   path to any runtime binary. Default: berth runc crun. Runtimes that are
+#   not installed or built are skipped with a note.
+#
+# crun 1.8 refuses to run on a hybrid cgroup host while a controller
+# (hugetlb here) sits on the cgroup2 mount; if so, the script mounts that
+# controller's v1 hierarchy at /sys/fs/cgroup/<name> for crun's turn only and
+# unmounts it again afterwards.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+N=100
+UNIFIED=/sys/fs/cgroup/unified
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
+
+while getopts "n:h" opt; do
+	case $opt in
+	n) N=$OPTARG ;;
+	h) usage 0 ;;
+	*) usage 2 ;;
+	esac
+done
+shift $((OPTIND - 1))
+[[ $N =~ ^[1-9][0-9]*$ ]] || { echo "runtime.sh: -n wants a positive number, got '$N'" >&2; exit 2; }
+[ $# -gt 0 ] || set -- berth runc crun
+[ "$(id -u)" = 0 ] || { echo "runtime.sh: run as root (the bundle is not rootless)" >&2; exit 1; }
+
+TMP=$(mktemp -d /tmp/berth-bench.XXXXXX)
+MOUNTED=()   # v1 hierarchies this script mounted
+USED=()      # "runtime-binary state-root" pairs to clean up
+
+cleanup() {
+	local pair bin root id
+	for pair in "${USED[@]}"; do
+		bin=${pair%% *} root=${pair#* }
+		for id in $("$bin" --root "$root" list -q 2>/dev/null); do
+			"$bin" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
+		done
+	done
+	unmount_v1
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+need_tools() {
+	local missing=()
+	[ -x /usr/bin/time ] || missing+=(time)
+	command -v hyperfine >/dev/null || missing+=(hyperfine)
+	[ ${#missing[@]} -eq 0 ] && return
+	echo "# installing ${missing[*]}" >&2
+	apt-get install -y "${missing[@]}" >/dev/null 2>&1 ||
+		{ apt-get update >/dev/null 2>&1 && apt-get install -y "${missing[@]}" >/dev/null 2>&1; } ||
+		echo "# could not install ${missing[*]} (hyperfine is optional)" >&2
+	[ -x /usr/bin/time ] || { echo "runtime.sh: GNU time (/usr/bin/time) is required" >&2; exit 1; }
+}
+
+# mount_v1_for_crun gives each controller still on the cgroup2 mount a v1
+# hierarchy of its own, which crun 1.8 needs on a hybrid host.
+mount_v1_for_crun() {
+	[ -r $UNIFIED/cgroup.controllers ] || return 0
+	local c
+	for c in $(cat $UNIFIED/cgroup.controllers); do
+		mountpoint -q "/sys/fs/cgroup/$c" && continue
+		mkdir -p "/sys/fs/cgroup/$c"
+		mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c"
+		MOUNTED+=("$c")
+		echo "# mounted the v1 $c hierarchy for crun" >&2
+	done
+}
+
+# unmount_v1 undoes mount_v1_for_crun. The kernel gives a controller back
+# to cgroup2 only if its hierarchy had no cgroups left at unmount, and
+# removed cgroups linger briefly, so retry until the controller is back.
+unmount_v1() {
+	local c try
+	for c in "${MOUNTED[@]}"; do
+		for try in 1 2 3 4 5 6 7 8 9 10; do
+			mountpoint -q "/sys/fs/cgroup/$c" || mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c"
+			sleep 0.5
+			umount "/sys/fs/cgroup/$c"
+			sleep 0.2
+			grep -qw "$c" $UNIFIED/cgroup.controllers && break
+		done
+		rmdir "/sys/fs/cgroup/$c" 2>/dev/null || true
+		grep -qw "$c" $UNIFIED/cgroup.controllers ||
+			echo "# warning: $c did not return to cgroup2 (a cgroup is still in its v1 hierarchy?)" >&2
+	done
+	MOUNTED=()
+}
+
+resolve() {
+	case $1 in
+	berth) echo "${BERTH_RUNTIME:-$REPO/bin/berth-runtime}" ;;
+	*/*) echo "$1" ;;
+	*) command -v "$1" || echo "$1" ;;
+	esac
+}
+
+version_of() { "$1" --version 2>/dev/null | head -1 | sed 's/^[^0-9]*//'; }
+
+bench_one() {
+	local name=$1 bin=$2 root=$TMP/state-$1 i start end fail=0 rss total ms hf=""
+	mkdir -p "$root"
+	USED+=("$bin $root")
+	# One untimed run: page cache, and a clear error if the runtime cannot run at all.
+	if ! "$bin" --root "$root" run --bundle "$TMP/bundle" "bench-$$-warm" >/dev/null 2>"$TMP/err"; then
+		echo "| $name | $(version_of "$bin") | failed: $(head -c 200 "$TMP/err" | tr '\n|' ' /') | | | |"
+		return
+	fi
+	start=$(date +%s%N)
+	for ((i = 1; i <= N; i++)); do
+		"$bin" --root "$root" run --bundle "$TMP/bundle" "bench-$$-$i" >/dev/null 2>&1 || fail=$((fail + 1))
+	done
+	end=$(date +%s%N)
+	rss=$(/usr/bin/time -f %M "$bin" --root "$root" run --bundle "$TMP/bundle" "bench-$$-rss" 2>&1 >/dev/null | tail -1)
+	total=$(awk -v ns=$((end - start)) 'BEGIN { printf "%.2f", ns / 1e9 }')
+	ms=$(awk -v ns=$((end - start)) -v n="$N" 'BEGIN { printf "%.1f", ns / 1e6 / n }')
+	if command -v hyperfine >/dev/null; then
+		hyperfine -N --warmup 3 --runs "$N" --export-json "$TMP/hf.json" \
+			"$bin --root $root run --bundle $TMP/bundle bench-$$-hf" >/dev/null 2>&1 &&
+			hf=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%.1f ± %.1f (%.1f–%.1f)" % tuple(1000*r[k] for k in ("mean","stddev","min","max")))' "$TMP/hf.json")
+	fi
+	echo "| $name | $(version_of "$bin") | $total | $ms | $(awk -v k="$rss" 'BEGIN { printf "%.1f", k / 1024 }') | ${hf:--} |$([ $fail -eq 0 ] || echo " $fail runs FAILED")"
+}
+
+need_tools
+echo "# building the busybox bundle (tests/fixtures/cmd/mkbundle)" >&2
+# ociVersion 1.0.2: crun 1.8 rejects newer versions.
+(cd "$REPO" && go run ./tests/fixtures/cmd/mkbundle -oci-version 1.0.2 "$TMP/bundle" -- /bin/true)
+
+echo "# $(date -u '+%Y-%m-%d %H:%M UTC'); $(uname -sr); $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)); $(free -m | awk '/^Mem:/ {print $2}') MiB RAM"
+echo "# $N sequential 'run' of /bin/true per runtime"
+echo "| runtime | version | total s | ms/run | peak RSS MiB | hyperfine ms (mean ± σ, min–max) |"
+echo "|---|---|---|---|---|---|"
+for rt in "$@"; do
+	bin=$(resolve "$rt")
+	if [ ! -x "$bin" ]; then
+		echo "| $rt | not installed/built ($bin) | | | | |"
+		continue
+	fi
+	name=$(basename "$bin")
+	if [ "$name" = crun ]; then
+		mount_v1_for_crun
+		bench_one "$name" "$bin"
+		unmount_v1
+	else
+		bench_one "$name" "$bin"
+	fi
+done
