@@ -8,6 +8,7 @@
 package cgroups
 
 import (
+	"context"
 	"errors"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -72,28 +73,52 @@ const (
 // cgroup a caller asked to join) are never removed or written to by Destroy.
 type Manager interface {
 	// Apply creates the cgroup if needed and moves pid into it. pid -1 only
-	// creates the cgroup.
+	// creates the cgroup. Missing parents are created too; in v2 the
+	// controllers each parent offers are enabled in its
+	// cgroup.subtree_control from the root down. If Apply fails it removes
+	// the directories it created and leaves pid where it was.
 	Apply(pid int) error
 	// Set applies resources. A nil resources value is a no-op. Invalid values
-	// are reported with ErrInvalid before anything is written where possible.
+	// are reported with ErrInvalid, and resources whose controller the host
+	// lacks with ErrUnsupported, before anything is written; a value the
+	// kernel refuses is ErrInvalid too, but earlier writes of the same call
+	// stay. Zero values of optional integer fields mean "not set", as in
+	// runc (except pids.limit, where 0 is a limit).
 	Set(r *specs.LinuxResources) error
 	// Freeze freezes or thaws every process in the cgroup and waits until the
-	// kernel reports the new state (with a bounded wait).
+	// kernel reports the new state (with a bounded wait). If a freeze does
+	// not complete in time the cgroup is thawed again and an error returned,
+	// so a failed Freeze never leaves processes half frozen.
 	Freeze(state FreezerState) error
-	// FreezerState reports the current freezer state.
+	// FreezerState reports the current freezer state. A cgroup that is still
+	// freezing reports Thawed. Without a freezer (v1 freezer not mounted)
+	// it reports Thawed.
 	FreezerState() (FreezerState, error)
 	// Pids lists the processes in the cgroup and its descendants.
 	Pids() ([]int, error)
-	// Kill sends sig to every process in the cgroup (cgroup.kill on v2 for
-	// SIGKILL when available).
+	// Kill sends sig to every process in the cgroup and its descendants
+	// (cgroup.kill on v2 for SIGKILL when available). For SIGKILL on v1 the
+	// cgroup is frozen first so that no process can fork away, then thawed.
+	// Processes that exit meanwhile are not an error.
 	Kill(sig int) error
-	// Stats reads resource usage.
+	// Stats reads resource usage. Controllers that are not available are
+	// left zero; a missing cgroup is ErrNotExist.
 	Stats() (*Stats, error)
 	// OOMKillCount reports how many processes the kernel OOM-killed in the
-	// cgroup.
+	// cgroup (v1 memory.oom_control, v2 memory.events oom_kill).
 	OOMKillCount() (uint64, error)
-	// Destroy removes the cgroup and its sub-cgroups, retrying while the
-	// kernel still reports processes in them.
+	// OOMEvents watches the cgroup for out-of-memory events (v1: an eventfd
+	// registered on memory.oom_control; v2: inotify on memory.events, sending
+	// when oom_kill grows). The channel holds at most one pending event, so
+	// a burst of OOMs may arrive as one value. It is closed when ctx is done
+	// or the cgroup is removed.
+	OOMEvents(ctx context.Context) (<-chan struct{}, error)
+	// Destroy removes the cgroup and its sub-cgroups (deepest first),
+	// retrying rmdir for a bounded time while the kernel still reports
+	// processes in them. It kills nothing. Parent directories are never
+	// removed, even if Apply created them: the Manager keeps no record of
+	// what it created. Destroying a cgroup that does not exist is not an
+	// error.
 	Destroy() error
 	// Path returns the cgroup's path for a controller ("" for v2: the one
 	// unified path), relative to the hierarchy root, or "" if the controller
