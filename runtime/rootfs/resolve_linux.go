@@ -28,7 +28,7 @@ func openRoot(sys Syscalls, rootfs string) (*root, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open rootfs: %w", err)
 	}
-	real, err := sys.Readlink(procFd(fd))
+	real, err := sys.Readlinkat(unix.AT_FDCWD, procFd(fd))
 	if err != nil {
 		sys.Close(fd)
 		return nil, fmt.Errorf("resolve rootfs: %w", err)
@@ -56,7 +56,7 @@ func (r *root) open(p string, flags, resolve uint64) (int, error) {
 // symlink resolved, and fails if that is not inside the rootfs (which
 // RESOLVE_IN_ROOT should make impossible; this is a second lock).
 func (r *root) realPath(fd int) (string, error) {
-	host, err := r.sys.Readlink(procFd(fd))
+	host, err := r.sys.Readlinkat(unix.AT_FDCWD, procFd(fd))
 	if err != nil {
 		return "", err
 	}
@@ -80,30 +80,45 @@ func (r *root) reopen(p string, flags uint64) (int, error) {
 // mkdirAll makes sure directory p exists inside the rootfs, creating
 // missing components with mode, and returns an O_PATH handle on it. Each
 // component is resolved from the root handle, so a symlink anywhere on the
-// way is followed inside the rootfs only; a dangling symlink is an error.
+// way is followed inside the rootfs only; a dangling symlink gets its
+// target created, inside the rootfs, as mkdir -p through it would.
 func (r *root) mkdirAll(p string, mode uint32) (int, error) {
-	fd, err := r.open(p, unix.O_PATH|unix.O_DIRECTORY, 0)
-	if !errors.Is(err, unix.ENOENT) {
-		return fd, err
-	}
-	cur := "/"
-	for _, name := range strings.Split(rel(p), "/") {
-		next := path.Join(cur, name)
-		if err := r.mkdirIn(cur, next, name, mode); err != nil {
-			return -1, err
-		}
-		cur = next
+	if err := r.mkdirAllDepth(p, mode, 0); err != nil {
+		return -1, err
 	}
 	return r.open(p, unix.O_PATH|unix.O_DIRECTORY, 0)
 }
 
-// mkdirIn creates name in directory parent unless next (parent/name)
-// already resolves to a directory.
-func (r *root) mkdirIn(parent, next, name string, mode uint32) error {
+// maxSymlinks bounds the dangling symlinks followed by one mkdirAll, as
+// the kernel bounds symlinks in one lookup (MAXSYMLINKS).
+const maxSymlinks = 40
+
+func (r *root) mkdirAllDepth(p string, mode uint32, depth int) error {
+	fd, err := r.open(p, unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err == nil {
+		return r.sys.Close(fd)
+	}
+	if !errors.Is(err, unix.ENOENT) {
+		return err
+	}
+	cur := "/"
+	for _, name := range strings.Split(rel(p), "/") {
+		next := path.Join(cur, name)
+		if err := r.mkdirIn(cur, name, mode, depth); err != nil {
+			return fmt.Errorf("mkdir %s: %w", next, err)
+		}
+		cur = next
+	}
+	return nil
+}
+
+// mkdirIn creates name in directory parent unless parent/name already
+// resolves to a directory.
+func (r *root) mkdirIn(parent, name string, mode uint32, depth int) error {
+	next := path.Join(parent, name)
 	fd, err := r.open(next, unix.O_PATH|unix.O_DIRECTORY, 0)
 	if err == nil {
-		r.sys.Close(fd)
-		return nil
+		return r.sys.Close(fd)
 	}
 	if !errors.Is(err, unix.ENOENT) {
 		return err
@@ -113,10 +128,44 @@ func (r *root) mkdirIn(parent, next, name string, mode uint32) error {
 		return err
 	}
 	defer r.sys.Close(dir)
-	if err := r.sys.Mkdirat(dir, name, mode); err != nil && !errors.Is(err, unix.EEXIST) {
+	err = r.sys.Mkdirat(dir, name, mode)
+	if !errors.Is(err, unix.EEXIST) {
 		return err
 	}
-	return nil
+	// Something is there but does not resolve: a dangling symlink.
+	return r.mkdirThroughLink(dir, name, mode, depth)
+}
+
+// mkdirThroughLink creates the target of the dangling symlink dir/name.
+func (r *root) mkdirThroughLink(dir int, name string, mode uint32, depth int) error {
+	if depth >= maxSymlinks {
+		return fmt.Errorf("%s: too many levels of dangling symlinks: %w", name, unix.ELOOP)
+	}
+	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC, Resolve: unix.RESOLVE_BENEATH}
+	lfd, err := r.sys.Openat2(dir, name, how)
+	if err != nil {
+		return err
+	}
+	defer r.sys.Close(lfd)
+	var st unix.Stat_t
+	if err := r.sys.Fstat(lfd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		return unix.ENOTDIR
+	}
+	link, err := r.sys.Readlinkat(lfd, "")
+	if err != nil {
+		return err
+	}
+	if !path.IsAbs(link) {
+		base, err := r.realPath(dir)
+		if err != nil {
+			return err
+		}
+		link = path.Join(base, link)
+	}
+	return r.mkdirAllDepth(link, mode, depth+1)
 }
 
 // parent makes the parent directory of p exist and returns an O_PATH

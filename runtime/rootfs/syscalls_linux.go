@@ -39,9 +39,10 @@ type Syscalls interface {
 	Openat2(dirfd int, path string, how *unix.OpenHow) (int, error)
 	// Close is close(2).
 	Close(fd int) error
-	// Readlink is readlink(2); used on /proc/self/fd links to learn where
-	// a handle really points.
-	Readlink(path string) (string, error)
+	// Readlinkat is readlinkat(2). On a /proc/self/fd link it tells where
+	// a handle really points; with name "" it reads the symlink an O_PATH
+	// descriptor refers to.
+	Readlinkat(dirfd int, name string) (string, error)
 	// Mkdirat is mkdirat(2).
 	Mkdirat(dirfd int, name string, mode uint32) error
 	// Mknodat is mknodat(2).
@@ -129,9 +130,17 @@ func (kernel) Openat2(dirfd int, path string, how *unix.OpenHow) (int, error) {
 
 func (kernel) Close(fd int) error { return pathErr("close", fdPath(fd, ""), unix.Close(fd)) }
 
-func (kernel) Readlink(path string) (string, error) {
-	s, err := os.Readlink(path)
-	return s, err // already an *os.PathError
+func (kernel) Readlinkat(dirfd int, name string) (string, error) {
+	for size := 256; ; size *= 2 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(dirfd, name, buf)
+		if err != nil {
+			return "", pathErr("readlinkat", fdPath(dirfd, name), err)
+		}
+		if n < size {
+			return string(buf[:n]), nil
+		}
+	}
 }
 
 func (kernel) Mkdirat(dirfd int, name string, mode uint32) error {
