@@ -90,9 +90,9 @@ func newFake(t *testing.T) *fakeSys {
 	return f
 }
 
-func (f *fakeSys) dir(p string)          { f.nodes[p] = &fakeNode{mode: unix.S_IFDIR | 0o755} }
-func (f *fakeSys) file(p string)         { f.nodes[p] = &fakeNode{mode: unix.S_IFREG | 0o644} }
-func (f *fakeSys) symlink(p, to string)  { f.nodes[p] = &fakeNode{mode: unix.S_IFLNK | 0o777, link: to} }
+func (f *fakeSys) dir(p string)            { f.nodes[p] = &fakeNode{mode: unix.S_IFDIR | 0o755} }
+func (f *fakeSys) file(p string)           { f.nodes[p] = &fakeNode{mode: unix.S_IFREG | 0o644} }
+func (f *fakeSys) symlink(p, to string)    { f.nodes[p] = &fakeNode{mode: unix.S_IFLNK | 0o777, link: to} }
 func (f *fakeSys) node(p string) *fakeNode { return f.nodes[p] }
 func (f *fakeSys) dev(p string, major, minor uint32) {
 	f.nodes[p] = &fakeNode{mode: unix.S_IFCHR | 0o666, rdev: unix.Mkdev(major, minor)}
