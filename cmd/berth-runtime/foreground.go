@@ -1,0 +1,134 @@
+package main
+
+import (
+	"io"
+	"os"
+	"os/signal"
+
+	"berth.dev/runtime"
+	"golang.org/x/sys/unix"
+)
+
+// foreground runs the runtime as the parent of a container process the way
+// `runc run` and `runc exec` do without --detach: it forwards signals to the
+// process, reaps children, relays a terminal, and returns the process's
+// exit status.
+type foreground struct {
+	sigc chan os.Signal
+	// console is the pty master when the runtime itself holds the terminal.
+	console  *os.File
+	restore  func()
+	consoleR *os.File // the runtime's end of the console socket pair
+	consoleW *os.File // the end handed to the container
+}
+
+// newForeground starts catching signals; call it before the process is
+// created so that none is lost.
+func newForeground(terminal bool) (*foreground, error) {
+	f := &foreground{sigc: make(chan os.Signal, 128)}
+	signal.Notify(f.sigc)
+	// Orphans of a container without its own PID namespace are reparented
+	// here and reaped.
+	unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	if terminal {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return nil, err
+		}
+		f.consoleR = os.NewFile(uintptr(fds[0]), "console-r")
+		f.consoleW = os.NewFile(uintptr(fds[1]), "console-w")
+	}
+	return f, nil
+}
+
+// attachConsole receives the pty master the container sent and relays it
+// to the runtime's own stdio, with the local terminal in raw mode.
+func (f *foreground) attachConsole() error {
+	if f.consoleR == nil {
+		return nil
+	}
+	master, err := runtime.RecvFd(f.consoleR)
+	f.consoleR.Close()
+	if err != nil {
+		return err
+	}
+	f.console = master
+	if ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {
+		unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, ws)
+	}
+	if old, err := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS); err == nil {
+		raw := *old
+		makeRaw(&raw)
+		if unix.IoctlSetTermios(int(os.Stdin.Fd()), unix.TCSETS, &raw) == nil {
+			f.restore = func() { unix.IoctlSetTermios(int(os.Stdin.Fd()), unix.TCSETS, old) }
+		}
+	}
+	go io.Copy(master, os.Stdin)
+	go io.Copy(os.Stdout, master)
+	return nil
+}
+
+func makeRaw(t *unix.Termios) {
+	t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+	t.Oflag &^= unix.OPOST
+	t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	t.Cflag &^= unix.CSIZE | unix.PARENB
+	t.Cflag |= unix.CS8
+	t.Cc[unix.VMIN] = 1
+	t.Cc[unix.VTIME] = 0
+}
+
+// wait forwards signals to pid until it exits and returns its exit status
+// (128+n when a signal n ended it).
+func (f *foreground) wait(pid int) int {
+	defer f.close()
+	for {
+		if st, done := reap(pid); done {
+			return st
+		}
+		sig := <-f.sigc
+		switch sig {
+		case unix.SIGCHLD:
+		case unix.SIGWINCH:
+			if f.console != nil {
+				if ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {
+					unix.IoctlSetWinsize(int(f.console.Fd()), unix.TIOCSWINSZ, ws)
+				}
+			}
+		case unix.SIGURG:
+			// The Go runtime's own preemption signal.
+		default:
+			unix.Kill(pid, sig.(unix.Signal))
+		}
+	}
+}
+
+// reap collects every exited child; it reports pid's status once it has.
+func reap(pid int) (int, bool) {
+	for {
+		var ws unix.WaitStatus
+		p, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || p <= 0 {
+			return 0, false
+		}
+		if p == pid {
+			if ws.Signaled() {
+				return 128 + int(ws.Signal()), true
+			}
+			return ws.ExitStatus(), true
+		}
+	}
+}
+
+func (f *foreground) close() {
+	signal.Stop(f.sigc)
+	if f.restore != nil {
+		f.restore()
+	}
+	if f.console != nil {
+		f.console.Close()
+	}
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"errors"
+
+	"berth.dev/runtime"
+	"berth.dev/runtime/spec"
+)
+
+func runRun(g *globals, args []string) error {
+	fs := newFlags("run", "<container-id>")
+	var f createFlags
+	f.register(fs)
+	detach := fs.Bool("detach", false, "detach from the container's process")
+	fs.BoolVar(detach, "d", false, "detach from the container's process")
+	keep := fs.Bool("keep", false, "do not delete the container after it exits (only without --detach)")
+	pos, err := parseArgs(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	o := f.options(g, pos[0])
+	if *detach {
+		c, err := runtime.Create(o)
+		if err != nil {
+			return err
+		}
+		if err := c.Start(); err != nil {
+			c.Delete(true)
+			return err
+		}
+		return nil
+	}
+	s, err := spec.Load(f.bundle)
+	if err != nil {
+		return err
+	}
+	terminal := s.Process != nil && s.Process.Terminal && f.consoleSocket == ""
+	fg, err := newForeground(terminal)
+	if err != nil {
+		return err
+	}
+	if terminal {
+		o.ConsoleConn = fg.consoleW
+	}
+	c, err := runtime.Create(o)
+	if fg.consoleW != nil {
+		fg.consoleW.Close()
+	}
+	if err != nil {
+		fg.close()
+		return err
+	}
+	if err := fg.attachConsole(); err != nil {
+		fg.close()
+		c.Delete(true)
+		return err
+	}
+	if err := c.Start(); err != nil {
+		fg.close()
+		c.Delete(true)
+		return err
+	}
+	status := fg.wait(c.Pid())
+	if *keep {
+		return exitError(status)
+	}
+	if err := c.Delete(true); err != nil && !errors.Is(err, runtime.ErrNotExist) {
+		g.log.warnf("delete container: %v", err)
+	}
+	return exitError(status)
+}

@@ -1,0 +1,342 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"berth.dev/cgroups"
+	"berth.dev/runtime/spec"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// CreateOptions are the inputs of Create; they mirror `runc create`'s flags.
+type CreateOptions struct {
+	Root   string // state root, e.g. /run/berth-runtime
+	ID     string
+	Bundle string
+	// ConsoleSocket is the path of a unix socket that receives the pty
+	// master when process.terminal is set.
+	ConsoleSocket string
+	// ConsoleConn, when set, is used instead of ConsoleSocket (run uses it
+	// to receive the master itself).
+	ConsoleConn  *os.File
+	PidFile      string
+	NoPivot      bool
+	NoNewKeyring bool
+	// PreserveFDs descriptors after stdio (3, 4, ...) go to the container.
+	PreserveFDs int
+	// Stdio of the container's process; nil means the runtime's own.
+	Stdin, Stdout, Stderr *os.File
+}
+
+// Create makes a container from a bundle and leaves its init waiting to
+// exec the user program (state "created"). On any error, everything it made
+// (state directory, cgroup, processes) is removed again.
+func Create(o CreateOptions) (c *Container, err error) {
+	if err := ValidateID(o.ID); err != nil {
+		return nil, err
+	}
+	bundle, err := filepath.Abs(o.Bundle)
+	if err != nil {
+		return nil, err
+	}
+	s, err := spec.Load(bundle)
+	if err != nil {
+		return nil, err
+	}
+	if err := spec.Validate(s, true); err != nil {
+		return nil, err
+	}
+	if err := validateForRuntime(s); err != nil {
+		return nil, err
+	}
+	if s.Process.Terminal && o.ConsoleSocket == "" && o.ConsoleConn == nil {
+		return nil, fmt.Errorf("%w: process.terminal is set but no --console-socket was given", ErrInvalid)
+	}
+	if !s.Process.Terminal && (o.ConsoleSocket != "" || o.ConsoleConn != nil) {
+		return nil, fmt.Errorf("%w: --console-socket given but process.terminal is false", ErrInvalid)
+	}
+	if err := os.MkdirAll(o.Root, 0o711); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(o.Root, o.ID)
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("%w: %s", ErrExist, o.ID)
+		}
+		return nil, err
+	}
+	c = &Container{root: o.Root, dir: dir, s: &saved{
+		ID:          o.ID,
+		Bundle:      bundle,
+		Rootfs:      s.Root.Path,
+		Created:     time.Now().UTC(),
+		CgroupPath:  cgroupPath(s, o.ID),
+		Annotations: s.Annotations,
+		Spec:        s,
+	}}
+	var init *initProcess
+	var cg cgroups.Manager
+	defer func() {
+		if err == nil {
+			return
+		}
+		if init != nil {
+			init.kill()
+			init.sock.Close()
+		}
+		if cg != nil {
+			cg.Destroy()
+		}
+		os.RemoveAll(dir)
+		c = nil
+	}()
+	cg, err = cgroups.New(c.s.CgroupPath)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", c.s.CgroupPath, err)
+	}
+	init, err = c.startInit(s, cg, &o)
+	if err != nil {
+		return nil, err
+	}
+	defer init.sock.Close()
+	st, err := readProcStat(init.pid)
+	if err != nil {
+		return nil, fmt.Errorf("container init exited early: %w", err)
+	}
+	c.s.Pid = init.pid
+	c.s.StartTime = st.StartTime
+	if err := c.s.save(dir); err != nil {
+		return nil, err
+	}
+	if o.PidFile != "" {
+		if err := writeFileAtomic(o.PidFile, []byte(strconv.Itoa(init.pid)), 0o644); err != nil {
+			return nil, fmt.Errorf("write pid file: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// startInit starts the container's init and drives it to "created".
+func (c *Container) startInit(s *specs.Spec, cg cgroups.Manager, o *CreateOptions) (*initProcess, error) {
+	if err := cg.Apply(-1); err != nil {
+		return nil, fmt.Errorf("create cgroup: %w", err)
+	}
+	if err := cg.Set(cgroupResources(s)); err != nil {
+		return nil, fmt.Errorf("apply resources: %w", err)
+	}
+	fifo := filepath.Join(c.dir, fifoName)
+	if err := unix.Mkfifo(fifo, 0o622); err != nil {
+		return nil, &os.PathError{Op: "mkfifo", Path: fifo, Err: err}
+	}
+	// O_PATH: the init reopens it for writing through /proc/self/fd once it
+	// is inside the container, which blocks until start opens it to read.
+	fifoFile, err := os.OpenFile(fifo, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer fifoFile.Close()
+
+	files, err := preservedFiles(o.PreserveFDs)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &initConfig{
+		Mode:            modeCreate,
+		ID:              c.s.ID,
+		Bundle:          c.s.Bundle,
+		Spec:            s,
+		Process:         s.Process,
+		NoPivot:         o.NoPivot,
+		NoNewKeyring:    o.NoNewKeyring,
+		FifoFD:          3 + len(files),
+		ConsoleSocketFD: -1,
+		PreserveFDs:     o.PreserveFDs,
+	}
+	files = append(files, fifoFile)
+	if s.Process.Terminal {
+		console, err := consoleSocket(o)
+		if err != nil {
+			return nil, err
+		}
+		defer console.Close()
+		cfg.ConsoleSocketFD = 3 + len(files)
+		files = append(files, console)
+	}
+	cfg.SeccompAgentFD = -1
+	agent, err := dialSeccompAgent(s)
+	if err != nil {
+		return nil, err
+	}
+	if agent != nil {
+		defer agent.Close()
+		cfg.SeccompAgentFD = 3 + len(files)
+		files = append(files, agent)
+	}
+	boot := bootstrapFor(s)
+	cfg.UserNS = hasNamespace(s, specs.UserNamespace)
+	cfg.NewCgroupNS = boot.cloneFlags&unix.CLONE_NEWCGROUP != 0
+	init, err := spawn(&spawnConfig{
+		boot:   boot,
+		cgroup: cg,
+		files:  files,
+		stdin:  orStdio(o.Stdin, os.Stdin),
+		stdout: orStdio(o.Stdout, os.Stdout),
+		stderr: orStdio(o.Stderr, os.Stderr),
+	})
+	if err != nil {
+		return nil, err
+	}
+	cfg.Pid = init.pid
+	if err := driveInit(init, cfg, c); err != nil {
+		return init, err
+	}
+	return init, nil
+}
+
+// driveInit sends the init its config and answers its requests until it is
+// ready (create) or has exec'd (exec).
+func driveInit(init *initProcess, cfg *initConfig, c *Container) error {
+	if err := init.send(cfg); err != nil {
+		return fmt.Errorf("send config to init: %w", err)
+	}
+	for {
+		m, err := init.recv()
+		if err == io.EOF && cfg.Mode == modeExec {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("container init exited without reporting: %w", err)
+		}
+		switch m.Type {
+		case msgReady:
+			return nil
+		case msgError:
+			return errors.New(m.Error)
+		case msgHooks:
+			h := hooksOf(cfg.Spec)
+			st := c.ociState(Creating, init.pid)
+			err := runHooks("prestart", h.Prestart, st) //nolint:staticcheck // legacy hooks still run
+			if err == nil {
+				err = runHooks("createRuntime", h.CreateRuntime, st)
+			}
+			if err != nil {
+				init.send(message{Type: msgError, Error: err.Error()})
+				return err
+			}
+			if err := init.send(message{Type: msgOK}); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("container init: unexpected message %q", m.Type)
+		}
+	}
+}
+
+func bootstrapFor(s *specs.Spec) bootstrap {
+	var b bootstrap
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Path != "" {
+			b.joins = append(b.joins, nsJoin{typ: ns.Type, path: ns.Path})
+			continue
+		}
+		b.cloneFlags |= nsFlags[ns.Type]
+	}
+	b.timeOffsets = s.Linux.TimeOffsets
+	b.uidMappings = s.Linux.UIDMappings
+	b.gidMappings = s.Linux.GIDMappings
+	return b
+}
+
+func hasNamespace(s *specs.Spec, t specs.LinuxNamespaceType) bool {
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type == t {
+			return true
+		}
+	}
+	return false
+}
+
+// validateForRuntime checks what spec.Validate leaves to the runtime: the
+// parts that depend on this runtime's abilities.
+func validateForRuntime(s *specs.Spec) error {
+	if !hasNamespace(s, specs.MountNamespace) {
+		return fmt.Errorf("%w: linux.namespaces: a mount namespace is required", ErrInvalid)
+	}
+	if s.Process.SelinuxLabel != "" && !selinuxEnabled() {
+		return fmt.Errorf("%w: process.selinuxLabel is set but SELinux is not enabled on this host", ErrInvalid)
+	}
+	if s.Process.ApparmorProfile != "" && !apparmorEnabled() {
+		return fmt.Errorf("%w: process.apparmorProfile is set but AppArmor is not enabled on this host", ErrInvalid)
+	}
+	if s.Linux.MountLabel != "" && !selinuxEnabled() {
+		return fmt.Errorf("%w: linux.mountLabel is set but SELinux is not enabled on this host", ErrInvalid)
+	}
+	return nil
+}
+
+func selinuxEnabled() bool {
+	_, err := os.Stat("/sys/fs/selinux/enforce")
+	return err == nil
+}
+
+func apparmorEnabled() bool {
+	data, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
+	return err == nil && len(data) > 0 && data[0] == 'Y'
+}
+
+// cgroupPath is the spec's cgroupsPath, or /<id> when it has none.
+func cgroupPath(s *specs.Spec, id string) string {
+	if s.Linux != nil && s.Linux.CgroupsPath != "" {
+		return s.Linux.CgroupsPath
+	}
+	return "/" + id
+}
+
+// preservedFiles returns the n descriptors after stdio that go to the
+// container, and marks every other inherited descriptor close-on-exec so
+// that nothing the runtime's caller leaked reaches the init (CVE-2024-21626).
+func preservedFiles(n int) ([]*os.File, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("%w: --preserve-fds must not be negative", ErrInvalid)
+	}
+	if err := unix.CloseRange(uint(3+n), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("close_range: %w", err)
+	}
+	var files []*os.File
+	for i := 0; i < n; i++ {
+		fd := 3 + i
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			return nil, fmt.Errorf("%w: --preserve-fds=%d but descriptor %d is not open", ErrInvalid, n, fd)
+		}
+		files = append(files, os.NewFile(uintptr(fd), "preserved-"+strconv.Itoa(fd)))
+	}
+	return files, nil
+}
+
+// consoleSocket connects to the --console-socket path.
+func consoleSocket(o *CreateOptions) (*os.File, error) {
+	if o.ConsoleConn != nil {
+		return o.ConsoleConn, nil
+	}
+	conn, err := net.Dial("unix", o.ConsoleSocket)
+	if err != nil {
+		return nil, fmt.Errorf("connect to console socket: %w", err)
+	}
+	defer conn.Close()
+	return conn.(*net.UnixConn).File()
+}
+
+func orStdio(f, def *os.File) *os.File {
+	if f != nil {
+		return f
+	}
+	return def
+}

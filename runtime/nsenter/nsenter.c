@@ -1,0 +1,272 @@
+// Stage 0 of berth's container init: joins and creates namespaces while the
+// process is still single-threaded, before the Go runtime starts.
+//
+// The kernel refuses setns(2) into a user or mount namespace from a
+// multi-threaded process, and a new PID or time namespace only applies to
+// children created afterwards. The Go runtime starts threads before main, so
+// both jobs must happen here, in a constructor that runs before it.
+//
+// The constructor does nothing unless _BERTH_INITPIPE names a file descriptor.
+// Over that socket the runtime sends a bootstrap message of text lines:
+//
+//	join <type> <path>        join the namespace at path (user first)
+//	clone <flags>             namespaces to create (CLONE_NEW* bits, decimal)
+//	timens <clock> <s> <ns>   an offset for the new time namespace
+//	end
+//
+// The order of work is the one the kernel requires: join the user namespace
+// (or create one and wait while the runtime writes its id maps), join the
+// other namespaces, unshare the new ones, write the time offsets, then fork
+// with CLONE_PARENT so the child, which is pid 1 of a new PID namespace and
+// lives in the new time namespace, becomes the runtime's own child. The child
+// reports "pid <n>" to the runtime and returns into Go; this process exits.
+// Any failure is reported as "error <text>" and ends the process.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <grp.h>
+#include <unistd.h>
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+#ifndef CLONE_NEWCGROUP
+#define CLONE_NEWCGROUP 0x02000000
+#endif
+
+#define MAX_JOIN 8
+#define MAX_LINE 4096
+
+static int sync_fd = -1;
+
+static void report(const char *fmt, ...)
+{
+	char buf[MAX_LINE];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (n > (int)sizeof(buf) - 2)
+		n = sizeof(buf) - 2;
+	buf[n++] = '\n';
+	for (int off = 0; off < n;) {
+		ssize_t w = write(sync_fd, buf + off, n - off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		off += w;
+	}
+}
+
+static void die(const char *what, const char *arg)
+{
+	int err = errno;
+	report("error nsenter: %s %s: %s", what, arg ? arg : "", strerror(err));
+	_exit(1);
+}
+
+// read_line reads one line byte by byte: the socket carries more than the
+// bootstrap message, and what follows belongs to the Go side.
+static int read_line(char *buf, size_t size)
+{
+	size_t n = 0;
+	while (n + 1 < size) {
+		char c;
+		ssize_t r = read(sync_fd, &c, 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		if (c == '\n')
+			break;
+		buf[n++] = c;
+	}
+	buf[n] = '\0';
+	return 0;
+}
+
+struct join {
+	char type[16];
+	char path[MAX_LINE];
+	int fd;
+};
+
+static int ns_flag(const char *type)
+{
+	static const struct {
+		const char *name;
+		int flag;
+	} table[] = {
+		{ "user", CLONE_NEWUSER }, { "mount", CLONE_NEWNS },
+		{ "pid", CLONE_NEWPID },   { "network", CLONE_NEWNET },
+		{ "ipc", CLONE_NEWIPC },   { "uts", CLONE_NEWUTS },
+		{ "cgroup", CLONE_NEWCGROUP }, { "time", CLONE_NEWTIME },
+	};
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+		if (strcmp(table[i].name, type) == 0)
+			return table[i].flag;
+	return 0;
+}
+
+static void become_root(void)
+{
+	// Inside a fresh user namespace the process keeps its old kernel ids;
+	// switch to the namespace's root so later steps act as its owner.
+	if (setresgid(0, 0, 0) < 0)
+		die("setresgid", "0");
+	if (setresuid(0, 0, 0) < 0)
+		die("setresuid", "0");
+	// setgroups may be denied in the namespace (setgroups=deny); the Go
+	// side sets the final groups anyway.
+	setgroups(0, NULL);
+}
+
+static void wait_ack(char want)
+{
+	char c;
+	ssize_t r;
+	do {
+		r = read(sync_fd, &c, 1);
+	} while (r < 0 && errno == EINTR);
+	if (r != 1 || c != want) {
+		errno = EPROTO;
+		die("wait for runtime", NULL);
+	}
+}
+
+static pid_t fork_parent(void)
+{
+	// CLONE_PARENT makes the child a child of the runtime, which waits for
+	// it; the init of a PID namespace may not use it, then plain fork.
+	pid_t pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+	if (pid < 0 && errno == EINVAL)
+		pid = fork();
+	return pid;
+}
+
+void berth_nsenter(void)
+{
+	const char *env = getenv("_BERTH_INITPIPE");
+	struct join joins[MAX_JOIN];
+	int njoin = 0, clone_flags = 0, joined_user = 0;
+	char timens[MAX_LINE] = "";
+	char line[MAX_LINE];
+
+	if (env == NULL || *env == '\0')
+		return;
+	sync_fd = atoi(env);
+	if (sync_fd <= 2)
+		_exit(1);
+	// Not dumpable: processes already in the container cannot open this
+	// one's /proc files (its descriptors, its memory) while it sets up.
+	// execve of the user program makes it dumpable again.
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		die("prctl", "PR_SET_DUMPABLE");
+
+	for (;;) {
+		if (read_line(line, sizeof(line)) < 0) {
+			errno = EPIPE;
+			die("read bootstrap", NULL);
+		}
+		if (strcmp(line, "end") == 0)
+			break;
+		if (strncmp(line, "join ", 5) == 0) {
+			struct join *j = &joins[njoin];
+			char *sp = strchr(line + 5, ' ');
+			if (njoin == MAX_JOIN || sp == NULL || sp - (line + 5) >= (long)sizeof(j->type)) {
+				errno = EINVAL;
+				die("bootstrap line", line);
+			}
+			memcpy(j->type, line + 5, sp - (line + 5));
+			j->type[sp - (line + 5)] = '\0';
+			snprintf(j->path, sizeof(j->path), "%s", sp + 1);
+			njoin++;
+		} else if (strncmp(line, "clone ", 6) == 0) {
+			clone_flags = atoi(line + 6);
+		} else if (strncmp(line, "timens ", 7) == 0) {
+			size_t len = strlen(timens);
+			snprintf(timens + len, sizeof(timens) - len, "%s\n", line + 7);
+		} else {
+			errno = EINVAL;
+			die("bootstrap line", line);
+		}
+	}
+
+	// Open every path first: after joining a mount namespace the host's
+	// paths are gone.
+	for (int i = 0; i < njoin; i++) {
+		joins[i].fd = open(joins[i].path, O_RDONLY | O_CLOEXEC);
+		if (joins[i].fd < 0)
+			die("open namespace", joins[i].path);
+	}
+	for (int i = 0; i < njoin; i++) {
+		if (strcmp(joins[i].type, "user") != 0)
+			continue;
+		if (setns(joins[i].fd, CLONE_NEWUSER) < 0)
+			die("setns user", joins[i].path);
+		joined_user = 1;
+		become_root();
+	}
+	if (clone_flags & CLONE_NEWUSER) {
+		if (unshare(CLONE_NEWUSER) < 0)
+			die("unshare", "user namespace");
+		// The runtime writes uid_map and gid_map from outside, where it
+		// holds the privilege to map any range.
+		report("usermap");
+		wait_ack('u');
+		become_root();
+	}
+	(void)joined_user;
+	for (int i = 0; i < njoin; i++) {
+		int flag = ns_flag(joins[i].type);
+		if (flag == CLONE_NEWUSER)
+			continue;
+		if (flag == 0) {
+			errno = EINVAL;
+			die("unknown namespace type", joins[i].type);
+		}
+		if (setns(joins[i].fd, flag) < 0)
+			die("setns", joins[i].path);
+		close(joins[i].fd);
+	}
+	if (clone_flags & ~CLONE_NEWUSER) {
+		if (unshare(clone_flags & ~CLONE_NEWUSER) < 0)
+			die("unshare", "namespaces");
+	}
+	if (timens[0] != '\0') {
+		int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			die("open", "/proc/self/timens_offsets");
+		// One write per offset line: the kernel parses one write at a time.
+		for (char *p = timens, *nl; (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
+			if (write(fd, p, nl - p + 1) < 0)
+				die("write timens_offsets", p);
+		}
+		close(fd);
+	}
+
+	pid_t child = fork_parent();
+	if (child < 0)
+		die("fork", "init");
+	if (child > 0) {
+		report("pid %d", child);
+		_exit(0);
+	}
+	// The child returns into the Go runtime, which continues the setup.
+}

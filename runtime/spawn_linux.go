@@ -1,0 +1,241 @@
+package runtime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+
+	"berth.dev/cgroups"
+	"berth.dev/runtime/nsenter"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// nsFlags maps the runtime specification's namespace types to clone flags.
+var nsFlags = map[specs.LinuxNamespaceType]uintptr{
+	specs.UserNamespace:    unix.CLONE_NEWUSER,
+	specs.MountNamespace:   unix.CLONE_NEWNS,
+	specs.PIDNamespace:     unix.CLONE_NEWPID,
+	specs.NetworkNamespace: unix.CLONE_NEWNET,
+	specs.IPCNamespace:     unix.CLONE_NEWIPC,
+	specs.UTSNamespace:     unix.CLONE_NEWUTS,
+	specs.CgroupNamespace:  unix.CLONE_NEWCGROUP,
+	specs.TimeNamespace:    unix.CLONE_NEWTIME,
+}
+
+// nsJoin is a namespace to enter by path.
+type nsJoin struct {
+	typ  specs.LinuxNamespaceType
+	path string
+}
+
+// bootstrap is what stage 0 needs: which namespaces to join and to create.
+type bootstrap struct {
+	joins       []nsJoin
+	cloneFlags  uintptr
+	timeOffsets map[string]specs.LinuxTimeOffset
+	uidMappings []specs.LinuxIDMapping
+	gidMappings []specs.LinuxIDMapping
+}
+
+func (b *bootstrap) encode() string {
+	var sb strings.Builder
+	// The user namespace is joined first: it decides what may be joined
+	// after it. nsenter.c relies on nothing else about the order.
+	for _, j := range b.joins {
+		if j.typ == specs.UserNamespace {
+			fmt.Fprintf(&sb, "join %s %s\n", j.typ, j.path)
+		}
+	}
+	for _, j := range b.joins {
+		if j.typ != specs.UserNamespace {
+			fmt.Fprintf(&sb, "join %s %s\n", j.typ, j.path)
+		}
+	}
+	if b.cloneFlags != 0 {
+		fmt.Fprintf(&sb, "clone %d\n", b.cloneFlags)
+	}
+	for clock, off := range b.timeOffsets {
+		fmt.Fprintf(&sb, "timens %s %d %d\n", clock, off.Secs, off.Nanosecs)
+	}
+	sb.WriteString("end\n")
+	return sb.String()
+}
+
+// initProcess is the runtime's side of a container init (or exec'd process)
+// that has passed stage 0.
+type initProcess struct {
+	pid  int
+	sock *os.File
+	enc  *json.Encoder
+	dec  *json.Decoder
+}
+
+type spawnConfig struct {
+	boot   bootstrap
+	cgroup cgroups.Manager
+	// files are passed to the init as descriptors 3, 4, ... in order.
+	files                  []*os.File
+	stdin, stdout, stderr *os.File
+}
+
+// spawn starts the init from a sealed copy of this binary, puts it in its
+// cgroup, and runs stage 0's bootstrap. It returns once the final process
+// (the child stage 0 forks) exists; on error nothing is left running.
+func spawn(c *spawnConfig) (*initProcess, error) {
+	exe, err := sealedExe()
+	if err != nil {
+		return nil, err
+	}
+	defer exe.Close()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socketpair: %w", err)
+	}
+	parent := os.NewFile(uintptr(fds[0]), "init-sock-parent")
+	child := os.NewFile(uintptr(fds[1]), "init-sock-child")
+	defer child.Close()
+
+	files := append(append([]*os.File(nil), c.files...), child)
+	sockFD := 3 + len(files) - 1
+	cmd := &exec.Cmd{
+		Path:       "/proc/self/fd/" + strconv.Itoa(int(exe.Fd())),
+		Args:       []string{"berth-runtime", "init"},
+		Env:        []string{nsenter.Env + "=" + strconv.Itoa(sockFD)},
+		Stdin:      c.stdin,
+		Stdout:     c.stdout,
+		Stderr:     c.stderr,
+		ExtraFiles: files,
+	}
+	if err := cmd.Start(); err != nil {
+		parent.Close()
+		return nil, fmt.Errorf("start container init: %w", err)
+	}
+	child.Close()
+	p, err := runBootstrap(cmd, parent, c)
+	// Stage 0 exits once it has forked; reap it.
+	if werr := cmd.Wait(); err == nil && werr != nil {
+		err = fmt.Errorf("container init stage 0: %w", werr)
+	}
+	if err != nil {
+		parent.Close()
+		if p != nil {
+			p.kill()
+		}
+		return nil, err
+	}
+	return p, nil
+}
+
+func runBootstrap(cmd *exec.Cmd, sock *os.File, c *spawnConfig) (*initProcess, error) {
+	stage0 := cmd.Process.Pid
+	if c.cgroup != nil {
+		if err := c.cgroup.Apply(stage0); err != nil {
+			cmd.Process.Kill()
+			return nil, fmt.Errorf("join cgroup: %w", err)
+		}
+	}
+	if _, err := sock.WriteString(c.boot.encode()); err != nil {
+		cmd.Process.Kill()
+		return nil, fmt.Errorf("send bootstrap: %w", err)
+	}
+	for {
+		line, err := readLine(sock)
+		if err != nil {
+			cmd.Process.Kill()
+			return nil, fmt.Errorf("container init stage 0 exited without reporting: %w", err)
+		}
+		switch {
+		case line == "usermap":
+			if err := writeIDMaps(stage0, c.boot.uidMappings, c.boot.gidMappings); err != nil {
+				cmd.Process.Kill()
+				return nil, err
+			}
+			if _, err := sock.Write([]byte{'u'}); err != nil {
+				cmd.Process.Kill()
+				return nil, err
+			}
+		case strings.HasPrefix(line, "pid "):
+			pid, err := strconv.Atoi(line[4:])
+			if err != nil || pid <= 0 {
+				cmd.Process.Kill()
+				return nil, fmt.Errorf("container init stage 0: bad report %q", line)
+			}
+			return &initProcess{pid: pid, sock: sock, enc: json.NewEncoder(sock), dec: json.NewDecoder(sock)}, nil
+		case strings.HasPrefix(line, "error "):
+			return nil, errors.New(line[6:])
+		default:
+			cmd.Process.Kill()
+			return nil, fmt.Errorf("container init stage 0: unexpected report %q", line)
+		}
+	}
+}
+
+// readLine reads up to a newline one byte at a time, so that nothing meant
+// for the JSON decoder that follows is consumed.
+func readLine(f *os.File) (string, error) {
+	var b []byte
+	one := make([]byte, 1)
+	for {
+		n, err := f.Read(one)
+		if n == 1 {
+			if one[0] == '\n' {
+				return string(b), nil
+			}
+			b = append(b, one[0])
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+}
+
+func writeIDMaps(pid int, uids, gids []specs.LinuxIDMapping) error {
+	write := func(file string, m []specs.LinuxIDMapping) error {
+		var sb strings.Builder
+		for _, e := range m {
+			fmt.Fprintf(&sb, "%d %d %d\n", e.ContainerID, e.HostID, e.Size)
+		}
+		path := "/proc/" + strconv.Itoa(pid) + "/" + file
+		if err := os.WriteFile(path, []byte(sb.String()), 0); err != nil {
+			return fmt.Errorf("write %s: %w", file, err)
+		}
+		return nil
+	}
+	if err := write("uid_map", uids); err != nil {
+		return err
+	}
+	return write("gid_map", gids)
+}
+
+// send writes one message or config to the init.
+func (p *initProcess) send(v any) error {
+	return p.enc.Encode(v)
+}
+
+// recv reads the next message from the init.
+func (p *initProcess) recv() (message, error) {
+	var m message
+	if err := p.dec.Decode(&m); err != nil {
+		return m, err
+	}
+	return m, nil
+}
+
+// kill ends the init and reaps it; it is the runtime's child (stage 0 forked
+// it with CLONE_PARENT), so the wait cannot hang on an unrelated process.
+func (p *initProcess) kill() {
+	unix.Kill(p.pid, unix.SIGKILL)
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(p.pid, &ws, 0, nil)
+		if err != unix.EINTR {
+			return
+		}
+	}
+}

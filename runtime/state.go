@@ -1,0 +1,140 @@
+package runtime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Errors callers can test for with errors.Is.
+var (
+	ErrNotExist = errors.New("container does not exist")
+	ErrExist    = errors.New("container with given ID already exists")
+	ErrInvalid  = errors.New("invalid argument")
+	// ErrState: the container is in a state the operation does not allow.
+	ErrState = errors.New("invalid container state")
+)
+
+// Status is a container's state as the runtime specification names it, plus
+// "paused".
+type Status string
+
+const (
+	Creating Status = "creating"
+	Created  Status = "created"
+	Running  Status = "running"
+	Paused   Status = "paused"
+	Stopped  Status = "stopped"
+)
+
+const (
+	stateFile = "state.json"
+	fifoName  = "exec.fifo"
+)
+
+var idPattern = regexp.MustCompile(`^[\w+\-.]+$`)
+
+// ValidateID rejects ids that could escape the state root or confuse tools.
+func ValidateID(id string) error {
+	if id == "" || id == "." || id == ".." || !idPattern.MatchString(id) {
+		return fmt.Errorf("%w: invalid container id %q: it must match %s", ErrInvalid, id, idPattern)
+	}
+	return nil
+}
+
+// saved is what state.json holds: enough to rebuild a Container in a later
+// runtime process.
+type saved struct {
+	ID      string `json:"id"`
+	Bundle  string `json:"bundle"`
+	Rootfs  string `json:"rootfs"`
+	Pid     int    `json:"pid"`
+	// StartTime is field 22 of /proc/<pid>/stat: it tells a live init from
+	// an unrelated process that reused its pid.
+	StartTime   uint64            `json:"start_time"`
+	Created     time.Time         `json:"created"`
+	CgroupPath  string            `json:"cgroup_path"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// Spec is the bundle's config as it was at create: later commands run
+	// its hooks and join its namespaces even if the bundle changes.
+	Spec *specs.Spec `json:"config"`
+	// Paused records a pause so that a frozen container reads as paused
+	// even where the freezer state cannot be read back cheaply.
+	Paused bool `json:"paused,omitempty"`
+}
+
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func (s *saved) save(dir string) error {
+	data, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, stateFile), data, 0o600)
+}
+
+func loadSaved(dir string) (*saved, error) {
+	data, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		return nil, err
+	}
+	var s saved
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("read %s: %w", filepath.Join(dir, stateFile), err)
+	}
+	return &s, nil
+}
+
+// State is what `state` prints: the runtime specification's state plus the
+// fields runc adds, so tools written for runc can read it.
+type State struct {
+	OCIVersion  string            `json:"ociVersion"`
+	ID          string            `json:"id"`
+	Pid         int               `json:"pid"`
+	Status      Status            `json:"status"`
+	Bundle      string            `json:"bundle"`
+	Rootfs      string            `json:"rootfs"`
+	Created     time.Time         `json:"created"`
+	Owner       string            `json:"owner"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// OCI returns the state in the form hooks receive on stdin.
+func (s *State) OCI() *specs.State {
+	return &specs.State{
+		Version:     specs.Version,
+		ID:          s.ID,
+		Status:      specs.ContainerState(s.Status),
+		Pid:         s.Pid,
+		Bundle:      s.Bundle,
+		Annotations: s.Annotations,
+	}
+}

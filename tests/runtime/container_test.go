@@ -1,0 +1,228 @@
+package runtime_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"berth.dev/internal/testutil"
+	"berth.dev/tests/fixtures"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// runOut runs a bundle in the foreground and returns what it printed.
+func (r *rt) runOut(b string) string {
+	r.t.Helper()
+	return r.ok("run", "--bundle", b, testutil.UniqueName(r.t))
+}
+
+func hostNS(t *testing.T, name string) string {
+	t.Helper()
+	l, err := os.Readlink("/proc/self/ns/" + name)
+	if err != nil {
+		t.Skipf("namespace %s: %v", name, err)
+	}
+	return l
+}
+
+func TestEveryNamespaceIsNew(t *testing.T) {
+	r := newRT(t)
+	names := []string{"mnt", "pid", "net", "ipc", "uts", "user", "cgroup", "time"}
+	b := fixtures.Bundle(t, args("sh", "-c", "for n in "+strings.Join(names, " ")+"; do readlink /proc/self/ns/$n; done"), func(s *specs.Spec) {
+		s.Linux.Namespaces = append(s.Linux.Namespaces,
+			specs.LinuxNamespace{Type: specs.UserNamespace},
+			specs.LinuxNamespace{Type: specs.TimeNamespace},
+		)
+		s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+		s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+		s.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"monotonic": {Secs: 86400}}
+		// A user namespace cannot mount sysfs without its own network
+		// namespace ownership; the default spec has both.
+	})
+	got := strings.Fields(r.runOut(b))
+	if len(got) != len(names) {
+		t.Fatalf("got %d namespaces: %v", len(got), got)
+	}
+	for i, n := range names {
+		if got[i] == hostNS(t, n) {
+			t.Errorf("%s namespace is the host's (%s)", n, got[i])
+		}
+	}
+}
+
+func TestInsideView(t *testing.T) {
+	r := newRT(t)
+	b := fixtures.Bundle(t, args("sh", "-c", `echo pid=$$; hostname; ip -o link | cut -d: -f2; id -u`), func(s *specs.Spec) {
+		s.Hostname = "berth-host"
+	})
+	out := r.runOut(b)
+	for _, want := range []string{"pid=1\n", "berth-host\n", " lo\n", "0\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, "\n") != 4 {
+		t.Errorf("more than the loopback link in a new network namespace:\n%s", out)
+	}
+}
+
+func TestJoinNamespaceByPath(t *testing.T) {
+	r := newRT(t)
+	id := testutil.UniqueName(t)
+	r.ok("run", "-d", "--bundle", fixtures.Bundle(t, args("sleep", "1000")), id)
+	pid := r.state(id).Pid
+	netns := fmt.Sprintf("/proc/%d/ns/net", pid)
+	want, _ := os.Readlink(netns)
+	b := fixtures.Bundle(t, args("readlink", "/proc/self/ns/net"), func(s *specs.Spec) {
+		for i, ns := range s.Linux.Namespaces {
+			if ns.Type == specs.NetworkNamespace {
+				s.Linux.Namespaces[i].Path = netns
+			}
+		}
+	})
+	if got := strings.TrimSpace(r.runOut(b)); got != want {
+		t.Errorf("joined network namespace %q, want %q", got, want)
+	}
+}
+
+func TestMountsAndMaskedPaths(t *testing.T) {
+	r := newRT(t)
+	b := fixtures.Bundle(t, args("sh", "-c", `
+		cat /proc/kcore | wc -c
+		ls /proc/acpi | wc -l
+		echo x > /proc/sys/kernel/domainname 2>/dev/null && echo sys-writable || echo sys-readonly
+		grep -c ' /dev/pts ' /proc/self/mounts
+		grep -c ' /dev/shm ' /proc/self/mounts
+		touch /rootfs-write && echo root-writable || echo root-readonly
+		ls -l /dev/null | cut -c1`), func(s *specs.Spec) { s.Root.Readonly = true })
+	got := strings.Fields(r.runOut(b))
+	want := []string{"0", "0", "sys-readonly", "1", "1", "root-readonly", "c"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+func TestCapabilities(t *testing.T) {
+	r := newRT(t)
+	b := fixtures.Bundle(t, args("grep", "^Cap", "/proc/self/status"), func(s *specs.Spec) {
+		c := []string{"CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"}
+		s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: c, Effective: c, Permitted: c}
+	})
+	// CAP_CHOWN=0, CAP_KILL=5, CAP_NET_BIND_SERVICE=10.
+	const mask = "0000000000000421"
+	out := r.runOut(b)
+	for _, line := range []string{"CapInh:\t0000000000000000", "CapPrm:\t" + mask, "CapEff:\t" + mask, "CapBnd:\t" + mask, "CapAmb:\t0000000000000000"} {
+		if !strings.Contains(out, line) {
+			t.Errorf("missing %q in\n%s", line, out)
+		}
+	}
+}
+
+func TestUserAndGroups(t *testing.T) {
+	r := newRT(t)
+	b := fixtures.Bundle(t, args("sh", "-c", "id -u; id -g; id -G; umask"), func(s *specs.Spec) {
+		mask := uint32(0o027)
+		s.Process.User = specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{10, 20}, Umask: &mask}
+	})
+	if got := strings.Fields(r.runOut(b)); strings.Join(got, " ") != "1000 1000 1000 10 20 0027" {
+		t.Errorf("got %v", got)
+	}
+}
+
+func TestRlimits(t *testing.T) {
+	r := newRT(t)
+	b := fixtures.Bundle(t, args("sh", "-c", "ulimit -n; ulimit -Hn"), func(s *specs.Spec) {
+		s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 123, Hard: 456}}
+	})
+	if got := strings.Fields(r.runOut(b)); strings.Join(got, " ") != "123 456" {
+		t.Errorf("got %v", got)
+	}
+}
+
+func TestSeccompBlocksSyscallWithErrno(t *testing.T) {
+	r := newRT(t)
+	errno := uint(1) // EPERM
+	b := fixtures.Bundle(t, args("sh", "-c", "mkdir /tmp/x 2>&1; echo done"), func(s *specs.Spec) {
+		s.Linux.Seccomp = &specs.LinuxSeccomp{
+			DefaultAction: specs.ActAllow,
+			Architectures: []specs.Arch{specs.ArchX86_64},
+			Syscalls: []specs.LinuxSyscall{{
+				Names:    []string{"mkdir", "mkdirat"},
+				Action:   specs.ActErrno,
+				ErrnoRet: &errno,
+			}},
+		}
+	})
+	out := r.runOut(b)
+	if !strings.Contains(out, "Operation not permitted") || !strings.Contains(out, "done") {
+		t.Errorf("mkdir was not refused with EPERM:\n%s", out)
+	}
+}
+
+func TestSysctlAndDomainname(t *testing.T) {
+	r := newRT(t)
+	b := fixtures.Bundle(t, args("sh", "-c", "cat /proc/sys/net/ipv4/ip_forward; domainname"), func(s *specs.Spec) {
+		s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1"}
+		s.Domainname = "berth.test"
+	})
+	if got := strings.Fields(r.runOut(b)); strings.Join(got, " ") != "1 berth.test" {
+		t.Errorf("got %v", got)
+	}
+}
+
+func TestHooksRunInOrderWithState(t *testing.T) {
+	r := newRT(t)
+	dir := t.TempDir()
+	logf := filepath.Join(dir, "log")
+	hook := func(name string) specs.Hook {
+		// The hook appends its name and the state it received.
+		return specs.Hook{Path: "/bin/busybox", Args: []string{"sh", "-c", "echo " + name + " $(cat) >> " + logf}}
+	}
+	id := testutil.UniqueName(t)
+	b := fixtures.Bundle(t, args("true"), func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{
+			CreateRuntime: []specs.Hook{hook("createRuntime")},
+			Poststart:     []specs.Hook{hook("poststart")},
+			Poststop:      []specs.Hook{hook("poststop")},
+		}
+	})
+	r.ok("run", "--bundle", b, id)
+	data, err := os.ReadFile(logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	wantOrder := []string{"createRuntime", "poststart", "poststop"}
+	wantStatus := []string{"creating", "running", "stopped"}
+	if len(lines) != len(wantOrder) {
+		t.Fatalf("hooks ran %d times:\n%s", len(lines), data)
+	}
+	for i, line := range lines {
+		name, js, _ := strings.Cut(line, " ")
+		var st specs.State
+		if err := json.Unmarshal([]byte(js), &st); err != nil {
+			t.Fatalf("hook %s got bad state %q: %v", name, js, err)
+		}
+		if name != wantOrder[i] || string(st.Status) != wantStatus[i] || st.ID != id || st.Bundle != b {
+			t.Errorf("hook %d: %s with %+v", i, name, st)
+		}
+	}
+}
+
+func TestFailingHookFailsCreate(t *testing.T) {
+	r := newRT(t)
+	id := testutil.UniqueName(t)
+	b := fixtures.Bundle(t, args("true"), func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/busybox", Args: []string{"false"}}}}
+	})
+	res := r.cmd("", "create", "--bundle", b, id)
+	if res.code == 0 || !strings.Contains(res.stderr, "createRuntime") {
+		t.Fatalf("create with a failing hook: code %d stderr %q", res.code, res.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(r.root, id)); !os.IsNotExist(err) {
+		t.Error("state left behind")
+	}
+}

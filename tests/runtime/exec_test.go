@@ -1,0 +1,190 @@
+package runtime_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"berth.dev/internal/testutil"
+	"berth.dev/tests/fixtures"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+func TestExecJoinsEveryNamespace(t *testing.T) {
+	r := newRT(t)
+	id := testutil.UniqueName(t)
+	r.ok("run", "-d", "--bundle", fixtures.Bundle(t, args("sleep", "1000")), id)
+	pid := r.state(id).Pid
+	out := r.ok("exec", id, "sh", "-c", "for n in mnt pid net ipc uts cgroup; do readlink /proc/self/ns/$n; done")
+	got := strings.Fields(out)
+	for i, n := range []string{"mnt", "pid", "net", "ipc", "uts", "cgroup"} {
+		want, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, n))
+		if i >= len(got) || got[i] != want {
+			t.Errorf("exec'd process %s namespace: got %v, want %s", n, got, want)
+		}
+	}
+	if res := r.cmd("", "exec", id, "sh", "-c", "exit 7"); res.code != 7 {
+		t.Errorf("exec exit status %d, want 7", res.code)
+	}
+	if out := r.ok("exec", "--user", "1000:1000", "--env", "BERTH=yes", "--cwd", "/tmp", id, "sh", "-c", "id -u; echo $BERTH; pwd"); strings.Join(strings.Fields(out), " ") != "1000 yes /tmp" {
+		t.Errorf("exec with --user/--env/--cwd printed %q", out)
+	}
+}
+
+func TestPauseResume(t *testing.T) {
+	r := newRT(t)
+	id := testutil.UniqueName(t)
+	r.ok("run", "-d", "--bundle", fixtures.Bundle(t, args("sleep", "1000")), id)
+	r.ok("pause", id)
+	if st := r.state(id).Status; st != "paused" {
+		t.Fatalf("after pause: %s", st)
+	}
+	pid := r.state(id).Pid
+	if data, _ := os.ReadFile(fmt.Sprintf("/sys/fs/cgroup/freezer/%s/freezer.state", id)); strings.TrimSpace(string(data)) != "FROZEN" {
+		t.Errorf("freezer state %q", data)
+	}
+	if res := r.cmd("", "exec", id, "true"); res.code == 0 {
+		t.Error("exec in a paused container succeeded")
+	}
+	r.ok("resume", id)
+	if st := r.state(id).Status; st != "running" {
+		t.Fatalf("after resume: %s", st)
+	}
+	if r.state(id).Pid != pid {
+		t.Error("pid changed across pause")
+	}
+	if res := r.cmd("", "resume", id); res.code == 0 {
+		t.Error("resume of a running container succeeded")
+	}
+}
+
+func TestKillAll(t *testing.T) {
+	r := newRT(t)
+	id := testutil.UniqueName(t)
+	r.ok("run", "-d", "--bundle", fixtures.Bundle(t, args("sh", "-c", "sleep 1000 & sleep 1000 & wait")), id)
+	waitFor(t, "three processes", func() bool {
+		return len(strings.Fields(r.ok("ps", "--format", "json", id))) > 0 && strings.Count(r.ok("ps", "--format", "json", id), ",") == 2
+	})
+	r.ok("kill", "--all", id, "SIGKILL")
+	waitFor(t, "the container to stop", func() bool { return r.state(id).Status == "stopped" })
+}
+
+func TestTerminalThroughConsoleSocket(t *testing.T) {
+	r := newRT(t)
+	sockPath := filepath.Join(t.TempDir(), "console.sock")
+	l, err := net.Listen("unix", sockPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	masterc := make(chan *os.File, 1)
+	go func() {
+		conn, err := l.Accept()
+		if err != nil {
+			masterc <- nil
+			return
+		}
+		defer conn.Close()
+		f, _ := conn.(*net.UnixConn).File()
+		defer f.Close()
+		buf, oob := make([]byte, 256), make([]byte, unix.CmsgSpace(4))
+		_, oobn, _, _, err := unix.Recvmsg(int(f.Fd()), buf, oob, 0)
+		if err != nil {
+			masterc <- nil
+			return
+		}
+		msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+		fds, _ := unix.ParseUnixRights(&msgs[0])
+		masterc <- os.NewFile(uintptr(fds[0]), "master")
+	}()
+	id := testutil.UniqueName(t)
+	b := fixtures.Bundle(t, args("sh", "-c", "tty; stty size; read x; echo got $x"), func(s *specs.Spec) {
+		s.Process.Terminal = true
+		s.Process.ConsoleSize = &specs.Box{Height: 30, Width: 100}
+	})
+	r.ok("create", "--bundle", b, "--console-socket", sockPath, id)
+	master := <-masterc
+	if master == nil {
+		t.Fatal("no pty master received")
+	}
+	defer master.Close()
+	r.ok("start", id)
+	master.Write([]byte("hello\n"))
+	var out bytes.Buffer
+	done := make(chan struct{})
+	go func() { io.Copy(&out, master); close(done) }()
+	waitFor(t, "the container to exit", func() bool { return r.state(id).Status == "stopped" })
+	master.SetReadDeadline(time.Now().Add(time.Second))
+	<-done
+	text := strings.ReplaceAll(out.String(), "\r", "")
+	for _, want := range []string{"/dev/console\n", "30 100\n", "got hello\n"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("terminal output lacks %q:\n%q", want, text)
+		}
+	}
+}
+
+// The container's init runs from a sealed copy of the runtime: a process
+// in the container cannot reach the host binary (CVE-2019-5736).
+func TestInitIsSealedCopy(t *testing.T) {
+	r := newRT(t)
+	id := testutil.UniqueName(t)
+	r.ok("create", "--bundle", fixtures.Bundle(t, args("true")), id)
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", r.state(id).Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(exe, "/memfd:") {
+		t.Fatalf("init runs from %q, not a memfd", exe)
+	}
+	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/exe", r.state(id).Pid), os.O_WRONLY, 0)
+	if err == nil {
+		_, err = f.Write([]byte("x"))
+		f.Close()
+	}
+	if err == nil {
+		t.Fatal("the init's executable is writable")
+	}
+}
+
+// A directory descriptor the caller leaks into the runtime must not reach
+// the container, not even as its working directory (CVE-2024-21626).
+func TestLeakedDescriptorDoesNotReachContainer(t *testing.T) {
+	testutil.RequiresRoot(t)
+	root := t.TempDir()
+	hostDir, err := os.Open("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hostDir.Close()
+	devnull, _ := os.Open(os.DevNull)
+	defer devnull.Close()
+	run := func(mod func(*specs.Spec)) (string, error) {
+		b := fixtures.Bundle(t, mod)
+		cmd := exec.Command(binary, "--root", root, "run", "--bundle", b, testutil.UniqueName(t))
+		// The leaked directory is descriptor 5 in the runtime.
+		cmd.ExtraFiles = []*os.File{devnull, devnull, hostDir}
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := run(args("ls", "/proc/self/fd"))
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	if fds := strings.Fields(out); strings.Join(fds, " ") != "0 1 2 3" {
+		// 3 is ls's own directory handle.
+		t.Errorf("descriptors in the container: %v", fds)
+	}
+	out, err = run(func(s *specs.Spec) { s.Process.Args = []string{"pwd"}; s.Process.Cwd = "/proc/self/fd/5" })
+	if err == nil {
+		t.Errorf("a container started with its cwd on a leaked host directory: %s", out)
+	}
+}

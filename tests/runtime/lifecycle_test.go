@@ -1,0 +1,181 @@
+package runtime_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"berth.dev/internal/testutil"
+	"berth.dev/tests/fixtures"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func args(a ...string) func(*specs.Spec) {
+	return func(s *specs.Spec) { s.Process.Args = a }
+}
+
+func cgroupPath(p string) func(*specs.Spec) {
+	return func(s *specs.Spec) { s.Linux.CgroupsPath = p }
+}
+
+type state struct {
+	ID     string `json:"id"`
+	Pid    int    `json:"pid"`
+	Status string `json:"status"`
+	Bundle string `json:"bundle"`
+}
+
+func (r *rt) state(id string) state {
+	r.t.Helper()
+	var st state
+	if err := json.Unmarshal([]byte(r.ok("state", id)), &st); err != nil {
+		r.t.Fatalf("parse state: %v", err)
+	}
+	return st
+}
+
+func TestRunReturnsExitStatus(t *testing.T) {
+	r := newRT(t)
+	for _, code := range []int{0, 3, 42} {
+		b := fixtures.Bundle(t, args("sh", "-c", "exit "+strconv.Itoa(code)))
+		res := r.cmd("", "run", "--bundle", b, testutil.UniqueName(t))
+		if res.code != code {
+			t.Errorf("exit %d: got %d (stderr %q)", code, res.code, res.stderr)
+		}
+	}
+	if entries, _ := os.ReadDir(r.root); len(entries) != 0 {
+		t.Errorf("run left %d entries in the state root", len(entries))
+	}
+}
+
+func TestRunKilledBySignalExits128PlusSignal(t *testing.T) {
+	r := newRT(t)
+	b := fixtures.Bundle(t, args("sh", "-c", "kill -9 $$"))
+	if res := r.cmd("", "run", "--bundle", b, testutil.UniqueName(t)); res.code != 137 {
+		t.Fatalf("exit code %d, want 137 (stderr %q)", res.code, res.stderr)
+	}
+}
+
+func TestLifecycle(t *testing.T) {
+	r := newRT(t)
+	id := testutil.UniqueName(t)
+	cg := "/" + id
+	b := fixtures.Bundle(t, args("sh", "-c", "touch /started; exec sleep 1000"), cgroupPath(cg))
+	started := filepath.Join(b, "rootfs", "started")
+
+	r.ok("create", "--bundle", b, id)
+	st := r.state(id)
+	if st.Status != "created" || st.Pid <= 0 || st.ID != id || st.Bundle != b {
+		t.Fatalf("after create: %+v", st)
+	}
+	if _, err := os.Stat(started); err == nil {
+		t.Fatal("the user program ran before start")
+	}
+	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/memory", cg)); err != nil {
+		t.Errorf("cgroup not created: %v", err)
+	}
+	if res := r.cmd("", "create", "--bundle", b, id); res.code == 0 || !strings.Contains(res.stderr, "already exists") {
+		t.Errorf("second create with the same id: code %d stderr %q", res.code, res.stderr)
+	}
+
+	r.ok("start", id)
+	waitFor(t, "the program to start", func() bool { _, err := os.Stat(started); return err == nil })
+	if st := r.state(id); st.Status != "running" {
+		t.Fatalf("after start: %s", st.Status)
+	}
+	if res := r.cmd("", "start", id); res.code == 0 {
+		t.Error("start of a running container succeeded")
+	}
+	if res := r.cmd("", "delete", id); res.code == 0 || !strings.Contains(res.stderr, "not stopped") {
+		t.Errorf("delete of a running container: code %d stderr %q", res.code, res.stderr)
+	}
+
+	r.ok("kill", id, "KILL")
+	waitFor(t, "the container to stop", func() bool { return r.state(id).Status == "stopped" })
+	r.ok("delete", id)
+	if res := r.cmd("", "state", id); res.code == 0 || !strings.Contains(res.stderr, "does not exist") {
+		t.Errorf("state after delete: code %d stderr %q", res.code, res.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(r.root, id)); !os.IsNotExist(err) {
+		t.Errorf("state directory left behind: %v", err)
+	}
+	for _, c := range []string{"memory", "pids", "cpu", "freezer"} {
+		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", c, cg)); !os.IsNotExist(err) {
+			t.Errorf("cgroup %s left behind: %v", c, err)
+		}
+	}
+}
+
+func TestDeleteForceKillsRunningContainer(t *testing.T) {
+	r := newRT(t)
+	id := testutil.UniqueName(t)
+	b := fixtures.Bundle(t, args("sleep", "1000"))
+	r.ok("run", "-d", "--bundle", b, id)
+	pid := r.state(id).Pid
+	r.ok("delete", "--force", id)
+	if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+		if data, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); !strings.Contains(string(data), ") Z") {
+			t.Errorf("process %d still alive after delete --force", pid)
+		}
+	}
+}
+
+func TestList(t *testing.T) {
+	r := newRT(t)
+	id := testutil.UniqueName(t)
+	r.ok("create", "--bundle", fixtures.Bundle(t, args("true")), id)
+	out := r.ok("list")
+	if !strings.HasPrefix(out, "ID") || !strings.Contains(out, id) || !strings.Contains(out, "created") {
+		t.Errorf("list:\n%s", out)
+	}
+	if q := strings.TrimSpace(r.ok("list", "-q")); q != id {
+		t.Errorf("list -q = %q", q)
+	}
+	var states []state
+	if err := json.Unmarshal([]byte(r.ok("list", "--format", "json")), &states); err != nil || len(states) != 1 || states[0].ID != id {
+		t.Errorf("list --format json: %v %+v", err, states)
+	}
+}
+
+func TestBadInputLeavesNothing(t *testing.T) {
+	r := newRT(t)
+	cases := []struct {
+		name string
+		mod  func(*specs.Spec)
+		want string
+	}{
+		{"no args", args(), "args"},
+		{"unknown namespace", func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "bogus"})
+		}, "bogus"},
+		{"missing rootfs", func(s *specs.Spec) { s.Root.Path = "/nonexistent-berth-rootfs" }, "nonexistent-berth-rootfs"},
+		{"relative cwd", func(s *specs.Spec) { s.Process.Cwd = "tmp" }, "cwd"},
+		{"missing program", args("/no/such/program"), "/no/such/program"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			id := testutil.UniqueName(t)
+			b := fixtures.Bundle(t, tc.mod, cgroupPath("/"+id))
+			res := r.cmd("", "create", "--bundle", b, id)
+			if res.code == 0 {
+				r.cmd("", "delete", "--force", id)
+				t.Fatalf("create succeeded")
+			}
+			if !strings.Contains(res.stderr, tc.want) {
+				t.Errorf("error %q does not mention %q", res.stderr, tc.want)
+			}
+			if _, err := os.Stat(filepath.Join(r.root, id)); !os.IsNotExist(err) {
+				t.Errorf("state directory left behind")
+			}
+			if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/memory", id)); !os.IsNotExist(err) {
+				t.Errorf("cgroup left behind")
+			}
+			if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), b) {
+				t.Errorf("mount of the bundle left behind")
+			}
+		})
+	}
+}

@@ -1,0 +1,112 @@
+// Package runtime_test drives the real berth-runtime binary through runc's
+// command line against busybox bundles, and checks what a user of the
+// runtime would observe: from inside the container (namespaces, mounts,
+// credentials, limits) and from the host (state, cgroups, leftovers).
+package runtime_test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"berth.dev/internal/testutil"
+)
+
+// binary is the berth-runtime built for this test run.
+var binary string
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	if os.Geteuid() != 0 {
+		fmt.Println("skipping runtime integration tests: they need root")
+		return 0
+	}
+	dir, err := os.MkdirTemp("", "berth-test-runtime-bin-")
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binary = filepath.Join(dir, "berth-runtime")
+	build := exec.Command("go", "build", "-o", binary, "berth.dev/cmd/berth-runtime")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Println("build berth-runtime:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// rt is one state root, with helpers to run berth-runtime commands in it.
+type rt struct {
+	t    *testing.T
+	root string
+}
+
+func newRT(t *testing.T) *rt {
+	t.Helper()
+	testutil.RequiresRoot(t)
+	r := &rt{t: t, root: t.TempDir()}
+	t.Cleanup(r.cleanup)
+	return r
+}
+
+// result is what a command printed and its exit status.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r *rt) cmd(stdin string, args ...string) result {
+	r.t.Helper()
+	c := exec.Command(binary, append([]string{"--root", r.root}, args...)...)
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
+	c.Stdin = strings.NewReader(stdin)
+	err := c.Run()
+	res := result{stdout: out.String(), stderr: errb.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		res.code = ee.ExitCode()
+	} else if err != nil {
+		r.t.Fatalf("berth-runtime %v: %v", args, err)
+	}
+	return res
+}
+
+// ok runs a command that must succeed and returns its stdout.
+func (r *rt) ok(args ...string) string {
+	r.t.Helper()
+	res := r.cmd("", args...)
+	if res.code != 0 {
+		r.t.Fatalf("berth-runtime %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), res.code, res.stdout, res.stderr)
+	}
+	return res.stdout
+}
+
+// cleanup force-deletes whatever containers a test left in its root.
+func (r *rt) cleanup() {
+	entries, _ := os.ReadDir(r.root)
+	for _, e := range entries {
+		exec.Command(binary, "--root", r.root, "delete", "--force", e.Name()).Run()
+	}
+}
+
+// waitFor polls cond for up to five seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
