@@ -10,11 +10,11 @@ import (
 
 // ExecOptions are the inputs of Exec; they mirror `runc exec`'s flags.
 type ExecOptions struct {
-	Process       *specs.Process
-	ConsoleSocket string
-	ConsoleConn   *os.File
-	PidFile       string
-	PreserveFDs   int
+	Process               *specs.Process
+	ConsoleSocket         string
+	ConsoleConn           *os.File
+	PidFile               string
+	PreserveFDs           int
 	Stdin, Stdout, Stderr *os.File
 }
 

@@ -25,10 +25,10 @@ const (
 )
 
 type initConfig struct {
-	Mode    initMode     `json:"mode"`
-	ID      string       `json:"id"`
-	Bundle  string       `json:"bundle"`
-	Spec    *specs.Spec  `json:"spec"`
+	Mode    initMode       `json:"mode"`
+	ID      string         `json:"id"`
+	Bundle  string         `json:"bundle"`
+	Spec    *specs.Spec    `json:"spec"`
 	Process *specs.Process `json:"process"`
 	// Pid is the init's own pid in the runtime's PID namespace, for the
 	// state that hooks and a seccomp agent receive.

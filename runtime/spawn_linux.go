@@ -79,7 +79,7 @@ type spawnConfig struct {
 	boot   bootstrap
 	cgroup cgroups.Manager
 	// files are passed to the init as descriptors 3, 4, ... in order.
-	files                  []*os.File
+	files                 []*os.File
 	stdin, stdout, stderr *os.File
 }
 

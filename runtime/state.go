@@ -51,10 +51,10 @@ func ValidateID(id string) error {
 // saved is what state.json holds: enough to rebuild a Container in a later
 // runtime process.
 type saved struct {
-	ID      string `json:"id"`
-	Bundle  string `json:"bundle"`
-	Rootfs  string `json:"rootfs"`
-	Pid     int    `json:"pid"`
+	ID     string `json:"id"`
+	Bundle string `json:"bundle"`
+	Rootfs string `json:"rootfs"`
+	Pid    int    `json:"pid"`
 	// StartTime is field 22 of /proc/<pid>/stat: it tells a live init from
 	// an unrelated process that reused its pid.
 	StartTime   uint64            `json:"start_time"`
