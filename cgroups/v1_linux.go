@@ -221,10 +221,9 @@ func (h v1Hierarchy) has(controller string) bool {
 // already joined get pid back in its previous cgroup, so a failed Apply
 // leaves the process where it was.
 func (m *v1Manager) join(pid int) error {
-	before, err := procCgroups(pid)
-	if err != nil {
-		return fmt.Errorf("apply cgroup %s: %w", m.path, err)
-	}
+	// If pid's cgroups cannot be read (it is gone, say), the first write
+	// below fails too and there is nothing to move back.
+	before, _ := procCgroups(pid)
 	for i, h := range m.hierarchies {
 		err := writePid(h.dir(), pid)
 		if err == nil {
