@@ -173,8 +173,8 @@ func TestParseMountInfo(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []mountInfo{
-		{id: 36, parent: 35, root: "/mnt1", mountpoint: "/mnt two", fstype: "ext3", source: "/dev/root", superOptions: "rw,errors=continue"},
-		{id: 37, parent: 36, root: "/", mountpoint: `/a\b`, fstype: "tmpfs", source: "none"},
+		{id: 36, parent: 35, root: "/mnt1", mountpoint: "/mnt two", options: "rw,noatime", optional: "master:1 shared:2", fstype: "ext3", source: "/dev/root", superOptions: "rw,errors=continue"},
+		{id: 37, parent: 36, root: "/", mountpoint: `/a\b`, options: "rw", fstype: "tmpfs", source: "none"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v\nwant %+v", got, want)

@@ -22,7 +22,7 @@ type Config struct {
 	// Spec is the container's configuration: root, mounts and the linux
 	// devices, maskedPaths, readonlyPaths and rootfsPropagation.
 	Spec *specs.Spec
-	// Rootfs is the absolute, clean host path of the root filesystem
+	// Rootfs is the absolute host path of the root filesystem
 	// (Spec.Root.Path made absolute).
 	Rootfs string
 	// Bundle is the directory relative bind-mount sources are resolved
@@ -90,10 +90,11 @@ func newPlan(c *Config) (*plan, error) {
 	if c == nil || c.Spec == nil || c.Spec.Root == nil {
 		return nil, fmt.Errorf("%w: no spec or no root", ErrInvalid)
 	}
-	if !filepath.IsAbs(c.Rootfs) || filepath.Clean(c.Rootfs) != c.Rootfs || c.Rootfs == "/" {
-		return nil, fmt.Errorf("%w: rootfs %q must be a clean absolute path other than /", ErrInvalid, c.Rootfs)
+	rootfs := filepath.Clean(c.Rootfs)
+	if !filepath.IsAbs(rootfs) || rootfs == "/" {
+		return nil, fmt.Errorf("%w: rootfs %q must be an absolute path other than /", ErrInvalid, c.Rootfs)
 	}
-	p := &plan{rootfs: c.Rootfs, readonlyRoot: c.Spec.Root.Readonly}
+	p := &plan{rootfs: rootfs, readonlyRoot: c.Spec.Root.Readonly}
 	var err error
 	if p.mounts, err = parseMounts(c.Spec.Mounts, c.Bundle); err != nil {
 		return nil, err

@@ -27,7 +27,6 @@ func TestPrepareRefusesBadConfig(t *testing.T) {
 		{"no spec", nil, "/rootfs", false, ErrInvalid},
 		{"no root", &specs.Spec{}, "/rootfs", false, ErrInvalid},
 		{"relative rootfs", fakeSpec(), "rootfs", false, ErrInvalid},
-		{"unclean rootfs", fakeSpec(), "/a/../rootfs", false, ErrInvalid},
 		{"rootfs is /", fakeSpec(), "/", false, ErrInvalid},
 		{"empty destination", fakeSpec(specs.Mount{Type: "tmpfs", Source: "tmpfs"}), "/rootfs", false, ErrInvalid},
 		{"mount on /", fakeSpec(specs.Mount{Destination: "/", Type: "tmpfs", Source: "tmpfs"}), "/rootfs", false, ErrInvalid},
@@ -115,10 +114,13 @@ func TestPlanDevices(t *testing.T) {
 	}
 }
 
-func TestPlanRelativeDestination(t *testing.T) {
-	pl, err := newPlan(&Config{Spec: fakeSpec(specs.Mount{Destination: "run/../tmp//x", Type: "tmpfs", Source: "tmpfs"}), Rootfs: "/rootfs"})
+func TestPlanCleansPaths(t *testing.T) {
+	pl, err := newPlan(&Config{Spec: fakeSpec(specs.Mount{Destination: "run/../tmp//x", Type: "tmpfs", Source: "tmpfs"}), Rootfs: "/a/../rootfs/"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if pl.rootfs != "/rootfs" {
+		t.Errorf("rootfs = %q, want /rootfs", pl.rootfs)
 	}
 	if got := pl.mounts[0].dest; got != "/tmp/x" {
 		t.Errorf("destination = %q, want /tmp/x", got)

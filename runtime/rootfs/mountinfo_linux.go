@@ -11,6 +11,8 @@ type mountInfo struct {
 	id, parent   int
 	root         string // path of the mount's root inside its filesystem
 	mountpoint   string
+	options      string // per-mount options
+	optional     string // optional fields (shared:N master:N ...), space-separated
 	fstype       string
 	source       string
 	superOptions string
@@ -48,6 +50,8 @@ func parseMountInfoLine(line string) (mountInfo, error) {
 		id: id, parent: parent,
 		root:       unescapeMountPath(f[3]),
 		mountpoint: unescapeMountPath(f[4]),
+		options:    f[5],
+		optional:   strings.Join(f[6:], " "),
 		fstype:     g[0],
 		source:     unescapeMountPath(g[1]),
 	}
