@@ -110,14 +110,14 @@ func (p *preparer) createDevice(d device) error {
 	}
 	defer p.sys.Close(dir)
 	if p.cfg.UserNS {
-		return p.bindDevice(d)
+		return p.bindDevice(dir, name, d)
 	}
 	err = p.sys.Mknodat(dir, name, d.mode, d.rdev())
 	switch {
 	case errors.Is(err, unix.EEXIST):
 		err = p.checkExisting(dir, name, d)
 	case errors.Is(err, unix.EPERM):
-		return p.bindDevice(d)
+		return p.bindDevice(dir, name, d)
 	}
 	if err != nil {
 		return err
@@ -143,8 +143,18 @@ func (p *preparer) checkExisting(dir int, name string, d device) error {
 	return nil
 }
 
-// bindDevice bind-mounts the host node at d.path onto an empty file.
-func (p *preparer) bindDevice(d device) error {
+// bindDevice bind-mounts the host node at d.path onto an empty file, or
+// onto what the image has there, provided it is neither a symlink (the
+// node must be at d.path, not wherever a link points) nor a directory.
+func (p *preparer) bindDevice(dir int, name string, d device) error {
+	var st unix.Stat_t
+	err := p.sys.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if err == nil && (st.Mode&unix.S_IFMT == unix.S_IFLNK || st.Mode&unix.S_IFMT == unix.S_IFDIR) {
+		return fmt.Errorf("%w: a symlink or directory is already there", ErrInvalid)
+	}
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		return err
+	}
 	t, err := p.root.mountpoint(d.path, true)
 	if err != nil {
 		return err

@@ -111,6 +111,21 @@ func TestDevicesExisting(t *testing.T) {
 			t.Errorf("mode %#o, want the requested 0666", n.mode)
 		}
 	})
+	t.Run("symlink is an error in a user namespace", func(t *testing.T) {
+		f := newFake(t)
+		f.dir("/rootfs/dev")
+		f.file("/rootfs/etc-passwd")
+		f.symlink("/rootfs/dev/null", "/etc-passwd")
+		c := fakeConfig(f, fakeSpec())
+		c.UserNS = true
+		err := prepare(t, f, c)
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "/dev/null") {
+			t.Fatalf("got %v, want an error naming /dev/null", err)
+		}
+		if got := f.only("mount"); len(got) != 4 {
+			t.Errorf("mounted a device anyway: %v", got[4:])
+		}
+	})
 	t.Run("different file is an error", func(t *testing.T) {
 		f := newFake(t)
 		f.dir("/rootfs/dev")

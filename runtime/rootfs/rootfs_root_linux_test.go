@@ -18,7 +18,7 @@ echo "== masked"; stat -c '%n|%F|%t:%T' /proc/keys /proc/timer_list; ls -A /proc
 echo "== write root"; touch /newfile 2>&1
 echo "== write proc sys"; echo x 2>&1 > /proc/sys/kernel/domainname
 echo "== write data"; touch /data/new 2>&1
-echo "== read data"; cat /data/hello /etc/hostname
+echo "== read data"; cat /data/hello /etc/hostname /merged/layer
 echo "== write dev"; touch /dev/newfile 2>&1 && echo ok
 echo "== end"
 `
@@ -38,10 +38,23 @@ func TestContainerDefaultSpec(t *testing.T) {
 	if err := os.WriteFile(hostname, []byte("box\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	for _, d := range []string{"lower", "upper", "work"} {
+		if err := os.Mkdir(filepath.Join(c.dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(c.dir, "lower/layer"), []byte("from the lower layer\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	c.spec.Mounts = append(c.spec.Mounts,
 		specs.Mount{Destination: "/data", Source: hostData, Options: []string{"rbind", "ro", "nosuid", "nodev"}},
 		specs.Mount{Destination: "/etc/hostname", Source: hostname, Type: "bind", Options: []string{"bind"}},
-		specs.Mount{Destination: "/run", Source: "tmpfs", Type: "tmpfs", Options: []string{"nosuid", "nodev", "mode=755"}},
+		specs.Mount{Destination: "/run", Source: "tmpfs", Type: "tmpfs", Options: []string{"nosuid", "nodev", "nosymfollow", "mode=755"}},
+		// A recursive bind made read-only recursively: its submounts too.
+		specs.Mount{Destination: "/hostsys", Source: "/sys", Options: []string{"rbind", "rro", "rnosuid"}},
+		specs.Mount{Destination: "/merged", Source: "overlay", Type: "overlay", Options: []string{
+			"lowerdir=" + filepath.Join(c.dir, "lower"), "upperdir=" + filepath.Join(c.dir, "upper"),
+			"workdir=" + filepath.Join(c.dir, "work")}},
 	)
 	c.spec.Linux.Devices = []specs.LinuxDevice{
 		{Path: "/dev/mynull", Type: "c", Major: 1, Minor: 3, FileMode: ptr[os.FileMode](0o640), UID: ptr[uint32](1), GID: ptr[uint32](2)},
@@ -86,7 +99,11 @@ func TestContainerDefaultSpec(t *testing.T) {
 	checkMount("/proc/keys", "tmpfs") // the container's /dev/null, on its /dev tmpfs
 	checkMount("/data", mounts["/data"].fstype, "ro", "nosuid", "nodev")
 	checkMount("/etc/hostname", mounts["/etc/hostname"].fstype, "rw")
-	checkMount("/run", "tmpfs", "nosuid", "nodev")
+	checkMount("/run", "tmpfs", "nosuid", "nodev", "nosymfollow")
+	checkMount("/hostsys", "sysfs", "ro", "nosuid")
+	checkMount("/hostsys/fs/cgroup", "tmpfs", "ro", "nosuid")
+	checkMount("/hostsys/fs/cgroup/memory", "cgroup", "ro", "nosuid")
+	checkMount("/merged", "overlay", "rw", "lowerdir="+filepath.Join(c.dir, "lower"))
 	if _, ok := mounts["/dev/null"]; ok {
 		t.Error("/dev/null is a mount: want a device node made with mknod")
 	}
@@ -128,7 +145,7 @@ func TestContainerDefaultSpec(t *testing.T) {
 			t.Errorf("%s: %q, want a read-only file system error", s, got)
 		}
 	}
-	if got := section(out, "read data"); got != "hello from the host\nbox" {
+	if got := section(out, "read data"); got != "hello from the host\nbox\nfrom the lower layer" {
 		t.Errorf("read data: %q", got)
 	}
 	if got := section(out, "write dev"); got != "ok" {
