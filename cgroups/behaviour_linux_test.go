@@ -71,6 +71,7 @@ func TestBehaviour(t *testing.T) {
 		{"DeviceAllowlist", testDeviceAllowlist},
 		{"Stats", testStats},
 		{"KillAndDestroy", testKillAndDestroy},
+		{"OOMEventsEndWithCgroup", testOOMEventsEndWithCgroup},
 		{"NestedPathDestroy", testNestedPathDestroy},
 		{"ApplyFailureLeavesNothing", testApplyFailureLeavesNothing},
 		{"FailedSetWritesNothing", testFailedSetWritesNothing},
@@ -601,5 +602,34 @@ func testFailedSetWritesNothing(t *testing.T, tg target) {
 		if s.Memory.Usage.Limit != uint64(initial) {
 			t.Errorf("%s: memory limit is %d after the failed Set, want %d", b.name, s.Memory.Usage.Limit, initial)
 		}
+	}
+}
+
+func testOOMEventsEndWithCgroup(t *testing.T, tg target) {
+	m, err := New("/"+testutil.UniqueName(t), tg.opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Apply(-1); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { destroyAndCheck(t, m) })
+	events, err := m.OOMEvents(context.Background())
+	if errors.Is(err, ErrUnsupported) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case _, ok := <-events:
+		if ok {
+			t.Error("OOM event from an empty cgroup being removed")
+		}
+	case <-time.After(3 * oomPollInterval):
+		t.Error("OOM event channel still open after the cgroup was removed")
 	}
 }
