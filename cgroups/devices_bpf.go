@@ -30,10 +30,17 @@ const (
 	bpfDevChar  = 2
 )
 
-var bpfAccessBits = []struct {
+// bpfAccess is one access bit of bpf_cgroup_dev_ctx and its letter in a
+// rule's access string.
+type bpfAccess struct {
 	bit  int32
 	char rune
-}{{1, 'm'}, {2, 'r'}, {4, 'w'}}
+}
+
+// bpfAccessBits lists mknod, read and write.
+func bpfAccessBits() []bpfAccess {
+	return []bpfAccess{{1, 'm'}, {2, 'r'}, {4, 'w'}}
+}
 
 // bpfBuilder emits instructions with labels as jump targets.
 type bpfBuilder struct {
@@ -71,9 +78,10 @@ func deviceProgram(rules []deviceRule) asm.Instructions {
 		asm.LoadMem(asm.R5, asm.R1, 4, asm.Word), // R5 = major
 		asm.LoadMem(asm.R6, asm.R1, 8, asm.Word), // R6 = minor
 	)
-	for i, a := range bpfAccessBits {
+	bits := bpfAccessBits()
+	for i, a := range bits {
 		next := "allow"
-		if i+1 < len(bpfAccessBits) {
+		if i+1 < len(bits) {
 			next = fmt.Sprintf("bit%d", i+1)
 		}
 		b.label(fmt.Sprintf("bit%d", i))

@@ -74,7 +74,7 @@ func runDeviceProgram(t *testing.T, insns asm.Instructions, d device) bool {
 		typ = bpfDevBlock
 	}
 	var access uint64
-	for _, a := range bpfAccessBits {
+	for _, a := range bpfAccessBits() {
 		if strings.ContainsRune(d.access, a.char) {
 			access |= uint64(a.bit)
 		}
@@ -185,7 +185,7 @@ func TestDeviceProgramHasNoDeadCode(t *testing.T) {
 		{Allow: true, Type: "c", Access: "r"}, {Allow: false, Access: "rwm"}, {Allow: true, Type: "a"},
 	})
 	prog := deviceProgram(rules)
-	for i := range bpfAccessBits {
+	for i := range bpfAccessBits() {
 		if strings.Contains(fmt.Sprint(prog), fmt.Sprintf("bit%d_default", i)) {
 			t.Errorf("bit %d: default emitted after an unconditional rule:\n%v", i, prog)
 		}

@@ -191,7 +191,10 @@ func removeCgroup(dir string, deadline time.Time) error {
 	backoff := time.Millisecond
 	for {
 		err := removeOnce(dir, deadline)
-		if err == nil || !errors.Is(err, unix.EBUSY) && !errors.Is(err, unix.ENOTEMPTY) {
+		// cgroupfs answers EBUSY while processes or sub-cgroups remain;
+		// ENOTEMPTY would mean a directory of real files, which waiting
+		// does not empty.
+		if err == nil || !errors.Is(err, unix.EBUSY) {
 			return err
 		}
 		if time.Now().After(deadline) {

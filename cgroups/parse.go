@@ -312,12 +312,12 @@ func setPSIField(d *PSIData, kv string) error {
 }
 
 // hugePageUnits are the suffixes of hugetlb file names, base 1024.
-var hugePageUnits = []string{"KB", "MB", "GB", "TB", "PB"}
+func hugePageUnits() []string { return []string{"KB", "MB", "GB", "TB", "PB"} }
 
 // parseHugePageSize parses a spec pageSize ("2MB", "64KB", "1GB") into
 // bytes.
 func parseHugePageSize(s string) (uint64, error) {
-	for i, unit := range hugePageUnits {
+	for i, unit := range hugePageUnits() {
 		num, ok := strings.CutSuffix(s, unit)
 		if !ok {
 			continue
@@ -334,13 +334,14 @@ func parseHugePageSize(s string) (uint64, error) {
 // hugePageName renders a page size in bytes the way the kernel names
 // hugetlb files: the largest unit that divides it ("2MB", "1GB").
 func hugePageName(size uint64) string {
+	units := hugePageUnits()
 	unit := -1
-	for size >= 1024 && size%1024 == 0 && unit < len(hugePageUnits)-1 {
+	for size >= 1024 && size%1024 == 0 && unit < len(units)-1 {
 		size /= 1024
 		unit++
 	}
 	if unit < 0 {
 		return strconv.FormatUint(size, 10) + "B"
 	}
-	return strconv.FormatUint(size, 10) + hugePageUnits[unit]
+	return strconv.FormatUint(size, 10) + units[unit]
 }

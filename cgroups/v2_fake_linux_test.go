@@ -315,3 +315,27 @@ func TestV2FreezeWaitsForEvents(t *testing.T) {
 		t.Errorf("bad state: error = %v", err)
 	}
 }
+
+func TestDestroyOfMissingOrForeignDirectory(t *testing.T) {
+	root := t.TempDir()
+	m, err := New("/never-created", WithMode(Unified), WithMountRoot(root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Destroy(); err != nil {
+		t.Errorf("Destroy of a missing cgroup: %v", err)
+	}
+	// A directory of plain files is not a cgroup: rmdir fails at once
+	// and Destroy must say so rather than retry until its deadline.
+	fake, root := newFakeV2(t, "")
+	start := time.Now()
+	if err := fake.Destroy(); err == nil {
+		t.Error("Destroy of plain files succeeded")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Destroy took %v", d)
+	}
+	if _, err := os.Stat(filepath.Join(root, "a/b/memory.max")); err != nil {
+		t.Errorf("Destroy removed a file: %v", err)
+	}
+}

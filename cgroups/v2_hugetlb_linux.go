@@ -17,8 +17,7 @@ func (v2Hugetlb) Set(dir string, r *specs.LinuxResources) error {
 }
 
 // Stat reads usage (current) and the failure count (the "max" line of
-// hugetlb.<size>.events). v2 keeps no peak, so Max is the limit, as runc
-// reports it.
+// hugetlb.<size>.events). v2 keeps no peak usage, so Max stays 0.
 func (v2Hugetlb) Stat(dir string, s *Stats) error {
 	for _, size := range hugePageSizes() {
 		prefix := "hugetlb." + size + "."
@@ -30,9 +29,6 @@ func (v2Hugetlb) Stat(dir string, s *Stats) error {
 			continue
 		}
 		st := HugetlbStats{Usage: usage}
-		if text, err := readFile(dir, prefix+"max"); err == nil {
-			st.Max, _, _ = parseLimitUint(text)
-		}
 		if text, err := readFile(dir, prefix+"events"); err == nil {
 			st.Failcnt = parseFlatKeyed(text)["max"]
 		}

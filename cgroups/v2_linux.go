@@ -40,9 +40,11 @@ func v2Controllers() []v2Controller {
 	}
 }
 
-// v2Enableable are the controllers Apply enables along the path when the
-// parent offers them.
-var v2Enableable = []string{"cpuset", "cpu", "io", "memory", "pids", "hugetlb", "rdma", "misc"}
+// v2Enableable lists the controllers Apply enables along the path when
+// the parent offers them.
+func v2Enableable() []string {
+	return []string{"cpuset", "cpu", "io", "memory", "pids", "hugetlb", "rdma", "misc"}
+}
 
 type v2Manager struct {
 	// path is the cgroup's path in the hierarchy ("/a/b").
@@ -115,7 +117,7 @@ func enableSubtree(dir string) error {
 	offered := fieldSet(avail)
 	on := fieldSet(enabled)
 	var want []string
-	for _, c := range v2Enableable {
+	for _, c := range v2Enableable() {
 		if offered[c] && !on[c] {
 			want = append(want, "+"+c)
 		}
