@@ -54,7 +54,9 @@ var (
 type FreezerState string
 
 const (
+	// Thawed: processes run.
 	Thawed FreezerState = "THAWED"
+	// Frozen: every process in the cgroup and below is stopped.
 	Frozen FreezerState = "FROZEN"
 )
 
@@ -69,8 +71,11 @@ const (
 // options in a later process (the runtime is one process per command), so it
 // keeps no state that cannot be recomputed from the path.
 //
-// Directories the Manager did not create (existing parents, a pre-existing
-// cgroup a caller asked to join) are never removed or written to by Destroy.
+// What Destroy removes: the cgroup at the path and its sub-cgroups,
+// whoever created them; never a parent, not even one Apply created. A
+// Manager records nothing (no side files), so it cannot tell a parent it
+// made from one that was there; callers that create parents for
+// containers (the engine's cgroup parent) remove them themselves.
 type Manager interface {
 	// Apply creates the cgroup if needed and moves pid into it. pid -1 only
 	// creates the cgroup. Missing parents are created too; in v2 the
