@@ -136,6 +136,11 @@ func (c *Container) startInit(s *specs.Spec, cg cgroups.Manager, o *CreateOption
 	if err := unix.Mkfifo(fifo, 0o622); err != nil {
 		return nil, &os.PathError{Op: "mkfifo", Path: fifo, Err: err}
 	}
+	// Past the umask: the init may have switched to any uid by the time it
+	// opens the fifo for writing.
+	if err := os.Chmod(fifo, 0o622); err != nil {
+		return nil, err
+	}
 	// O_PATH: the init reopens it for writing through /proc/self/fd once it
 	// is inside the container, which blocks until start opens it to read.
 	fifoFile, err := os.OpenFile(fifo, unix.O_PATH|unix.O_CLOEXEC, 0)

@@ -151,6 +151,13 @@ func (in *initState) setupContainer() error {
 			return err
 		}
 	}
+	// Before Finalize: /proc/sys is usually among the read-only paths.
+	for k, v := range s.Linux.Sysctl {
+		path := filepath.Join("/proc/sys", strings.ReplaceAll(k, ".", "/"))
+		if err := os.WriteFile(path, []byte(v), 0); err != nil {
+			return fmt.Errorf("sysctl %s=%s: %w", k, v, err)
+		}
+	}
 	if err := rootfs.Finalize(rc); err != nil {
 		return err
 	}
@@ -162,12 +169,6 @@ func (in *initState) setupContainer() error {
 	if s.Domainname != "" {
 		if err := unix.Setdomainname([]byte(s.Domainname)); err != nil {
 			return fmt.Errorf("setdomainname: %w", err)
-		}
-	}
-	for k, v := range s.Linux.Sysctl {
-		path := filepath.Join("/proc/sys", strings.ReplaceAll(k, ".", "/"))
-		if err := os.WriteFile(path, []byte(v), 0); err != nil {
-			return fmt.Errorf("sysctl %s=%s: %w", k, v, err)
 		}
 	}
 	return nil
@@ -381,6 +382,9 @@ func homeDir(uid uint32) string {
 // lookPath resolves the program like execvp, with the container's PATH.
 func lookPath(name string, env []string) (string, error) {
 	if strings.Contains(name, "/") {
+		if _, err := os.Stat(name); err != nil {
+			return "", fmt.Errorf("exec: %q: %w", name, err)
+		}
 		return name, nil
 	}
 	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

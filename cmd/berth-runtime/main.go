@@ -184,8 +184,8 @@ func parseArgs(fs *flag.FlagSet, args []string, min, max int) ([]string, error) 
 			break
 		}
 		// Past the container id, the rest belongs to the command (exec's
-		// process args): stop parsing flags there.
-		if max < 0 && len(pos) >= min {
+		// process args, ps's options): flags come before the id.
+		if max < 0 && len(pos) >= 1 {
 			pos = append(pos, args...)
 			break
 		}

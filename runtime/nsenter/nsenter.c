@@ -250,6 +250,10 @@ void berth_nsenter(void)
 			die("unshare", "namespaces");
 	}
 	if (timens[0] != '\0') {
+		// While not dumpable, /proc/self belongs to the host's root, which
+		// a new user namespace's root cannot write as: lift it briefly.
+		if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+			die("prctl", "PR_SET_DUMPABLE");
 		int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
 		if (fd < 0)
 			die("open", "/proc/self/timens_offsets");
@@ -259,6 +263,8 @@ void berth_nsenter(void)
 				die("write timens_offsets", p);
 		}
 		close(fd);
+		if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+			die("prctl", "PR_SET_DUMPABLE");
 	}
 
 	pid_t child = fork_parent();

@@ -35,6 +35,7 @@ func TestEveryNamespaceIsNew(t *testing.T) {
 		s.Linux.Namespaces = append(s.Linux.Namespaces,
 			specs.LinuxNamespace{Type: specs.UserNamespace},
 			specs.LinuxNamespace{Type: specs.TimeNamespace},
+			specs.LinuxNamespace{Type: specs.CgroupNamespace},
 		)
 		s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
 		s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
@@ -42,6 +43,9 @@ func TestEveryNamespaceIsNew(t *testing.T) {
 		// A user namespace cannot mount sysfs without its own network
 		// namespace ownership; the default spec has both.
 	})
+	// The container's root is host uid 100000: it must reach the rootfs.
+	os.Chmod(filepath.Dir(b), 0o755)
+	os.Chmod(b, 0o755)
 	got := strings.Fields(r.runOut(b))
 	if len(got) != len(names) {
 		t.Fatalf("got %d namespaces: %v", len(got), got)
@@ -164,7 +168,7 @@ func TestSeccompBlocksSyscallWithErrno(t *testing.T) {
 
 func TestSysctlAndDomainname(t *testing.T) {
 	r := newRT(t)
-	b := fixtures.Bundle(t, args("sh", "-c", "cat /proc/sys/net/ipv4/ip_forward; domainname"), func(s *specs.Spec) {
+	b := fixtures.Bundle(t, args("sh", "-c", "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/domainname"), func(s *specs.Spec) {
 		s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1"}
 		s.Domainname = "berth.test"
 	})

@@ -3,9 +3,11 @@ package runtime_test
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"berth.dev/internal/testutil"
@@ -53,9 +55,38 @@ func TestRunReturnsExitStatus(t *testing.T) {
 
 func TestRunKilledBySignalExits128PlusSignal(t *testing.T) {
 	r := newRT(t)
-	b := fixtures.Bundle(t, args("sh", "-c", "kill -9 $$"))
-	if res := r.cmd("", "run", "--bundle", b, testutil.UniqueName(t)); res.code != 137 {
+	id := testutil.UniqueName(t)
+	b := fixtures.Bundle(t, args("sleep", "1000"))
+	done := make(chan result, 1)
+	go func() { done <- r.cmd("", "run", "--bundle", b, id) }()
+	waitFor(t, "the container to run", func() bool {
+		res := r.cmd("", "state", id)
+		return res.code == 0 && strings.Contains(res.stdout, `"running"`)
+	})
+	r.ok("kill", id, "KILL")
+	if res := <-done; res.code != 137 {
 		t.Fatalf("exit code %d, want 137 (stderr %q)", res.code, res.stderr)
+	}
+}
+
+func TestRunForwardsSignals(t *testing.T) {
+	r := newRT(t)
+	id := testutil.UniqueName(t)
+	// pid 1 ignores signals it has no handler for: the trap makes TERM
+	// an exit with status 5.
+	b := fixtures.Bundle(t, args("sh", "-c", "trap 'exit 5' TERM; while true; do sleep 0.05; done"))
+	cmd := exec.Command(binary, "--root", r.root, "run", "--bundle", b, id)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the container to run", func() bool {
+		res := r.cmd("", "state", id)
+		return res.code == 0 && strings.Contains(res.stdout, `"running"`)
+	})
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 5 {
+		t.Fatalf("run exited with %v, want status 5", err)
 	}
 }
 
@@ -63,7 +94,7 @@ func TestLifecycle(t *testing.T) {
 	r := newRT(t)
 	id := testutil.UniqueName(t)
 	cg := "/" + id
-	b := fixtures.Bundle(t, args("sh", "-c", "touch /started; exec sleep 1000"), cgroupPath(cg))
+	b := fixtures.Bundle(t, args("sh", "-c", "touch /started; exec sleep 1000"), cgroupPath(cg), func(s *specs.Spec) { s.Root.Readonly = false })
 	started := filepath.Join(b, "rootfs", "started")
 
 	r.ok("create", "--bundle", b, id)

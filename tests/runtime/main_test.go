@@ -5,7 +5,6 @@
 package runtime_test
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -28,6 +27,10 @@ func run(m *testing.M) int {
 	if os.Geteuid() != 0 {
 		fmt.Println("skipping runtime integration tests: they need root")
 		return 0
+	}
+	// BERTH_RUNTIME_BINARY tests a binary built elsewhere (make's bin/).
+	if binary = os.Getenv("BERTH_RUNTIME_BINARY"); binary != "" {
+		return m.Run()
 	}
 	dir, err := os.MkdirTemp("", "berth-test-runtime-bin-")
 	if err != nil {
@@ -68,11 +71,19 @@ type result struct {
 func (r *rt) cmd(stdin string, args ...string) result {
 	r.t.Helper()
 	c := exec.Command(binary, append([]string{"--root", r.root}, args...)...)
-	var out, errb bytes.Buffer
-	c.Stdout, c.Stderr = &out, &errb
+	// Files, not pipes: a detached container keeps its stdio open, and
+	// waiting for a pipe's end would wait for the container.
+	dir := r.t.TempDir()
+	out, _ := os.Create(filepath.Join(dir, "stdout"))
+	errf, _ := os.Create(filepath.Join(dir, "stderr"))
+	defer out.Close()
+	defer errf.Close()
+	c.Stdout, c.Stderr = out, errf
 	c.Stdin = strings.NewReader(stdin)
 	err := c.Run()
-	res := result{stdout: out.String(), stderr: errb.String()}
+	o, _ := os.ReadFile(out.Name())
+	e, _ := os.ReadFile(errf.Name())
+	res := result{stdout: string(o), stderr: string(e)}
 	if ee, ok := err.(*exec.ExitError); ok {
 		res.code = ee.ExitCode()
 	} else if err != nil {
