@@ -39,7 +39,8 @@ func runFeatures(g *globals, args []string) error {
 			IntelRdt: &features.IntelRdt{Enabled: &no},
 		},
 		Annotations: map[string]string{
-			"dev.berth.runtime.version": version,
+			"dev.berth.runtime.version":         version,
+			seccomp.LibseccompVersionAnnotation: seccomp.LibseccompVersion(),
 		},
 	}
 	return printJSON(f)

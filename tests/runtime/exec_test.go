@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -186,5 +187,107 @@ func TestLeakedDescriptorDoesNotReachContainer(t *testing.T) {
 	out, err = run(func(s *specs.Spec) { s.Process.Args = []string{"pwd"}; s.Process.Cwd = "/proc/self/fd/5" })
 	if err == nil {
 		t.Errorf("a container started with its cwd on a leaked host directory: %s", out)
+	}
+}
+
+func TestUpdateStatsAndPs(t *testing.T) {
+	r := newRT(t)
+	id := testutil.UniqueName(t)
+	r.ok("run", "-d", "--bundle", fixtures.Bundle(t, args("sleep", "1000"), cgroupPath("/"+id)), id)
+	r.ok("update", "--memory", "64m", "--pids-limit", "50", "--cpu-quota", "20000", "--cpu-period", "100000", id)
+	for file, want := range map[string]string{
+		"memory/" + id + "/memory.limit_in_bytes": "67108864",
+		"pids/" + id + "/pids.max":                "50",
+		"cpu/" + id + "/cpu.cfs_quota_us":         "20000",
+	} {
+		data, err := os.ReadFile("/sys/fs/cgroup/" + file)
+		if err != nil || strings.TrimSpace(string(data)) != want {
+			t.Errorf("%s = %q (%v), want %s", file, data, err, want)
+		}
+	}
+	if res := r.cmd("", "update", "--memory", "lots", id); res.code == 0 || !strings.Contains(res.stderr, "memory") {
+		t.Errorf("update with a bad value: code %d stderr %q", res.code, res.stderr)
+	}
+	var ev struct {
+		Type string `json:"type"`
+		ID   string `json:"id"`
+		Data struct {
+			Memory struct {
+				Usage struct {
+					Limit uint64 `json:"limit"`
+				} `json:"usage"`
+			} `json:"memory"`
+			Pids struct {
+				Current uint64 `json:"current"`
+				Limit   uint64 `json:"limit"`
+			} `json:"pids"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(r.ok("events", "--stats", id)), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Type != "stats" || ev.ID != id || ev.Data.Memory.Usage.Limit != 64<<20 || ev.Data.Pids.Current != 1 || ev.Data.Pids.Limit != 50 {
+		t.Errorf("events --stats: %+v", ev)
+	}
+	pid := r.state(id).Pid
+	if got := strings.TrimSpace(r.ok("ps", "--format", "json", id)); got != fmt.Sprintf("[%d]", pid) {
+		t.Errorf("ps --format json = %s, want [%d]", got, pid)
+	}
+	if out := r.ok("ps", id); !strings.Contains(out, "PID") || !strings.Contains(out, "sleep 1000") {
+		t.Errorf("ps:\n%s", out)
+	}
+}
+
+// openPty opens a pseudo-terminal for the test to play the user's terminal.
+func openPty(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetUint32(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(); s.Close() })
+	return m, s
+}
+
+// run and exec in the foreground relay a terminal between the user's and
+// the container's pty, as `runc run` does for a spec with terminal: true.
+func TestForegroundTerminal(t *testing.T) {
+	r := newRT(t)
+	id := testutil.UniqueName(t)
+	b := fixtures.Bundle(t, args("sh"), func(s *specs.Spec) { s.Process.Terminal = true })
+	master, slave := openPty(t)
+	unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 33, Col: 77})
+	cmd := exec.Command(binary, "--root", r.root, "run", "--bundle", b, id)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	go io.Copy(&out, master)
+	waitFor(t, "the container to run", func() bool {
+		res := r.cmd("", "state", id)
+		return res.code == 0 && strings.Contains(res.stdout, `"running"`)
+	})
+	master.Write([]byte("stty size; echo $((6*7)); exit 4\n"))
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 4 {
+		t.Errorf("run exited with %v, want status 4", err)
+	}
+	text := strings.ReplaceAll(out.String(), "\r", "")
+	for _, want := range []string{"33 77\n", "42\n"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("terminal output lacks %q:\n%q", want, text)
+		}
 	}
 }
