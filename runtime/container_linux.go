@@ -96,7 +96,13 @@ func (c *Container) ociState(st Status, pid int) *specs.State {
 	}
 }
 
+// ErrNoCgroup: a rootless container created without cgroup access.
+var ErrNoCgroup = errors.New("container has no cgroup (created rootless without cgroup access)")
+
 func (c *Container) cgroup() (cgroups.Manager, error) {
+	if c.s.CgroupPath == "" {
+		return nil, ErrNoCgroup
+	}
 	return cgroups.New(c.s.CgroupPath)
 }
 

@@ -32,6 +32,10 @@ type CreateOptions struct {
 	NoNewKeyring bool
 	// PreserveFDs descriptors after stdio (3, 4, ...) go to the container.
 	PreserveFDs int
+	// Rootless: the runtime runs without root on the host. A cgroup it
+	// has no permission to create is then skipped, unless the spec asks
+	// for resource limits.
+	Rootless bool
 	// Stdio of the container's process; nil means the runtime's own.
 	Stdin, Stdout, Stderr *os.File
 }
@@ -98,9 +102,9 @@ func Create(o CreateOptions) (c *Container, err error) {
 		os.RemoveAll(dir)
 		c = nil
 	}()
-	cg, err = cgroups.New(c.s.CgroupPath)
+	cg, err = c.makeCgroup(s, o.Rootless)
 	if err != nil {
-		return nil, fmt.Errorf("cgroup %s: %w", c.s.CgroupPath, err)
+		return nil, err
 	}
 	init, err = c.startInit(s, cg, &o)
 	if err != nil {
@@ -125,13 +129,38 @@ func Create(o CreateOptions) (c *Container, err error) {
 }
 
 // startInit starts the container's init and drives it to "created".
-func (c *Container) startInit(s *specs.Spec, cg cgroups.Manager, o *CreateOptions) (*initProcess, error) {
+// makeCgroup creates the container's cgroup and applies its resources. A
+// rootless runtime without permission to create it goes on without one
+// (and records that), as long as the spec sets no limits.
+func (c *Container) makeCgroup(s *specs.Spec, rootless bool) (cgroups.Manager, error) {
+	cg, err := cgroups.New(c.s.CgroupPath)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", c.s.CgroupPath, err)
+	}
 	if err := cg.Apply(-1); err != nil {
+		if rootless && errors.Is(err, os.ErrPermission) && !hasLimits(s.Linux.Resources) {
+			c.s.CgroupPath = ""
+			return nil, nil
+		}
 		return nil, fmt.Errorf("create cgroup: %w", err)
 	}
 	if err := cg.Set(cgroupResources(s)); err != nil {
+		cg.Destroy()
 		return nil, fmt.Errorf("apply resources: %w", err)
 	}
+	return cg, nil
+}
+
+// hasLimits reports whether r sets anything beyond device rules.
+func hasLimits(r *specs.LinuxResources) bool {
+	if r == nil {
+		return false
+	}
+	return r.Memory != nil || r.CPU != nil || r.Pids != nil || r.BlockIO != nil ||
+		len(r.HugepageLimits) > 0 || r.Network != nil || len(r.Rdma) > 0 || len(r.Unified) > 0
+}
+
+func (c *Container) startInit(s *specs.Spec, cg cgroups.Manager, o *CreateOptions) (*initProcess, error) {
 	fifo := filepath.Join(c.dir, fifoName)
 	if err := unix.Mkfifo(fifo, 0o622); err != nil {
 		return nil, &os.PathError{Op: "mkfifo", Path: fifo, Err: err}
@@ -188,14 +217,17 @@ func (c *Container) startInit(s *specs.Spec, cg cgroups.Manager, o *CreateOption
 	boot := bootstrapFor(s)
 	cfg.UserNS = hasNamespace(s, specs.UserNamespace)
 	cfg.NewCgroupNS = boot.cloneFlags&unix.CLONE_NEWCGROUP != 0
-	init, err := spawn(&spawnConfig{
+	sc := &spawnConfig{
 		boot:   boot,
-		cgroup: cg,
 		files:  files,
 		stdin:  orStdio(o.Stdin, os.Stdin),
 		stdout: orStdio(o.Stdout, os.Stdout),
 		stderr: orStdio(o.Stderr, os.Stderr),
-	})
+	}
+	if cg != nil {
+		sc.cgroup = cg
+	}
+	init, err := spawn(sc)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -61,7 +62,7 @@ func (c *Container) Exec(o ExecOptions) (int, error) {
 		})
 	}
 	cg, err := c.cgroup()
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrNoCgroup) {
 		return 0, err
 	}
 	files, err := preservedFiles(o.PreserveFDs)
@@ -98,14 +99,17 @@ func (c *Container) Exec(o ExecOptions) (int, error) {
 		cfg.SeccompAgentFD = 3 + len(files)
 		files = append(files, agent)
 	}
-	proc, err := spawn(&spawnConfig{
+	sc := &spawnConfig{
 		boot:   boot,
-		cgroup: cg,
 		files:  files,
 		stdin:  orStdio(o.Stdin, os.Stdin),
 		stdout: orStdio(o.Stdout, os.Stdout),
 		stderr: orStdio(o.Stderr, os.Stderr),
-	})
+	}
+	if cg != nil {
+		sc.cgroup = cg
+	}
+	proc, err := spawn(sc)
 	if err != nil {
 		return 0, err
 	}

@@ -210,6 +210,14 @@ func writeIDMaps(pid int, uids, gids []specs.LinuxIDMapping) error {
 	if err := write("uid_map", uids); err != nil {
 		return err
 	}
+	if os.Geteuid() != 0 {
+		// Without CAP_SETGID on the host, the kernel takes a gid map only
+		// once setgroups(2) is denied in the namespace.
+		path := "/proc/" + strconv.Itoa(pid) + "/setgroups"
+		if err := os.WriteFile(path, []byte("deny"), 0); err != nil {
+			return fmt.Errorf("write setgroups: %w", err)
+		}
+	}
 	return write("gid_map", gids)
 }
 

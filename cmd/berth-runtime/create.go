@@ -31,6 +31,7 @@ func (f *createFlags) options(g *globals, id string) runtime.CreateOptions {
 		NoPivot:       f.noPivot,
 		NoNewKeyring:  f.noNewKeyring,
 		PreserveFDs:   f.preserveFDs,
+		Rootless:      g.isRootless(),
 	}
 }
 

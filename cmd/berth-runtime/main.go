@@ -31,6 +31,18 @@ type globals struct {
 	rootless      string
 }
 
+// isRootless reads --rootless: "auto" means rootless when not running as
+// root on the host.
+func (g *globals) isRootless() bool {
+	switch g.rootless {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	return os.Geteuid() != 0
+}
+
 type command struct {
 	name    string
 	summary string

@@ -228,8 +228,14 @@ void berth_nsenter(void)
 			die("unshare", "user namespace");
 		// The runtime writes uid_map and gid_map from outside, where it
 		// holds the privilege to map any range.
+		// A runtime without root on the host may open this process's
+		// /proc files only while it is dumpable.
+		if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+			die("prctl", "PR_SET_DUMPABLE");
 		report("usermap");
 		wait_ack('u');
+		if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+			die("prctl", "PR_SET_DUMPABLE");
 		become_root();
 	}
 	(void)joined_user;

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"berth.dev/internal/testutil"
+	"berth.dev/runtime/spec"
 	"berth.dev/tests/fixtures"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -208,5 +209,33 @@ func TestBadInputLeavesNothing(t *testing.T) {
 				t.Errorf("mount of the bundle left behind")
 			}
 		})
+	}
+}
+
+// A runtime run by an unprivileged user: its own uid is root in a new user
+// namespace, and without cgroup access it goes on without a cgroup.
+func TestRootless(t *testing.T) {
+	testutil.RequiresRoot(t)
+	const uid = 1000
+	b := fixtures.Bundle(t, func(s *specs.Spec) {
+		*s = *spec.Default(true)
+		s.Process.Terminal = false
+		s.Process.Args = []string{"sh", "-c", "id -u; cat /proc/self/uid_map"}
+		s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: uid, Size: 1}}
+		s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: uid, Size: 1}}
+	})
+	root := t.TempDir()
+	for _, d := range []string{filepath.Dir(b), b, root} {
+		os.Chmod(d, 0o755)
+	}
+	os.Chown(root, uid, uid)
+	cmd := exec.Command(binary, "--root", root, "run", "--bundle", b, testutil.UniqueName(t))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("rootless run: %v\n%s", err, out)
+	}
+	if got := strings.Fields(string(out)); strings.Join(got, " ") != "0 0 1000 1" {
+		t.Errorf("rootless container printed %q", out)
 	}
 }
