@@ -301,17 +301,16 @@ func (in *initState) loadSeccomp(sc *specs.LinuxSeccomp) error {
 // switchUser drops the bounding set, changes uid, gid and groups, and sets
 // the final capability sets.
 func switchUser(p *specs.Process) error {
-	var c *specs.LinuxCapabilities
-	if p.Capabilities != nil {
-		c = p.Capabilities
-	} else {
-		c = &specs.LinuxCapabilities{}
-	}
-	if err := caps.DropBounding(c.Bounding); err != nil {
-		return err
-	}
-	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
-		return fmt.Errorf("set keepcaps: %w", err)
+	// No capabilities object means "leave them as they are", as in runc:
+	// a process that stays root keeps root's sets.
+	c := p.Capabilities
+	if c != nil {
+		if err := caps.DropBounding(c.Bounding); err != nil {
+			return err
+		}
+		if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("set keepcaps: %w", err)
+		}
 	}
 	groups := make([]int, len(p.User.AdditionalGids))
 	for i, g := range p.User.AdditionalGids {
@@ -330,8 +329,10 @@ func switchUser(p *specs.Process) error {
 	if err := unix.Setresuid(int(p.User.UID), int(p.User.UID), int(p.User.UID)); err != nil {
 		return fmt.Errorf("setuid %d: %w", p.User.UID, err)
 	}
-	if err := caps.Apply(c); err != nil {
-		return err
+	if c != nil {
+		if err := caps.Apply(c); err != nil {
+			return err
+		}
 	}
 	if p.User.Umask != nil {
 		unix.Umask(int(*p.User.Umask))

@@ -47,5 +47,31 @@ func parseSignal(s string) (syscall.Signal, error) {
 	if sig := unix.SignalNum(name); sig != 0 {
 		return sig, nil
 	}
+	// Real-time signals by offset: SIGRTMIN+3, SIGRTMAX-1.
+	const rtmin, rtmax = 34, 64
+	for base, sign := range map[string]int{"SIGRTMIN": 1, "SIGRTMAX": -1} {
+		rest, ok := strings.CutPrefix(name, base)
+		if !ok {
+			continue
+		}
+		n := 0
+		if rest != "" {
+			var err error
+			if n, err = strconv.Atoi(rest); err != nil || (n > 0) != (sign > 0) && n != 0 {
+				return 0, fmt.Errorf("unknown signal %q", s)
+			}
+			if n < 0 {
+				n = -n
+			}
+		}
+		sig := rtmin + n
+		if sign < 0 {
+			sig = rtmax - n
+		}
+		if sig < rtmin || sig > rtmax {
+			return 0, fmt.Errorf("unknown signal %q", s)
+		}
+		return syscall.Signal(sig), nil
+	}
 	return 0, fmt.Errorf("unknown signal %q", s)
 }
