@@ -38,6 +38,8 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	// Reachable by the unprivileged user of the rootless test.
+	os.Chmod(dir, 0o755)
 	binary = filepath.Join(dir, "berth-runtime")
 	build := exec.Command("go", "build", "-o", binary, "berth.dev/cmd/berth-runtime")
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
