@@ -1,0 +1,96 @@
+package runtime
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func TestValidateID(t *testing.T) {
+	for _, ok := range []string{"a", "c1", "my-container_1.2+x"} {
+		if err := ValidateID(ok); err != nil {
+			t.Errorf("ValidateID(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", ".", "..", "a/b", "../x", "a b", "x\n"} {
+		if err := ValidateID(bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("ValidateID(%q) = %v, want ErrInvalid", bad, err)
+		}
+	}
+}
+
+func TestBootstrapJoinsUserFirst(t *testing.T) {
+	s := &specs.Spec{Linux: &specs.Linux{
+		Namespaces: []specs.LinuxNamespace{
+			{Type: specs.NetworkNamespace, Path: "/run/netns/x"},
+			{Type: specs.PIDNamespace},
+			{Type: specs.UserNamespace, Path: "/proc/1/ns/user"},
+			{Type: specs.MountNamespace},
+			{Type: specs.TimeNamespace},
+		},
+		TimeOffsets: map[string]specs.LinuxTimeOffset{"boottime": {Secs: 5, Nanosecs: 7}},
+	}}
+	b := bootstrapFor(s)
+	got := b.encode()
+	want := "join user /proc/1/ns/user\njoin network /run/netns/x\nclone 537002112\ntimens boottime 5 7\nend\n"
+	if got != want {
+		t.Errorf("bootstrap:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestCgroupResourcesAllowDevices(t *testing.T) {
+	deny := specs.LinuxDeviceCgroup{Allow: false, Access: "rwm"}
+	s := &specs.Spec{Linux: &specs.Linux{
+		Resources: &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{deny}},
+		Devices:   []specs.LinuxDevice{{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229}},
+	}}
+	r := cgroupResources(s)
+	if len(r.Devices) != 1+len(defaultDeviceRules)+1 || r.Devices[0] != deny {
+		t.Fatalf("rules: %+v", r.Devices)
+	}
+	last := r.Devices[len(r.Devices)-1]
+	if !last.Allow || *last.Major != 10 || *last.Minor != 229 || last.Access != "rwm" {
+		t.Errorf("linux.devices rule: %+v", last)
+	}
+	if len(s.Linux.Resources.Devices) != 1 {
+		t.Error("the spec's own rules were modified")
+	}
+}
+
+func TestReadProcStat(t *testing.T) {
+	st, err := readProcStat(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != 'R' && st.State != 'S' || st.StartTime == 0 {
+		t.Errorf("own stat: %+v", st)
+	}
+	if !alive(os.Getpid(), st.StartTime) || alive(os.Getpid(), st.StartTime+1) {
+		t.Error("alive does not tell a reused pid apart")
+	}
+}
+
+func TestProcessEnvAddsHome(t *testing.T) {
+	p := &specs.Process{Env: []string{"PATH=/bin"}, User: specs.User{UID: 4242}}
+	env := processEnv(p)
+	if strings.Join(env, " ") != "PATH=/bin HOME=/" {
+		t.Errorf("env %v", env)
+	}
+	p.Env = append(p.Env, "HOME=/x")
+	if env := processEnv(p); strings.Join(env, " ") != "PATH=/bin HOME=/x" {
+		t.Errorf("env %v", env)
+	}
+}
+
+func BenchmarkSealedExe(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		f, err := sealedExe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+	}
+}
