@@ -1,8 +1,10 @@
 package runtime
 
 import (
+	"bytes"
 	"errors"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -85,12 +87,50 @@ func TestProcessEnvAddsHome(t *testing.T) {
 	}
 }
 
+// Both ways of sealing the runtime binary give a file with the binary's
+// content that cannot be written.
+func TestSealedExeIsReadOnly(t *testing.T) {
+	self, err := os.ReadFile("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, seal := range map[string]func() (*os.File, error){"overlay": overlayExe, "memfd": memfdExe} {
+		t.Run(name, func(t *testing.T) {
+			f, err := seal()
+			if err != nil {
+				if name == "overlay" && os.Geteuid() != 0 {
+					t.Skip("overlay mounts need privilege:", err)
+				}
+				t.Fatal(err)
+			}
+			defer f.Close()
+			got, err := os.ReadFile("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
+			if err != nil || !bytes.Equal(got, self) {
+				t.Fatalf("content differs from the binary (%v)", err)
+			}
+			// The overlay refuses the open (EROFS); the memfd's seals
+			// refuse the write.
+			if w, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(int(f.Fd())), os.O_WRONLY, 0); err == nil {
+				_, werr := w.Write([]byte("x"))
+				w.Close()
+				if werr == nil {
+					t.Fatal("wrote to the sealed binary")
+				}
+			}
+		})
+	}
+}
+
 func BenchmarkSealedExe(b *testing.B) {
-	for i := 0; i < b.N; i++ {
-		f, err := sealedExe()
-		if err != nil {
-			b.Fatal(err)
-		}
-		f.Close()
+	for name, seal := range map[string]func() (*os.File, error){"overlay": overlayExe, "memfd": memfdExe} {
+		b.Run(name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				f, err := seal()
+				if err != nil {
+					b.Skip(err)
+				}
+				f.Close()
+			}
+		})
 	}
 }
