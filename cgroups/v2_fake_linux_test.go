@@ -339,3 +339,29 @@ func TestDestroyOfMissingOrForeignDirectory(t *testing.T) {
 		t.Errorf("Destroy removed a file: %v", err)
 	}
 }
+
+// Regression: memory+swap equal to the memory limit left memory.swap.max
+// as it was ("max" after an unlimited update) instead of writing 0, so a
+// container asked to have no swap could swap without limit.
+func TestV2SwapEqualToLimitDisablesSwap(t *testing.T) {
+	const mb = 1 << 20
+	tests := []struct {
+		name string
+		mem  *specs.LinuxMemory
+	}{
+		{"with a memory limit", &specs.LinuxMemory{Limit: ptr[int64](16 * mb), Swap: ptr[int64](16 * mb)}},
+		{"against the current memory.max", &specs.LinuxMemory{Swap: ptr[int64](32 * mb)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, root := newFakeV2(t, "cpu io memory pids")
+			writeTree(t, root, map[string]string{"a/b/memory.max": "33554432", "a/b/memory.swap.max": "max"})
+			if err := m.Set(&specs.LinuxResources{Memory: tt.mem}); err != nil {
+				t.Fatal(err)
+			}
+			if got := readTree(t, root, "a/b/memory.swap.max"); got != "0" {
+				t.Errorf("memory.swap.max = %q, want 0", got)
+			}
+		})
+	}
+}

@@ -34,8 +34,11 @@ func (v2Memory) Set(dir string, r *specs.LinuxResources) error {
 		}
 	}
 	// Swap first: a lower memory.max with the old, larger swap.max would
-	// push pages out to swap that the new setting forbids.
-	if swap != 0 {
+	// push pages out to swap that the new setting forbids. A memory+swap
+	// equal to the memory limit converts to 0, which SwapToV2 also uses
+	// for "not set", but it asks for no swap at all: memory.swap.max 0.
+	noSwap := value(m.Swap) > 0 && fileExists(dir, "memory.swap.max")
+	if swap != 0 || noSwap {
 		if err := setValue(dir, "memory.swap.max", formatV2Limit(swap)); err != nil {
 			return err
 		}
