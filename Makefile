@@ -41,3 +41,9 @@ vet:
 
 clean:
 	rm -rf bin
+
+# The cgroup, runtime library and runtime tests again on a cgroup v2 kernel:
+# Debian's kernel under qemu with only cgroup2 mounted (tests/vm/README.md).
+.PHONY: test-cgroup2
+test-cgroup2:
+	tests/vm/run.sh

@@ -22,4 +22,6 @@ set -e
 passed=$(grep -cP '^ok\s' "$log" || true)
 failed=$(grep -cP '^FAIL\t' "$log" || true)
 echo "packages: $passed passed, $failed failed"
+# The cgroup and runtime tests again, in a VM that runs cgroup v2 only.
+make test-cgroup2 || status=1
 exit "$status"
