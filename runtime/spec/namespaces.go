@@ -79,7 +79,7 @@ func checkNamespacePath(field string, ns specs.LinuxNamespace) error {
 		return &FieldError{Field: field + ".path", Reason: "not a namespace file", Err: err}
 	}
 	if got != ns.Type {
-		return invalid(field+".path", "%s is a %s namespace, not a %s namespace", ns.Path, got, ns.Type)
+		return invalid(field+".path", "%s is a namespace of type %s, not %s", ns.Path, got, ns.Type)
 	}
 	return nil
 }
