@@ -14,14 +14,15 @@
 #   not installed or built are skipped with a note.
 #
 # crun 1.8 refuses to run on a hybrid cgroup host while a controller
-# (hugetlb here) sits on the cgroup2 mount; if so, the script mounts that
-# controller's v1 hierarchy at /sys/fs/cgroup/<name> for crun's turn only and
-# unmounts it again afterwards.
+# (hugetlb here) sits on the cgroup2 mount; for crun's turn only, the script
+# then mounts that controller's v1 hierarchy in a private mount namespace
+# (bench/lib/hybrid-cgroups.sh), which gives it back when crun is done.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib/hybrid-cgroups.sh
+. "$REPO/bench/lib/hybrid-cgroups.sh"
 N=100
-UNIFIED=/sys/fs/cgroup/unified
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
 
@@ -38,7 +39,6 @@ shift $((OPTIND - 1))
 [ "$(id -u)" = 0 ] || { echo "runtime.sh: run as root (the bundle is not rootless)" >&2; exit 1; }
 
 TMP=$(mktemp -d /tmp/berth-bench.XXXXXX)
-MOUNTED=()   # v1 hierarchies this script mounted
 USED=()      # "runtime-binary state-root" pairs to clean up
 
 cleanup() {
@@ -49,7 +49,7 @@ cleanup() {
 			"$bin" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
 		done
 	done
-	unmount_v1
+	hybrid_v1_unmount
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -65,40 +65,6 @@ need_tools() {
 		{ apt-get update >/dev/null 2>&1 && apt-get install -y "${missing[@]}" >/dev/null 2>&1; } ||
 		echo "# could not install ${missing[*]} (hyperfine is optional)" >&2
 	[ -x /usr/bin/time ] || { echo "runtime.sh: GNU time (/usr/bin/time) is required" >&2; exit 1; }
-}
-
-# mount_v1_for_crun gives each controller still on the cgroup2 mount a v1
-# hierarchy of its own, which crun 1.8 needs on a hybrid host.
-mount_v1_for_crun() {
-	[ -r $UNIFIED/cgroup.controllers ] || return 0
-	local c
-	for c in $(cat $UNIFIED/cgroup.controllers); do
-		mountpoint -q "/sys/fs/cgroup/$c" && continue
-		mkdir -p "/sys/fs/cgroup/$c"
-		mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c"
-		MOUNTED+=("$c")
-		echo "# mounted the v1 $c hierarchy for crun" >&2
-	done
-}
-
-# unmount_v1 undoes mount_v1_for_crun. The kernel gives a controller back
-# to cgroup2 only if its hierarchy had no cgroups left at unmount, and
-# removed cgroups linger briefly, so retry until the controller is back.
-unmount_v1() {
-	local c try
-	for c in "${MOUNTED[@]}"; do
-		for try in 1 2 3 4 5 6 7 8 9 10; do
-			mountpoint -q "/sys/fs/cgroup/$c" || mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c"
-			sleep 0.5
-			umount "/sys/fs/cgroup/$c"
-			sleep 0.2
-			grep -qw "$c" $UNIFIED/cgroup.controllers && break
-		done
-		rmdir "/sys/fs/cgroup/$c" 2>/dev/null || true
-		grep -qw "$c" $UNIFIED/cgroup.controllers ||
-			echo "# warning: $c did not return to cgroup2 (a cgroup is still in its v1 hierarchy?)" >&2
-	done
-	MOUNTED=()
 }
 
 resolve() {
@@ -153,9 +119,9 @@ for rt in "$@"; do
 	fi
 	name=$(basename "$bin")
 	if [ "$name" = crun ]; then
-		mount_v1_for_crun
+		hybrid_v1_mount
 		bench_one "$name" "$bin"
-		unmount_v1
+		hybrid_v1_unmount
 	else
 		bench_one "$name" "$bin"
 	fi
