@@ -13,6 +13,7 @@ podman_checks() {
 	# Not c_oom: Podman 4.3's conmon does not see an OOM kill of PID 1
 	# on this cgroup v1 host (State.OOMKilled stays false with runc too).
 	check init c_init podman-init --init --init-path /usr/bin/catatonit
+	check user-namespace c_user_namespace
 	check nothing-left c_nothing_left
 }
 
@@ -54,6 +55,10 @@ common_checks() {
 	check capabilities c_capabilities
 	check privileged c_privileged
 	check device c_device
+	check bind-mount c_bind_mount
+	check kernel-settings c_kernel_settings
+	check seccomp c_seccomp
+	check join-pid-namespace c_join_pid
 }
 
 c_run() {
@@ -355,6 +360,71 @@ c_device() {
 	local out
 	out=$(erun --rm --device /dev/zero:/dev/myzero "$image" sh -c 'head -c 5 /dev/myzero | wc -c')
 	want "bytes read from --device /dev/zero:/dev/myzero" "$out" 5
+}
+
+# c_bind_mount: a host directory read and written through a bind mount,
+# and refused through a read-only one.
+c_bind_mount() {
+	local dir=$work/volume-$engine out
+	mkdir -p "$dir" && echo from-host >"$dir/in" || return 1
+	out=$(erun --rm -v "$dir:/data" -v "$dir:/ro:ro" "$image" \
+		sh -c 'cat /data/in; echo from-container >/data/out; if touch /ro/x 2>/dev/null; then echo ro-writable; fi')
+	want "output" "$out" from-host || return 1
+	want "file the container wrote" "$(cat "$dir/out" 2>&1)" from-container || return 1
+	if [ -e "$dir/x" ]; then
+		echo "the container wrote through the read-only mount"
+		return 1
+	fi
+}
+
+# c_kernel_settings: a namespaced sysctl, the OOM score and an rlimit.
+c_kernel_settings() {
+	local out
+	out=$(erun --rm --sysctl kernel.shm_rmid_forced=1 --oom-score-adj 500 --ulimit core=1024:2048 "$image" \
+		sh -c 'cat /proc/sys/kernel/shm_rmid_forced /proc/self/oom_score_adj; grep "core file" /proc/self/limits')
+	want "output" "$(tr -s ' ' <<<"$out")" "1
+500
+Max core file size 1024 2048 bytes "
+}
+
+# c_seccomp: the engine's default profile is in force, a profile of ours
+# (mkdir refused with EPERM) too, and seccomp=unconfined means none.
+c_seccomp() {
+	local out profile=$work/seccomp-$engine.json
+	cat >"$profile" <<-'EOF'
+		{"defaultAction": "SCMP_ACT_ALLOW",
+		 "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
+	EOF
+	out=$(erun --rm "$image" grep Seccomp: /proc/self/status)
+	want "default profile" "$out" "$(printf 'Seccomp:\t2')" || return 1
+	out=$(erun --rm --security-opt "seccomp=$profile" "$image" sh -c 'mkdir /tmp/d 2>&1; grep Seccomp: /proc/self/status')
+	want "profile refusing mkdir" "$out" "$(printf "mkdir: can't create directory '/tmp/d': Operation not permitted\nSeccomp:\t2")" || return 1
+	out=$(erun --rm --security-opt seccomp=unconfined "$image" grep Seccomp: /proc/self/status)
+	want "seccomp=unconfined" "$out" "$(printf 'Seccomp:\t0')"
+}
+
+# c_join_pid: a container started in another one's PID namespace sees
+# its processes.
+c_join_pid() {
+	local ns out
+	detach "$image" sleep 300 || return 1
+	ns=$(e exec "$id" readlink /proc/1/ns/pid) || return 1
+	out=$(erun --rm --pid "container:$id" "$image" sh -c 'readlink /proc/self/ns/pid; ps -o args | grep -x "sleep 300"')
+	want "PID namespace and processes" "$out" "$ns
+sleep 300"
+}
+
+# c_user_namespace: podman --uidmap runs the container in a new user
+# namespace; its root is uid 100000 on the host.
+c_user_namespace() {
+	local out pid owner
+	detach --uidmap 0:100000:65536 --gidmap 0:100000:65536 "$image" sleep 300 || return 1
+	out=$(e exec "$id" sh -c 'id -u; cat /proc/self/uid_map' | tr -s ' ')
+	want "uid and uid_map" "$out" "0
+ 0 100000 65536" || return 1
+	pid=$(inspect "$id" '{{.State.Pid}}')
+	owner=$(stat -c %u "/proc/$pid")
+	want "owner of the container's PID 1 on the host" "$owner" 100000
 }
 
 # c_init COMM RUN-ARGS...: with the engine's init as PID 1, the command's
