@@ -55,6 +55,9 @@ done
 
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# The engines' processes start here: conmon writes a file named oom into
+# its working directory when it sees an OOM kill.
+cd "$work" || exit 1
 
 main() {
 	install_missing || return 1
