@@ -120,7 +120,7 @@ build_tests() {
 	for pkg in "${packages[@]}"; do
 		bin=$(echo "$pkg" | tr '/.' '__').test
 		build_static "$pkg" "$dir/tests/$bin" test -c
-		echo "$pkg $bin -test.v -test.count=1 -test.timeout=10m -test.run $run_pattern $(skip_args "$pkg")" >>"$dir/tests/list"
+		echo "$pkg $bin -test.v -test.count=1 -test.timeout=3m -test.run $run_pattern $(skip_args "$pkg")" >>"$dir/tests/list"
 	done
 	if [ -n "${BERTH_VM_SCRIPT:-}" ]; then
 		cp "$BERTH_VM_SCRIPT" "$dir/tests/script"
