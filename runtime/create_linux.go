@@ -344,8 +344,8 @@ func preservedFiles(n int) ([]*os.File, error) {
 	if n < 0 {
 		return nil, fmt.Errorf("%w: --preserve-fds must not be negative", ErrInvalid)
 	}
-	if err := unix.CloseRange(uint(3+n), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		return nil, fmt.Errorf("close_range: %w", err)
+	if err := closeExecFrom(3 + n); err != nil {
+		return nil, err
 	}
 	var files []*os.File
 	for i := 0; i < n; i++ {

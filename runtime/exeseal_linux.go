@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -37,15 +38,17 @@ func overlayExe() (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	empty, err := detachedMount("tmpfs", nil)
+	empty, err := detachedMount("tmpfs", "")
 	if err != nil {
 		return nil, err
 	}
 	defer unix.Close(empty)
-	mnt, err := detachedMount("overlay", []string{
-		filepath.Dir(exe),
-		"/proc/self/fd/" + strconv.Itoa(empty),
-	})
+	dir := filepath.Dir(exe)
+	if strings.ContainsAny(dir, ":,\\") {
+		return nil, fmt.Errorf("binary directory %q cannot be an overlay layer", dir)
+	}
+	// The classic "lowerdir=a:b" form: "lowerdir+" needs Linux 6.8.
+	mnt, err := detachedMount("overlay", dir+":/proc/self/fd/"+strconv.Itoa(empty))
 	if err != nil {
 		return nil, err
 	}
@@ -66,16 +69,17 @@ func overlayExe() (*os.File, error) {
 }
 
 // detachedMount makes a read-only mount of fstype that is attached to no
-// mount namespace and returns its root. lowers become overlay lower layers.
-func detachedMount(fstype string, lowers []string) (int, error) {
+// mount namespace and returns its root. lowerdir, if any, is an overlay's
+// lower layers.
+func detachedMount(fstype, lowerdir string) (int, error) {
 	fsfd, err := unix.Fsopen(fstype, unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		return -1, &os.PathError{Op: "fsopen", Path: fstype, Err: err}
 	}
 	defer unix.Close(fsfd)
-	for _, l := range lowers {
-		if err := unix.FsconfigSetString(fsfd, "lowerdir+", l); err != nil {
-			return -1, &os.PathError{Op: "fsconfig lowerdir+", Path: l, Err: err}
+	if lowerdir != "" {
+		if err := unix.FsconfigSetString(fsfd, "lowerdir", lowerdir); err != nil {
+			return -1, &os.PathError{Op: "fsconfig lowerdir", Path: lowerdir, Err: err}
 		}
 	}
 	if err := unix.FsconfigCreate(fsfd); err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,14 +70,15 @@ func (in *initState) run() error {
 			return err
 		}
 	}
+	// Nothing the runtime holds may reach the user program: descriptors
+	// past stdio and the preserved ones close on exec (CVE-2024-21626).
+	// Before the seccomp filter, which may not allow close_range.
+	if err := closeExecFrom(3 + cfg.PreserveFDs); err != nil {
+		return err
+	}
 	argv0, env, err := in.prepareProcess(cfg.Process)
 	if err != nil {
 		return err
-	}
-	// Nothing the runtime holds may reach the user program: descriptors
-	// past stdio and the preserved ones close on exec (CVE-2024-21626).
-	if err := unix.CloseRange(uint(3+cfg.PreserveFDs), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		return fmt.Errorf("close_range: %w", err)
 	}
 	if cfg.Mode == modeCreate {
 		if err := in.waitStart(); err != nil {
@@ -383,8 +385,13 @@ func homeDir(uid uint32) string {
 // lookPath resolves the program like execvp, with the container's PATH.
 func lookPath(name string, env []string) (string, error) {
 	if strings.Contains(name, "/") {
-		if _, err := os.Stat(name); err != nil {
+		fi, err := os.Stat(name)
+		if err != nil {
 			return "", fmt.Errorf("exec: %q: %w", name, err)
+		}
+		if fi.IsDir() || fi.Mode()&0o111 == 0 {
+			// Engines map this to exit status 126, as with runc.
+			return "", fmt.Errorf("exec: %q: %w", name, fs.ErrPermission)
 		}
 		return name, nil
 	}
@@ -422,6 +429,24 @@ func (in *initState) waitStart() error {
 	defer unix.Close(fd)
 	if _, err := unix.Write(fd, []byte{0}); err != nil {
 		return fmt.Errorf("write exec fifo: %w", err)
+	}
+	return nil
+}
+
+// closeExecFrom marks every descriptor from first on close-on-exec.
+func closeExecFrom(first int) error {
+	if err := unix.CloseRange(uint(first), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err == nil {
+		return nil
+	}
+	// Kernels before 5.11 lack CLOSE_RANGE_CLOEXEC: walk the table.
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("list descriptors: %w", err)
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= first {
+			unix.CloseOnExec(fd)
+		}
 	}
 	return nil
 }

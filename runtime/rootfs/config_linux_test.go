@@ -2,6 +2,7 @@ package rootfs
 
 import (
 	"errors"
+	"golang.org/x/sys/unix"
 	"os"
 	"testing"
 
@@ -45,8 +46,11 @@ func TestPrepareRefusesBadConfig(t *testing.T) {
 		{"device relative path", withLinux(func(l *specs.Linux) {
 			l.Devices = []specs.LinuxDevice{{Path: "dev/x", Type: "c", Major: 1, Minor: 1}}
 		}), "/rootfs", false, ErrInvalid},
-		{"device mode with type bits", withLinux(func(l *specs.Linux) {
-			l.Devices = []specs.LinuxDevice{{Path: "/dev/x", Type: "c", Major: 1, Minor: 1, FileMode: ptr[os.FileMode](0o20666)}}
+		{"device mode with another type's bits", withLinux(func(l *specs.Linux) {
+			l.Devices = []specs.LinuxDevice{{Path: "/dev/x", Type: "c", Major: 1, Minor: 1, FileMode: ptr[os.FileMode](0o60666)}}
+		}), "/rootfs", false, ErrInvalid},
+		{"device mode with setgid-like stray bits", withLinux(func(l *specs.Linux) {
+			l.Devices = []specs.LinuxDevice{{Path: "/dev/x", Type: "c", Major: 1, Minor: 1, FileMode: ptr[os.FileMode](0o1000000)}}
 		}), "/rootfs", false, ErrInvalid},
 		{"device negative major", withLinux(func(l *specs.Linux) {
 			l.Devices = []specs.LinuxDevice{{Path: "/dev/x", Type: "b", Major: -1, Minor: 1}}
@@ -124,5 +128,18 @@ func TestPlanCleansPaths(t *testing.T) {
 	}
 	if got := pl.mounts[0].dest; got != "/tmp/x" {
 		t.Errorf("destination = %q, want /tmp/x", got)
+	}
+}
+
+// Podman writes the file type into fileMode (020666 for a character
+// device); it is accepted when it matches the device type.
+func TestDeviceModeWithMatchingTypeBits(t *testing.T) {
+	m := os.FileMode(0o20640)
+	d, err := parseDevice(specs.LinuxDevice{Path: "/dev/myzero", Type: "c", Major: 1, Minor: 5, FileMode: &m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.mode != unix.S_IFCHR|0o640 {
+		t.Errorf("mode %#o, want %#o", d.mode, unix.S_IFCHR|0o640)
 	}
 }

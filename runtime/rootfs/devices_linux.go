@@ -68,10 +68,16 @@ func parseDevice(d specs.LinuxDevice) (device, error) {
 	}
 	perm := uint32(0o666)
 	if d.FileMode != nil {
-		if *d.FileMode&^0o7777 != 0 {
-			return bad("fileMode %#o has bits other than permissions", uint32(*d.FileMode))
+		// Podman writes the file type into fileMode too (020666 for a
+		// character device): accept it when it agrees with the type.
+		m := uint32(*d.FileMode)
+		if ft := m & unix.S_IFMT; ft != 0 && ft != dev.mode {
+			return bad("fileMode %#o has a file type other than %q", m, d.Type)
 		}
-		perm = uint32(*d.FileMode)
+		if m&^(0o7777|unix.S_IFMT) != 0 {
+			return bad("fileMode %#o has bits other than permissions", m)
+		}
+		perm = m & 0o7777
 	}
 	dev.mode |= perm
 	if d.UID != nil {

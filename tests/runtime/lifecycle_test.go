@@ -75,14 +75,17 @@ func TestRunForwardsSignals(t *testing.T) {
 	id := testutil.UniqueName(t)
 	// pid 1 ignores signals it has no handler for: the trap makes TERM
 	// an exit with status 5.
-	b := fixtures.Bundle(t, args("sh", "-c", "trap 'exit 5' TERM; while true; do sleep 0.05; done"))
+	b := fixtures.Bundle(t, args("sh", "-c", "trap 'exit 5' TERM; touch /ready; while true; do sleep 0.05; done"),
+		func(s *specs.Spec) { s.Root.Readonly = false })
 	cmd := exec.Command(binary, "--root", r.root, "run", "--bundle", b, id)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the container to run", func() bool {
-		res := r.cmd("", "state", id)
-		return res.code == 0 && strings.Contains(res.stdout, `"running"`)
+	// The trap must be in place before the signal: pid 1 ignores it
+	// otherwise.
+	waitFor(t, "the trap to be set", func() bool {
+		_, err := os.Stat(filepath.Join(b, "rootfs", "ready"))
+		return err == nil
 	})
 	cmd.Process.Signal(syscall.SIGTERM)
 	err := cmd.Wait()
@@ -106,7 +109,7 @@ func TestLifecycle(t *testing.T) {
 	if _, err := os.Stat(started); err == nil {
 		t.Fatal("the user program ran before start")
 	}
-	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/memory", cg)); err != nil {
+	if _, err := os.Stat(cgroupDir("memory", cg)); err != nil {
 		t.Errorf("cgroup not created: %v", err)
 	}
 	if res := r.cmd("", "create", "--bundle", b, id); res.code == 0 || !strings.Contains(res.stderr, "already exists") {
@@ -135,7 +138,7 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("state directory left behind: %v", err)
 	}
 	for _, c := range []string{"memory", "pids", "cpu", "freezer"} {
-		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", c, cg)); !os.IsNotExist(err) {
+		if _, err := os.Stat(cgroupDir(c, cg)); !os.IsNotExist(err) {
 			t.Errorf("cgroup %s left behind: %v", c, err)
 		}
 	}
@@ -202,7 +205,7 @@ func TestBadInputLeavesNothing(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(r.root, id)); !os.IsNotExist(err) {
 				t.Errorf("state directory left behind")
 			}
-			if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/memory", id)); !os.IsNotExist(err) {
+			if _, err := os.Stat(cgroupDir("memory", id)); !os.IsNotExist(err) {
 				t.Errorf("cgroup left behind")
 			}
 			if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), b) {

@@ -14,13 +14,16 @@ import (
 	"time"
 
 	"berth.dev/internal/testutil"
+	"berth.dev/tests/fixtures"
 )
 
 // binary is the berth-runtime built for this test run.
 var binary string
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
+	code := run(m)
+	fixtures.Cleanup()
+	os.Exit(code)
 }
 
 func run(m *testing.M) int {
@@ -122,4 +125,38 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// unified reports whether the host runs cgroup v2 only.
+func unified() bool {
+	_, err := os.Stat("/sys/fs/cgroup/cgroup.controllers")
+	return err == nil
+}
+
+// cgroupDir is the directory of cgroup path p for a v1 controller, or the
+// one v2 directory.
+func cgroupDir(controller, p string) string {
+	if unified() {
+		return filepath.Join("/sys/fs/cgroup", p)
+	}
+	return filepath.Join("/sys/fs/cgroup", controller, p)
+}
+
+// cgroupValue reads a limit of cgroup p: the v1 file of a controller, or
+// the v2 file (whose first field is compared).
+func cgroupValue(t *testing.T, controller, p, v1file, v2file string) string {
+	t.Helper()
+	file := v1file
+	if unified() {
+		file = v2file
+	}
+	data, err := os.ReadFile(filepath.Join(cgroupDir(controller, p), file))
+	if err != nil {
+		t.Fatalf("read %s: %v", file, err)
+	}
+	f := strings.Fields(string(data))
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
 }
