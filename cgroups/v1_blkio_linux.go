@@ -32,7 +32,9 @@ func (v1Blkio) Set(dir string, r *specs.LinuxResources) error {
 			return err
 		}
 	}
-	if w := value(b.LeafWeight); w != 0 {
+	// Leaf weights belonged to the CFQ scheduler, gone since Linux 5.0:
+	// where the file is missing there is nothing to weigh, as with BFQ.
+	if w := value(b.LeafWeight); w != 0 && fileExists(dir, "blkio.leaf_weight") {
 		if err := setValue(dir, "blkio.leaf_weight", strconv.Itoa(int(w))); err != nil {
 			return err
 		}

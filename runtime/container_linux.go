@@ -199,12 +199,12 @@ func (c *Container) sharesPIDNamespace() bool {
 func (c *Container) Delete(force bool) error {
 	st := c.Status()
 	switch st {
-	case Running, Paused:
+	case Created, Running, Paused:
+		// The specification: deleting a container that is not stopped is
+		// an error, and leaves it as it was.
 		if !force {
 			return fmt.Errorf("%w: cannot delete container %s that is not stopped: %s", ErrState, c.s.ID, st)
 		}
-		fallthrough
-	case Created:
 		if err := c.killAll(); err != nil {
 			return err
 		}

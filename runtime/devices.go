@@ -36,9 +36,17 @@ func cgroupResources(s *specs.Spec) *specs.LinuxResources {
 	rules := append([]specs.LinuxDeviceCgroup(nil), r.Devices...)
 	rules = append(rules, defaultDeviceRules...)
 	for _, d := range s.Linux.Devices {
+		typ := d.Type
+		switch typ {
+		case "p":
+			// A FIFO is no device: the device cgroup has nothing to allow.
+			continue
+		case "u":
+			typ = "c"
+		}
 		rules = append(rules, specs.LinuxDeviceCgroup{
 			Allow:  true,
-			Type:   d.Type,
+			Type:   typ,
 			Major:  i64(d.Major),
 			Minor:  i64(d.Minor),
 			Access: "rwm",

@@ -236,9 +236,6 @@ func (in *initState) prepareProcess(p *specs.Process) (string, []string, error) 
 			return "", nil, fmt.Errorf("set oom_score_adj %s: %w", v, err)
 		}
 	}
-	if err := setRlimits(p.Rlimits); err != nil {
-		return "", nil, err
-	}
 	if err := setScheduling(p); err != nil {
 		return "", nil, err
 	}
@@ -274,6 +271,11 @@ func (in *initState) prepareProcess(p *specs.Process) (string, []string, error) 
 	env := processEnv(p)
 	argv0, err := lookPath(p.Args[0], env)
 	if err != nil {
+		return "", nil, err
+	}
+	// Limits late: an address-space limit would starve the filter's
+	// construction and the Go runtime's own allocations.
+	if err := setRlimits(p.Rlimits); err != nil {
 		return "", nil, err
 	}
 	if sc != nil && p.NoNewPrivileges {

@@ -47,7 +47,10 @@ func TestCgroupResourcesAllowDevices(t *testing.T) {
 	deny := specs.LinuxDeviceCgroup{Allow: false, Access: "rwm"}
 	s := &specs.Spec{Linux: &specs.Linux{
 		Resources: &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{deny}},
-		Devices:   []specs.LinuxDevice{{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229}},
+		Devices: []specs.LinuxDevice{
+			{Path: "/dev/fifo", Type: "p"},
+			{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229},
+		},
 	}}
 	r := cgroupResources(s)
 	if len(r.Devices) != 1+len(defaultDeviceRules)+1 || r.Devices[0] != deny {

@@ -112,6 +112,9 @@ func TestLifecycle(t *testing.T) {
 	if _, err := os.Stat(cgroupDir("memory", cg)); err != nil {
 		t.Errorf("cgroup not created: %v", err)
 	}
+	if res := r.cmd("", "delete", id); res.code == 0 || !strings.Contains(res.stderr, "not stopped") || r.state(id).Status != "created" {
+		t.Errorf("delete of a created container: code %d stderr %q", res.code, res.stderr)
+	}
 	if res := r.cmd("", "create", "--bundle", b, id); res.code == 0 || !strings.Contains(res.stderr, "already exists") {
 		t.Errorf("second create with the same id: code %d stderr %q", res.code, res.stderr)
 	}
