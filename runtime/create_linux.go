@@ -219,13 +219,11 @@ func (c *Container) startInit(s *specs.Spec, cg cgroups.Manager, o *CreateOption
 	cfg.NewCgroupNS = boot.cloneFlags&unix.CLONE_NEWCGROUP != 0
 	sc := &spawnConfig{
 		boot:   boot,
+		cgroup: cg,
 		files:  files,
 		stdin:  orStdio(o.Stdin, os.Stdin),
 		stdout: orStdio(o.Stdout, os.Stdout),
 		stderr: orStdio(o.Stderr, os.Stderr),
-	}
-	if cg != nil {
-		sc.cgroup = cg
 	}
 	init, err := spawn(sc)
 	if err != nil {

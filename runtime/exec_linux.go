@@ -101,13 +101,11 @@ func (c *Container) Exec(o ExecOptions) (int, error) {
 	}
 	sc := &spawnConfig{
 		boot:   boot,
+		cgroup: cg,
 		files:  files,
 		stdin:  orStdio(o.Stdin, os.Stdin),
 		stdout: orStdio(o.Stdout, os.Stdout),
 		stderr: orStdio(o.Stderr, os.Stderr),
-	}
-	if cg != nil {
-		sc.cgroup = cg
 	}
 	proc, err := spawn(sc)
 	if err != nil {

@@ -127,19 +127,14 @@ func runExec(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	if terminal {
-		o.ConsoleConn = fg.consoleW
-	}
-	pid, err := c.Exec(o)
-	if fg.consoleW != nil {
-		fg.consoleW.Close()
-	}
-	if err != nil {
-		fg.close()
+	var pid int
+	err = fg.launch(func(console *os.File) error {
+		o.ConsoleConn = console
+		var err error
+		pid, err = c.Exec(o)
 		return err
-	}
-	if err := fg.attachConsole(); err != nil {
-		fg.close()
+	})
+	if err != nil {
 		return err
 	}
 	return exitError(fg.wait(pid))

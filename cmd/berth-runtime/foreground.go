@@ -41,6 +41,23 @@ func newForeground(terminal bool) (*foreground, error) {
 	return f, nil
 }
 
+// launch calls create, which makes the process and hands it console (the
+// end of the console socket for the container, nil without a terminal),
+// then relays the terminal. On error the foreground is closed.
+func (f *foreground) launch(create func(console *os.File) error) error {
+	err := create(f.consoleW)
+	if f.consoleW != nil {
+		f.consoleW.Close()
+	}
+	if err == nil {
+		err = f.attachConsole()
+	}
+	if err != nil {
+		f.close()
+	}
+	return err
+}
+
 // attachConsole receives the pty master the container sent and relays it
 // to the runtime's own stdio, with the local terminal in raw mode.
 func (f *foreground) attachConsole() error {

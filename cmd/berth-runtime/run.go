@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"os"
 
 	"berth.dev/runtime"
 	"berth.dev/runtime/spec"
@@ -39,20 +40,17 @@ func runRun(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	if terminal {
-		o.ConsoleConn = fg.consoleW
-	}
-	c, err := runtime.Create(o)
-	if fg.consoleW != nil {
-		fg.consoleW.Close()
-	}
-	if err != nil {
-		fg.close()
+	var c *runtime.Container
+	err = fg.launch(func(console *os.File) error {
+		o.ConsoleConn = console
+		var err error
+		c, err = runtime.Create(o)
 		return err
-	}
-	if err := fg.attachConsole(); err != nil {
-		fg.close()
-		c.Delete(true)
+	})
+	if err != nil {
+		if c != nil {
+			c.Delete(true)
+		}
 		return err
 	}
 	if err := c.Start(); err != nil {
