@@ -3,6 +3,7 @@ package runtime
 import (
 	"bytes"
 	"errors"
+	"golang.org/x/sys/unix"
 	"os"
 	"strconv"
 	"strings"
@@ -103,6 +104,11 @@ func TestSealedExeIsReadOnly(t *testing.T) {
 			if err != nil {
 				if name == "overlay" && os.Geteuid() != 0 {
 					t.Skip("overlay mounts need privilege:", err)
+				}
+				// Older kernels (Debian's 6.1) refuse a detached mount as
+				// an overlay layer; sealedExe then falls back to memfd.
+				if name == "overlay" && errors.Is(err, unix.EINVAL) {
+					t.Skip("this kernel refuses the detached overlay:", err)
 				}
 				t.Fatal(err)
 			}
