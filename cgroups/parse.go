@@ -2,6 +2,8 @@ package cgroups
 
 import (
 	"bufio"
+
+	"berth.dev/internal/mountinfo"
 	"fmt"
 	"io"
 	"strconv"
@@ -52,64 +54,24 @@ type mountInfo struct {
 
 // parseMountinfo parses /proc/self/mountinfo (see proc(5)).
 func parseMountinfo(r io.Reader) ([]mountInfo, error) {
-	var mounts []mountInfo
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
-	for sc.Scan() {
-		if sc.Text() == "" {
-			continue
-		}
-		m, err := parseMountinfoLine(sc.Text())
-		if err != nil {
-			return nil, err
-		}
-		mounts = append(mounts, m)
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
 	}
-	return mounts, sc.Err()
-}
-
-func parseMountinfoLine(line string) (mountInfo, error) {
-	// 36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
-	fields := strings.Fields(line)
-	sep := -1
-	for i := 6; i < len(fields); i++ {
-		if fields[i] == "-" {
-			sep = i
-			break
+	infos, err := mountinfo.Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	mounts := make([]mountInfo, len(infos))
+	for i, mi := range infos {
+		mounts[i] = mountInfo{
+			Root:         mi.Root,
+			MountPoint:   mi.Mountpoint,
+			FSType:       mi.FSType,
+			SuperOptions: strings.Split(mi.SuperOptions, ","),
 		}
 	}
-	if len(fields) < 7 || sep < 0 || len(fields) < sep+3 {
-		return mountInfo{}, fmt.Errorf("malformed mountinfo line %q", line)
-	}
-	m := mountInfo{
-		Root:       unescapeMountPath(fields[3]),
-		MountPoint: unescapeMountPath(fields[4]),
-		FSType:     fields[sep+1],
-	}
-	if len(fields) > sep+3 {
-		m.SuperOptions = strings.Split(fields[sep+3], ",")
-	}
-	return m, nil
-}
-
-// unescapeMountPath undoes the kernel's octal escaping of space, tab,
-// newline and backslash in mountinfo paths ("\040").
-func unescapeMountPath(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return mounts, nil
 }
 
 // parseCPUList parses a kernel list like "0-3,7" (cpuset.cpus, mems).

@@ -126,15 +126,3 @@ type State struct {
 	Owner       string            `json:"owner"`
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
-
-// OCI returns the state in the form hooks receive on stdin.
-func (s *State) OCI() *specs.State {
-	return &specs.State{
-		Version:     specs.Version,
-		ID:          s.ID,
-		Status:      specs.ContainerState(s.Status),
-		Pid:         s.Pid,
-		Bundle:      s.Bundle,
-		Annotations: s.Annotations,
-	}
-}
