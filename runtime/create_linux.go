@@ -204,16 +204,11 @@ func (c *Container) startInit(s *specs.Spec, cg cgroups.Manager, o *CreateOption
 		cfg.ConsoleSocketFD = 3 + len(files)
 		files = append(files, console)
 	}
-	cfg.SeccompAgentFD = -1
-	agent, err := dialSeccompAgent(s)
+	files, closeAgent, err := withSeccompAgent(s, cfg, files)
 	if err != nil {
 		return nil, err
 	}
-	if agent != nil {
-		defer agent.Close()
-		cfg.SeccompAgentFD = 3 + len(files)
-		files = append(files, agent)
-	}
+	defer closeAgent()
 	boot := bootstrapFor(s)
 	cfg.UserNS = hasNamespace(s, specs.UserNamespace)
 	cfg.NewCgroupNS = boot.cloneFlags&unix.CLONE_NEWCGROUP != 0

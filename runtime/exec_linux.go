@@ -89,16 +89,11 @@ func (c *Container) Exec(o ExecOptions) (int, error) {
 		cfg.ConsoleSocketFD = 3 + len(files)
 		files = append(files, console)
 	}
-	cfg.SeccompAgentFD = -1
-	agent, err := dialSeccompAgent(s)
+	files, closeAgent, err := withSeccompAgent(s, cfg, files)
 	if err != nil {
 		return 0, err
 	}
-	if agent != nil {
-		defer agent.Close()
-		cfg.SeccompAgentFD = 3 + len(files)
-		files = append(files, agent)
-	}
+	defer closeAgent()
 	sc := &spawnConfig{
 		boot:   boot,
 		cgroup: cg,

@@ -177,6 +177,19 @@ func sendSeccompListener(conn *os.File, sc *specs.LinuxSeccomp, fd int, st *spec
 	return nil
 }
 
+// withSeccompAgent connects to the spec's seccomp agent, if any, and adds
+// the connection to the files passed to the init, recording its number in
+// cfg. closeAgent closes the runtime's copy once the init has its own.
+func withSeccompAgent(s *specs.Spec, cfg *initConfig, files []*os.File) (_ []*os.File, closeAgent func(), err error) {
+	cfg.SeccompAgentFD = -1
+	agent, err := dialSeccompAgent(s)
+	if err != nil || agent == nil {
+		return files, func() {}, err
+	}
+	cfg.SeccompAgentFD = 3 + len(files)
+	return append(files, agent), func() { agent.Close() }, nil
+}
+
 // dialSeccompAgent connects to the spec's seccomp listener, if any. The
 // runtime does it on the host side: inside the container the path is gone.
 func dialSeccompAgent(s *specs.Spec) (*os.File, error) {

@@ -3,6 +3,8 @@ package runtime_test
 import (
 	"encoding/json"
 	"fmt"
+	"golang.org/x/sys/unix"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -228,5 +230,71 @@ func TestFailingHookFailsCreate(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(r.root, id)); !os.IsNotExist(err) {
 		t.Error("state left behind")
+	}
+}
+
+// With a SCMP_ACT_NOTIFY rule, the runtime hands the listener to the agent
+// at listenerPath together with the container's state. Once the agent
+// closes it, the notified syscall fails (ENOSYS).
+func TestSeccompListenerReachesAgent(t *testing.T) {
+	r := newRT(t)
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	type got struct {
+		st  specs.ContainerProcessState
+		fds int
+		err error
+	}
+	gotc := make(chan got, 1)
+	go func() {
+		conn, err := l.Accept()
+		if err != nil {
+			gotc <- got{err: err}
+			return
+		}
+		defer conn.Close()
+		buf, oob := make([]byte, 64<<10), make([]byte, unix.CmsgSpace(4))
+		n, oobn, _, _, err := conn.(*net.UnixConn).ReadMsgUnix(buf, oob)
+		var g got
+		g.err = err
+		if err == nil {
+			g.err = json.Unmarshal(buf[:n], &g.st)
+			msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+			for _, m := range msgs {
+				fds, _ := unix.ParseUnixRights(&m)
+				for _, fd := range fds {
+					g.fds++
+					unix.Close(fd)
+				}
+			}
+		}
+		gotc <- g
+	}()
+	id := testutil.UniqueName(t)
+	b := fixtures.Bundle(t, args("sh", "-c", "mkdir /tmp/x 2>&1; echo done"), func(s *specs.Spec) {
+		s.Process.NoNewPrivileges = true
+		s.Root.Readonly = false
+		s.Linux.Seccomp = &specs.LinuxSeccomp{
+			DefaultAction:    specs.ActAllow,
+			ListenerPath:     sock,
+			ListenerMetadata: "berth-test",
+			Syscalls:         []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActNotify}},
+		}
+	})
+	out := r.ok("run", "--bundle", b, id)
+	g := <-gotc
+	if g.err != nil {
+		t.Fatal(g.err)
+	}
+	if g.fds != 1 || g.st.Metadata != "berth-test" || g.st.State.ID != id || g.st.Pid <= 0 ||
+		len(g.st.Fds) != 1 || g.st.Fds[0] != specs.SeccompFdName {
+		t.Errorf("agent got %d fds and %+v", g.fds, g.st)
+	}
+	if !strings.Contains(out, "not implemented") || !strings.Contains(out, "done") {
+		t.Errorf("container printed %q", out)
 	}
 }
