@@ -16,9 +16,9 @@ import (
 )
 
 // runOut runs a bundle in the foreground and returns what it printed.
-func (r *rt) runOut(b string) string {
-	r.t.Helper()
-	return r.ok("run", "--bundle", b, testutil.UniqueName(r.t))
+func runOut(r *rt, b string) string {
+	r.T.Helper()
+	return r.OK("run", "--bundle", b, testutil.UniqueName(r.T))
 }
 
 func hostNS(t *testing.T, name string) string {
@@ -48,7 +48,7 @@ func TestEveryNamespaceIsNew(t *testing.T) {
 	// The container's root is host uid 100000: it must reach the rootfs.
 	os.Chmod(filepath.Dir(b), 0o755)
 	os.Chmod(b, 0o755)
-	got := strings.Fields(r.runOut(b))
+	got := strings.Fields(runOut(r, b))
 	if len(got) != len(names) {
 		t.Fatalf("got %d namespaces: %v", len(got), got)
 	}
@@ -64,7 +64,7 @@ func TestInsideView(t *testing.T) {
 	b := fixtures.Bundle(t, args("sh", "-c", `echo pid=$$; hostname; ip -o link | cut -d: -f2; id -u`), func(s *specs.Spec) {
 		s.Hostname = "berth-host"
 	})
-	out := r.runOut(b)
+	out := runOut(r, b)
 	for _, want := range []string{"pid=1\n", "berth-host\n", " lo\n", "0\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -78,8 +78,8 @@ func TestInsideView(t *testing.T) {
 func TestJoinNamespaceByPath(t *testing.T) {
 	r := newRT(t)
 	id := testutil.UniqueName(t)
-	r.ok("run", "-d", "--bundle", fixtures.Bundle(t, args("sleep", "1000")), id)
-	pid := r.state(id).Pid
+	r.OK("run", "-d", "--bundle", fixtures.Bundle(t, args("sleep", "1000")), id)
+	pid := r.State(id).Pid
 	netns := fmt.Sprintf("/proc/%d/ns/net", pid)
 	want, _ := os.Readlink(netns)
 	b := fixtures.Bundle(t, args("readlink", "/proc/self/ns/net"), func(s *specs.Spec) {
@@ -89,7 +89,7 @@ func TestJoinNamespaceByPath(t *testing.T) {
 			}
 		}
 	})
-	if got := strings.TrimSpace(r.runOut(b)); got != want {
+	if got := strings.TrimSpace(runOut(r, b)); got != want {
 		t.Errorf("joined network namespace %q, want %q", got, want)
 	}
 }
@@ -104,7 +104,7 @@ func TestMountsAndMaskedPaths(t *testing.T) {
 		grep -c ' /dev/shm ' /proc/self/mounts
 		touch /rootfs-write && echo root-writable || echo root-readonly
 		ls -l /dev/null | cut -c1`), func(s *specs.Spec) { s.Root.Readonly = true })
-	got := strings.Fields(r.runOut(b))
+	got := strings.Fields(runOut(r, b))
 	want := []string{"0", "0", "sys-readonly", "1", "1", "root-readonly", "c"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("got %v, want %v", got, want)
@@ -119,7 +119,7 @@ func TestCapabilities(t *testing.T) {
 	})
 	// CAP_CHOWN=0, CAP_KILL=5, CAP_NET_BIND_SERVICE=10.
 	const mask = "0000000000000421"
-	out := r.runOut(b)
+	out := runOut(r, b)
 	for _, line := range []string{"CapInh:\t0000000000000000", "CapPrm:\t" + mask, "CapEff:\t" + mask, "CapBnd:\t" + mask, "CapAmb:\t0000000000000000"} {
 		if !strings.Contains(out, line) {
 			t.Errorf("missing %q in\n%s", line, out)
@@ -133,7 +133,7 @@ func TestUserAndGroups(t *testing.T) {
 		mask := uint32(0o027)
 		s.Process.User = specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{10, 20}, Umask: &mask}
 	})
-	if got := strings.Fields(r.runOut(b)); strings.Join(got, " ") != "1000 1000 1000 10 20 0027" {
+	if got := strings.Fields(runOut(r, b)); strings.Join(got, " ") != "1000 1000 1000 10 20 0027" {
 		t.Errorf("got %v", got)
 	}
 }
@@ -143,7 +143,7 @@ func TestRlimits(t *testing.T) {
 	b := fixtures.Bundle(t, args("sh", "-c", "ulimit -n; ulimit -Hn"), func(s *specs.Spec) {
 		s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 123, Hard: 456}}
 	})
-	if got := strings.Fields(r.runOut(b)); strings.Join(got, " ") != "123 456" {
+	if got := strings.Fields(runOut(r, b)); strings.Join(got, " ") != "123 456" {
 		t.Errorf("got %v", got)
 	}
 }
@@ -162,7 +162,7 @@ func TestSeccompBlocksSyscallWithErrno(t *testing.T) {
 			}},
 		}
 	})
-	out := r.runOut(b)
+	out := runOut(r, b)
 	if !strings.Contains(out, "Operation not permitted") || !strings.Contains(out, "done") {
 		t.Errorf("mkdir was not refused with EPERM:\n%s", out)
 	}
@@ -174,7 +174,7 @@ func TestSysctlAndDomainname(t *testing.T) {
 		s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1"}
 		s.Domainname = "berth.test"
 	})
-	if got := strings.Fields(r.runOut(b)); strings.Join(got, " ") != "1 berth.test" {
+	if got := strings.Fields(runOut(r, b)); strings.Join(got, " ") != "1 berth.test" {
 		t.Errorf("got %v", got)
 	}
 }
@@ -195,7 +195,7 @@ func TestHooksRunInOrderWithState(t *testing.T) {
 			Poststop:      []specs.Hook{hook("poststop")},
 		}
 	})
-	r.ok("run", "--bundle", b, id)
+	r.OK("run", "--bundle", b, id)
 	data, err := os.ReadFile(logf)
 	if err != nil {
 		t.Fatal(err)
@@ -224,11 +224,11 @@ func TestFailingHookFailsCreate(t *testing.T) {
 	b := fixtures.Bundle(t, args("true"), func(s *specs.Spec) {
 		s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/busybox", Args: []string{"false"}}}}
 	})
-	res := r.cmd("", "create", "--bundle", b, id)
-	if res.code == 0 || !strings.Contains(res.stderr, "createRuntime") {
-		t.Fatalf("create with a failing hook: code %d stderr %q", res.code, res.stderr)
+	res := r.Cmd("", "create", "--bundle", b, id)
+	if res.Code == 0 || !strings.Contains(res.Stderr, "createRuntime") {
+		t.Fatalf("create with a failing hook: code %d stderr %q", res.Code, res.Stderr)
 	}
-	if _, err := os.Stat(filepath.Join(r.root, id)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(r.Root, id)); !os.IsNotExist(err) {
 		t.Error("state left behind")
 	}
 }
@@ -285,7 +285,7 @@ func TestSeccompListenerReachesAgent(t *testing.T) {
 			Syscalls:         []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActNotify}},
 		}
 	})
-	out := r.ok("run", "--bundle", b, id)
+	out := r.OK("run", "--bundle", b, id)
 	g := <-gotc
 	if g.err != nil {
 		t.Fatal(g.err)

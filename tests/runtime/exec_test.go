@@ -22,9 +22,9 @@ import (
 func TestExecJoinsEveryNamespace(t *testing.T) {
 	r := newRT(t)
 	id := testutil.UniqueName(t)
-	r.ok("run", "-d", "--bundle", fixtures.Bundle(t, args("sleep", "1000")), id)
-	pid := r.state(id).Pid
-	out := r.ok("exec", id, "sh", "-c", "for n in mnt pid net ipc uts cgroup; do readlink /proc/self/ns/$n; done")
+	r.OK("run", "-d", "--bundle", fixtures.Bundle(t, args("sleep", "1000")), id)
+	pid := r.State(id).Pid
+	out := r.OK("exec", id, "sh", "-c", "for n in mnt pid net ipc uts cgroup; do readlink /proc/self/ns/$n; done")
 	got := strings.Fields(out)
 	for i, n := range []string{"mnt", "pid", "net", "ipc", "uts", "cgroup"} {
 		want, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, n))
@@ -32,10 +32,10 @@ func TestExecJoinsEveryNamespace(t *testing.T) {
 			t.Errorf("exec'd process %s namespace: got %v, want %s", n, got, want)
 		}
 	}
-	if res := r.cmd("", "exec", id, "sh", "-c", "exit 7"); res.code != 7 {
-		t.Errorf("exec exit status %d, want 7", res.code)
+	if res := r.Cmd("", "exec", id, "sh", "-c", "exit 7"); res.Code != 7 {
+		t.Errorf("exec exit status %d, want 7", res.Code)
 	}
-	if out := r.ok("exec", "--user", "1000:1000", "--env", "BERTH=yes", "--cwd", "/tmp", id, "sh", "-c", "id -u; echo $BERTH; pwd"); strings.Join(strings.Fields(out), " ") != "1000 yes /tmp" {
+	if out := r.OK("exec", "--user", "1000:1000", "--env", "BERTH=yes", "--cwd", "/tmp", id, "sh", "-c", "id -u; echo $BERTH; pwd"); strings.Join(strings.Fields(out), " ") != "1000 yes /tmp" {
 		t.Errorf("exec with --user/--env/--cwd printed %q", out)
 	}
 }
@@ -43,26 +43,26 @@ func TestExecJoinsEveryNamespace(t *testing.T) {
 func TestPauseResume(t *testing.T) {
 	r := newRT(t)
 	id := testutil.UniqueName(t)
-	r.ok("run", "-d", "--bundle", fixtures.Bundle(t, args("sleep", "1000")), id)
-	r.ok("pause", id)
-	if st := r.state(id).Status; st != "paused" {
+	r.OK("run", "-d", "--bundle", fixtures.Bundle(t, args("sleep", "1000")), id)
+	r.OK("pause", id)
+	if st := r.State(id).Status; st != "paused" {
 		t.Fatalf("after pause: %s", st)
 	}
-	pid := r.state(id).Pid
+	pid := r.State(id).Pid
 	if got := cgroupValue(t, "freezer", "/"+id, "freezer.state", "cgroup.freeze"); got != "FROZEN" && got != "1" {
 		t.Errorf("freezer state %q", got)
 	}
-	if res := r.cmd("", "exec", id, "true"); res.code == 0 {
+	if res := r.Cmd("", "exec", id, "true"); res.Code == 0 {
 		t.Error("exec in a paused container succeeded")
 	}
-	r.ok("resume", id)
-	if st := r.state(id).Status; st != "running" {
+	r.OK("resume", id)
+	if st := r.State(id).Status; st != "running" {
 		t.Fatalf("after resume: %s", st)
 	}
-	if r.state(id).Pid != pid {
+	if r.State(id).Pid != pid {
 		t.Error("pid changed across pause")
 	}
-	if res := r.cmd("", "resume", id); res.code == 0 {
+	if res := r.Cmd("", "resume", id); res.Code == 0 {
 		t.Error("resume of a running container succeeded")
 	}
 }
@@ -70,12 +70,12 @@ func TestPauseResume(t *testing.T) {
 func TestKillAll(t *testing.T) {
 	r := newRT(t)
 	id := testutil.UniqueName(t)
-	r.ok("run", "-d", "--bundle", fixtures.Bundle(t, args("sh", "-c", "sleep 1000 & sleep 1000 & wait")), id)
+	r.OK("run", "-d", "--bundle", fixtures.Bundle(t, args("sh", "-c", "sleep 1000 & sleep 1000 & wait")), id)
 	waitFor(t, "three processes", func() bool {
-		return len(strings.Fields(r.ok("ps", "--format", "json", id))) > 0 && strings.Count(r.ok("ps", "--format", "json", id), ",") == 2
+		return len(strings.Fields(r.OK("ps", "--format", "json", id))) > 0 && strings.Count(r.OK("ps", "--format", "json", id), ",") == 2
 	})
-	r.ok("kill", "--all", id, "SIGKILL")
-	waitFor(t, "the container to stop", func() bool { return r.state(id).Status == "stopped" })
+	r.OK("kill", "--all", id, "SIGKILL")
+	waitFor(t, "the container to stop", func() bool { return r.State(id).Status == "stopped" })
 }
 
 func TestTerminalThroughConsoleSocket(t *testing.T) {
@@ -111,18 +111,18 @@ func TestTerminalThroughConsoleSocket(t *testing.T) {
 		s.Process.Terminal = true
 		s.Process.ConsoleSize = &specs.Box{Height: 30, Width: 100}
 	})
-	r.ok("create", "--bundle", b, "--console-socket", sockPath, id)
+	r.OK("create", "--bundle", b, "--console-socket", sockPath, id)
 	master := <-masterc
 	if master == nil {
 		t.Fatal("no pty master received")
 	}
 	defer master.Close()
-	r.ok("start", id)
+	r.OK("start", id)
 	master.Write([]byte("hello\n"))
 	var out bytes.Buffer
 	done := make(chan struct{})
 	go func() { io.Copy(&out, master); close(done) }()
-	waitFor(t, "the container to exit", func() bool { return r.state(id).Status == "stopped" })
+	waitFor(t, "the container to exit", func() bool { return r.State(id).Status == "stopped" })
 	master.SetReadDeadline(time.Now().Add(time.Second))
 	<-done
 	text := strings.ReplaceAll(out.String(), "\r", "")
@@ -139,15 +139,15 @@ func TestTerminalThroughConsoleSocket(t *testing.T) {
 func TestInitIsSealedCopy(t *testing.T) {
 	r := newRT(t)
 	id := testutil.UniqueName(t)
-	r.ok("create", "--bundle", fixtures.Bundle(t, args("true")), id)
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", r.state(id).Pid))
+	r.OK("create", "--bundle", fixtures.Bundle(t, args("true")), id)
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", r.State(id).Pid))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if exe == binary || strings.HasPrefix(exe, filepath.Dir(binary)) {
 		t.Fatalf("init runs from the host binary %q", exe)
 	}
-	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/exe", r.state(id).Pid), os.O_WRONLY, 0)
+	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/exe", r.State(id).Pid), os.O_WRONLY, 0)
 	if err == nil {
 		_, err = f.Write([]byte("x"))
 		f.Close()
@@ -194,8 +194,8 @@ func TestLeakedDescriptorDoesNotReachContainer(t *testing.T) {
 func TestUpdateStatsAndPs(t *testing.T) {
 	r := newRT(t)
 	id := testutil.UniqueName(t)
-	r.ok("run", "-d", "--bundle", fixtures.Bundle(t, args("sleep", "1000"), cgroupPath("/"+id)), id)
-	r.ok("update", "--memory", "64m", "--pids-limit", "50", "--cpu-quota", "20000", "--cpu-period", "100000", id)
+	r.OK("run", "-d", "--bundle", fixtures.Bundle(t, args("sleep", "1000"), cgroupPath("/"+id)), id)
+	r.OK("update", "--memory", "64m", "--pids-limit", "50", "--cpu-quota", "20000", "--cpu-period", "100000", id)
 	for _, c := range []struct{ controller, v1, v2, want string }{
 		{"memory", "memory.limit_in_bytes", "memory.max", "67108864"},
 		{"pids", "pids.max", "pids.max", "50"},
@@ -205,8 +205,8 @@ func TestUpdateStatsAndPs(t *testing.T) {
 			t.Errorf("%s = %q, want %s", c.v1, got, c.want)
 		}
 	}
-	if res := r.cmd("", "update", "--memory", "lots", id); res.code == 0 || !strings.Contains(res.stderr, "memory") {
-		t.Errorf("update with a bad value: code %d stderr %q", res.code, res.stderr)
+	if res := r.Cmd("", "update", "--memory", "lots", id); res.Code == 0 || !strings.Contains(res.Stderr, "memory") {
+		t.Errorf("update with a bad value: code %d stderr %q", res.Code, res.Stderr)
 	}
 	var ev struct {
 		Type string `json:"type"`
@@ -223,17 +223,17 @@ func TestUpdateStatsAndPs(t *testing.T) {
 			} `json:"pids"`
 		} `json:"data"`
 	}
-	if err := json.Unmarshal([]byte(r.ok("events", "--stats", id)), &ev); err != nil {
+	if err := json.Unmarshal([]byte(r.OK("events", "--stats", id)), &ev); err != nil {
 		t.Fatal(err)
 	}
 	if ev.Type != "stats" || ev.ID != id || ev.Data.Memory.Usage.Limit != 64<<20 || ev.Data.Pids.Current != 1 || ev.Data.Pids.Limit != 50 {
 		t.Errorf("events --stats: %+v", ev)
 	}
-	pid := r.state(id).Pid
-	if got := strings.TrimSpace(r.ok("ps", "--format", "json", id)); got != fmt.Sprintf("[%d]", pid) {
+	pid := r.State(id).Pid
+	if got := strings.TrimSpace(r.OK("ps", "--format", "json", id)); got != fmt.Sprintf("[%d]", pid) {
 		t.Errorf("ps --format json = %s, want [%d]", got, pid)
 	}
-	if out := r.ok("ps", id); !strings.Contains(out, "PID") || !strings.Contains(out, "sleep 1000") {
+	if out := r.OK("ps", id); !strings.Contains(out, "PID") || !strings.Contains(out, "sleep 1000") {
 		t.Errorf("ps:\n%s", out)
 	}
 }
@@ -268,7 +268,7 @@ func TestForegroundTerminal(t *testing.T) {
 	b := fixtures.Bundle(t, args("sh"), func(s *specs.Spec) { s.Process.Terminal = true })
 	master, slave := openPty(t)
 	unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 33, Col: 77})
-	cmd := exec.Command(binary, "--root", r.root, "run", "--bundle", b, id)
+	cmd := exec.Command(binary, "--root", r.Root, "run", "--bundle", b, id)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -276,8 +276,8 @@ func TestForegroundTerminal(t *testing.T) {
 	var out bytes.Buffer
 	go io.Copy(&out, master)
 	waitFor(t, "the container to run", func() bool {
-		res := r.cmd("", "state", id)
-		return res.code == 0 && strings.Contains(res.stdout, `"running"`)
+		res := r.Cmd("", "state", id)
+		return res.Code == 0 && strings.Contains(res.Stdout, `"running"`)
 	})
 	master.Write([]byte("stty size; echo $((6*7)); exit 4\n"))
 	err := cmd.Wait()

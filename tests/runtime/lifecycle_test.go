@@ -13,6 +13,7 @@ import (
 	"berth.dev/internal/testutil"
 	"berth.dev/runtime/spec"
 	"berth.dev/tests/fixtures"
+	"berth.dev/tests/runtimetest"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -24,32 +25,18 @@ func cgroupPath(p string) func(*specs.Spec) {
 	return func(s *specs.Spec) { s.Linux.CgroupsPath = p }
 }
 
-type state struct {
-	ID     string `json:"id"`
-	Pid    int    `json:"pid"`
-	Status string `json:"status"`
-	Bundle string `json:"bundle"`
-}
-
-func (r *rt) state(id string) state {
-	r.t.Helper()
-	var st state
-	if err := json.Unmarshal([]byte(r.ok("state", id)), &st); err != nil {
-		r.t.Fatalf("parse state: %v", err)
-	}
-	return st
-}
+type state = runtimetest.State
 
 func TestRunReturnsExitStatus(t *testing.T) {
 	r := newRT(t)
 	for _, code := range []int{0, 3, 42} {
 		b := fixtures.Bundle(t, args("sh", "-c", "exit "+strconv.Itoa(code)))
-		res := r.cmd("", "run", "--bundle", b, testutil.UniqueName(t))
-		if res.code != code {
-			t.Errorf("exit %d: got %d (stderr %q)", code, res.code, res.stderr)
+		res := r.Cmd("", "run", "--bundle", b, testutil.UniqueName(t))
+		if res.Code != code {
+			t.Errorf("exit %d: got %d (stderr %q)", code, res.Code, res.Stderr)
 		}
 	}
-	if entries, _ := os.ReadDir(r.root); len(entries) != 0 {
+	if entries, _ := os.ReadDir(r.Root); len(entries) != 0 {
 		t.Errorf("run left %d entries in the state root", len(entries))
 	}
 }
@@ -58,15 +45,15 @@ func TestRunKilledBySignalExits128PlusSignal(t *testing.T) {
 	r := newRT(t)
 	id := testutil.UniqueName(t)
 	b := fixtures.Bundle(t, args("sleep", "1000"))
-	done := make(chan result, 1)
-	go func() { done <- r.cmd("", "run", "--bundle", b, id) }()
+	done := make(chan runtimetest.Result, 1)
+	go func() { done <- r.Cmd("", "run", "--bundle", b, id) }()
 	waitFor(t, "the container to run", func() bool {
-		res := r.cmd("", "state", id)
-		return res.code == 0 && strings.Contains(res.stdout, `"running"`)
+		res := r.Cmd("", "state", id)
+		return res.Code == 0 && strings.Contains(res.Stdout, `"running"`)
 	})
-	r.ok("kill", id, "KILL")
-	if res := <-done; res.code != 137 {
-		t.Fatalf("exit code %d, want 137 (stderr %q)", res.code, res.stderr)
+	r.OK("kill", id, "KILL")
+	if res := <-done; res.Code != 137 {
+		t.Fatalf("exit code %d, want 137 (stderr %q)", res.Code, res.Stderr)
 	}
 }
 
@@ -77,7 +64,7 @@ func TestRunForwardsSignals(t *testing.T) {
 	// an exit with status 5.
 	b := fixtures.Bundle(t, args("sh", "-c", "trap 'exit 5' TERM; touch /ready; while true; do sleep 0.05; done"),
 		func(s *specs.Spec) { s.Root.Readonly = false })
-	cmd := exec.Command(binary, "--root", r.root, "run", "--bundle", b, id)
+	cmd := exec.Command(binary, "--root", r.Root, "run", "--bundle", b, id)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -101,8 +88,8 @@ func TestLifecycle(t *testing.T) {
 	b := fixtures.Bundle(t, args("sh", "-c", "touch /started; exec sleep 1000"), cgroupPath(cg), func(s *specs.Spec) { s.Root.Readonly = false })
 	started := filepath.Join(b, "rootfs", "started")
 
-	r.ok("create", "--bundle", b, id)
-	st := r.state(id)
+	r.OK("create", "--bundle", b, id)
+	st := r.State(id)
 	if st.Status != "created" || st.Pid <= 0 || st.ID != id || st.Bundle != b {
 		t.Fatalf("after create: %+v", st)
 	}
@@ -112,32 +99,32 @@ func TestLifecycle(t *testing.T) {
 	if _, err := os.Stat(cgroupDir("memory", cg)); err != nil {
 		t.Errorf("cgroup not created: %v", err)
 	}
-	if res := r.cmd("", "delete", id); res.code == 0 || !strings.Contains(res.stderr, "not stopped") || r.state(id).Status != "created" {
-		t.Errorf("delete of a created container: code %d stderr %q", res.code, res.stderr)
+	if res := r.Cmd("", "delete", id); res.Code == 0 || !strings.Contains(res.Stderr, "not stopped") || r.State(id).Status != "created" {
+		t.Errorf("delete of a created container: code %d stderr %q", res.Code, res.Stderr)
 	}
-	if res := r.cmd("", "create", "--bundle", b, id); res.code == 0 || !strings.Contains(res.stderr, "already exists") {
-		t.Errorf("second create with the same id: code %d stderr %q", res.code, res.stderr)
+	if res := r.Cmd("", "create", "--bundle", b, id); res.Code == 0 || !strings.Contains(res.Stderr, "already exists") {
+		t.Errorf("second create with the same id: code %d stderr %q", res.Code, res.Stderr)
 	}
 
-	r.ok("start", id)
+	r.OK("start", id)
 	waitFor(t, "the program to start", func() bool { _, err := os.Stat(started); return err == nil })
-	if st := r.state(id); st.Status != "running" {
+	if st := r.State(id); st.Status != "running" {
 		t.Fatalf("after start: %s", st.Status)
 	}
-	if res := r.cmd("", "start", id); res.code == 0 {
+	if res := r.Cmd("", "start", id); res.Code == 0 {
 		t.Error("start of a running container succeeded")
 	}
-	if res := r.cmd("", "delete", id); res.code == 0 || !strings.Contains(res.stderr, "not stopped") {
-		t.Errorf("delete of a running container: code %d stderr %q", res.code, res.stderr)
+	if res := r.Cmd("", "delete", id); res.Code == 0 || !strings.Contains(res.Stderr, "not stopped") {
+		t.Errorf("delete of a running container: code %d stderr %q", res.Code, res.Stderr)
 	}
 
-	r.ok("kill", id, "KILL")
-	waitFor(t, "the container to stop", func() bool { return r.state(id).Status == "stopped" })
-	r.ok("delete", id)
-	if res := r.cmd("", "state", id); res.code == 0 || !strings.Contains(res.stderr, "does not exist") {
-		t.Errorf("state after delete: code %d stderr %q", res.code, res.stderr)
+	r.OK("kill", id, "KILL")
+	waitFor(t, "the container to stop", func() bool { return r.State(id).Status == "stopped" })
+	r.OK("delete", id)
+	if res := r.Cmd("", "state", id); res.Code == 0 || !strings.Contains(res.Stderr, "does not exist") {
+		t.Errorf("state after delete: code %d stderr %q", res.Code, res.Stderr)
 	}
-	if _, err := os.Stat(filepath.Join(r.root, id)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(r.Root, id)); !os.IsNotExist(err) {
 		t.Errorf("state directory left behind: %v", err)
 	}
 	for _, c := range []string{"memory", "pids", "cpu", "freezer"} {
@@ -151,9 +138,9 @@ func TestDeleteForceKillsRunningContainer(t *testing.T) {
 	r := newRT(t)
 	id := testutil.UniqueName(t)
 	b := fixtures.Bundle(t, args("sleep", "1000"))
-	r.ok("run", "-d", "--bundle", b, id)
-	pid := r.state(id).Pid
-	r.ok("delete", "--force", id)
+	r.OK("run", "-d", "--bundle", b, id)
+	pid := r.State(id).Pid
+	r.OK("delete", "--force", id)
 	if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
 		if data, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); !strings.Contains(string(data), ") Z") {
 			t.Errorf("process %d still alive after delete --force", pid)
@@ -164,16 +151,16 @@ func TestDeleteForceKillsRunningContainer(t *testing.T) {
 func TestList(t *testing.T) {
 	r := newRT(t)
 	id := testutil.UniqueName(t)
-	r.ok("create", "--bundle", fixtures.Bundle(t, args("true")), id)
-	out := r.ok("list")
+	r.OK("create", "--bundle", fixtures.Bundle(t, args("true")), id)
+	out := r.OK("list")
 	if !strings.HasPrefix(out, "ID") || !strings.Contains(out, id) || !strings.Contains(out, "created") {
 		t.Errorf("list:\n%s", out)
 	}
-	if q := strings.TrimSpace(r.ok("list", "-q")); q != id {
+	if q := strings.TrimSpace(r.OK("list", "-q")); q != id {
 		t.Errorf("list -q = %q", q)
 	}
 	var states []state
-	if err := json.Unmarshal([]byte(r.ok("list", "--format", "json")), &states); err != nil || len(states) != 1 || states[0].ID != id {
+	if err := json.Unmarshal([]byte(r.OK("list", "--format", "json")), &states); err != nil || len(states) != 1 || states[0].ID != id {
 		t.Errorf("list --format json: %v %+v", err, states)
 	}
 }
@@ -197,15 +184,15 @@ func TestBadInputLeavesNothing(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			id := testutil.UniqueName(t)
 			b := fixtures.Bundle(t, tc.mod, cgroupPath("/"+id))
-			res := r.cmd("", "create", "--bundle", b, id)
-			if res.code == 0 {
-				r.cmd("", "delete", "--force", id)
+			res := r.Cmd("", "create", "--bundle", b, id)
+			if res.Code == 0 {
+				r.Cmd("", "delete", "--force", id)
 				t.Fatalf("create succeeded")
 			}
-			if !strings.Contains(res.stderr, tc.want) {
-				t.Errorf("error %q does not mention %q", res.stderr, tc.want)
+			if !strings.Contains(res.Stderr, tc.want) {
+				t.Errorf("error %q does not mention %q", res.Stderr, tc.want)
 			}
-			if _, err := os.Stat(filepath.Join(r.root, id)); !os.IsNotExist(err) {
+			if _, err := os.Stat(filepath.Join(r.Root, id)); !os.IsNotExist(err) {
 				t.Errorf("state directory left behind")
 			}
 			if _, err := os.Stat(cgroupDir("memory", id)); !os.IsNotExist(err) {

@@ -7,14 +7,13 @@ package runtime_test
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"berth.dev/internal/testutil"
 	"berth.dev/tests/fixtures"
+	"berth.dev/tests/runtimetest"
 )
 
 // binary is the berth-runtime built for this test run.
@@ -31,89 +30,20 @@ func run(m *testing.M) int {
 		fmt.Println("skipping runtime integration tests: they need root")
 		return 0
 	}
-	// BERTH_RUNTIME_BINARY tests a binary built elsewhere (make's bin/).
-	if binary = os.Getenv("BERTH_RUNTIME_BINARY"); binary != "" {
-		return m.Run()
-	}
-	dir, err := os.MkdirTemp("", "berth-test-runtime-bin-")
-	if err != nil {
+	var cleanup func()
+	var err error
+	if binary, cleanup, err = runtimetest.Build(); err != nil {
 		fmt.Println(err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	// Reachable by the unprivileged user of the rootless test.
-	os.Chmod(dir, 0o755)
-	binary = filepath.Join(dir, "berth-runtime")
-	build := exec.Command("go", "build", "-o", binary, "berth.dev/cmd/berth-runtime")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Println("build berth-runtime:", err)
-		return 1
-	}
+	defer cleanup()
 	return m.Run()
 }
 
 // rt is one state root, with helpers to run berth-runtime commands in it.
-type rt struct {
-	t    *testing.T
-	root string
-}
+type rt = runtimetest.Runtime
 
-func newRT(t *testing.T) *rt {
-	t.Helper()
-	testutil.RequiresRoot(t)
-	r := &rt{t: t, root: t.TempDir()}
-	t.Cleanup(r.cleanup)
-	return r
-}
-
-// result is what a command printed and its exit status.
-type result struct {
-	stdout, stderr string
-	code           int
-}
-
-func (r *rt) cmd(stdin string, args ...string) result {
-	r.t.Helper()
-	c := exec.Command(binary, append([]string{"--root", r.root}, args...)...)
-	// Files, not pipes: a detached container keeps its stdio open, and
-	// waiting for a pipe's end would wait for the container.
-	dir := r.t.TempDir()
-	out, _ := os.Create(filepath.Join(dir, "stdout"))
-	errf, _ := os.Create(filepath.Join(dir, "stderr"))
-	defer out.Close()
-	defer errf.Close()
-	c.Stdout, c.Stderr = out, errf
-	c.Stdin = strings.NewReader(stdin)
-	err := c.Run()
-	o, _ := os.ReadFile(out.Name())
-	e, _ := os.ReadFile(errf.Name())
-	res := result{stdout: string(o), stderr: string(e)}
-	if ee, ok := err.(*exec.ExitError); ok {
-		res.code = ee.ExitCode()
-	} else if err != nil {
-		r.t.Fatalf("berth-runtime %v: %v", args, err)
-	}
-	return res
-}
-
-// ok runs a command that must succeed and returns its stdout.
-func (r *rt) ok(args ...string) string {
-	r.t.Helper()
-	res := r.cmd("", args...)
-	if res.code != 0 {
-		r.t.Fatalf("berth-runtime %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), res.code, res.stdout, res.stderr)
-	}
-	return res.stdout
-}
-
-// cleanup force-deletes whatever containers a test left in its root.
-func (r *rt) cleanup() {
-	entries, _ := os.ReadDir(r.root)
-	for _, e := range entries {
-		exec.Command(binary, "--root", r.root, "delete", "--force", e.Name()).Run()
-	}
-}
+func newRT(t *testing.T) *rt { return runtimetest.New(t, binary) }
 
 // waitFor polls cond for up to five seconds.
 func waitFor(t *testing.T, what string, cond func() bool) {

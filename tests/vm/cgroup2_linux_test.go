@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"berth.dev/cgroups"
 	"berth.dev/internal/testutil"
 	"berth.dev/tests/fixtures"
+	"berth.dev/tests/runtimetest"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -30,84 +30,17 @@ func run(m *testing.M) int {
 		fmt.Println("skipping the cgroup v2 runtime tests: they need root")
 		return 0
 	}
-	if binary = os.Getenv("BERTH_RUNTIME_BINARY"); binary != "" {
-		return m.Run()
-	}
-	dir, err := os.MkdirTemp("", "berth-test-vm-bin-")
-	if err != nil {
+	var cleanup func()
+	var err error
+	if binary, cleanup, err = runtimetest.Build(); err != nil {
 		fmt.Println(err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	binary = filepath.Join(dir, "berth-runtime")
-	build := exec.Command("go", "build", "-o", binary, "berth.dev/cmd/berth-runtime")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Println("build berth-runtime:", err)
-		return 1
-	}
+	defer cleanup()
 	return m.Run()
 }
 
-// runtime runs berth-runtime commands with a state root of its own.
-type runtime struct {
-	t    *testing.T
-	root string
-}
-
-func newRuntime(t *testing.T) *runtime {
-	t.Helper()
-	testutil.RequiresRoot(t)
-	r := &runtime{t: t, root: t.TempDir()}
-	t.Cleanup(func() {
-		entries, _ := os.ReadDir(r.root)
-		for _, e := range entries {
-			exec.Command(binary, "--root", r.root, "delete", "--force", e.Name()).Run()
-		}
-	})
-	return r
-}
-
-// cmd runs a command and returns its stdout, stderr and exit status.
-// Output goes to files: a detached container keeps its stdio open.
-func (r *runtime) cmd(args ...string) (stdout, stderr string, code int) {
-	r.t.Helper()
-	dir := r.t.TempDir()
-	out, _ := os.Create(filepath.Join(dir, "stdout"))
-	errf, _ := os.Create(filepath.Join(dir, "stderr"))
-	defer out.Close()
-	defer errf.Close()
-	c := exec.Command(binary, append([]string{"--root", r.root}, args...)...)
-	c.Stdout, c.Stderr = out, errf
-	err := c.Run()
-	o, _ := os.ReadFile(out.Name())
-	e, _ := os.ReadFile(errf.Name())
-	if ee, ok := err.(*exec.ExitError); ok {
-		return string(o), string(e), ee.ExitCode()
-	} else if err != nil {
-		r.t.Fatalf("berth-runtime %v: %v", args, err)
-	}
-	return string(o), string(e), 0
-}
-
-func (r *runtime) ok(args ...string) string {
-	r.t.Helper()
-	out, errOut, code := r.cmd(args...)
-	if code != 0 {
-		r.t.Fatalf("berth-runtime %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
-	}
-	return out
-}
-
-// pid returns the container's init pid from its state.
-func (r *runtime) pid(id string) int {
-	r.t.Helper()
-	var st struct{ Pid int }
-	if err := json.Unmarshal([]byte(r.ok("state", id)), &st); err != nil {
-		r.t.Fatal(err)
-	}
-	return st.Pid
-}
+func newRuntime(t *testing.T) *runtimetest.Runtime { return runtimetest.New(t, binary) }
 
 // cgroupFile reads a file of the container's cgroup /<id>.
 func cgroupFile(t *testing.T, id, name string) string {
@@ -148,14 +81,14 @@ func TestCreateAppliesResourcesAndDeleteRemovesCgroup(t *testing.T) {
 		s.Linux.Resources.Pids = &specs.LinuxPids{Limit: ptr[int64](50)}
 		s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: ptr[int64](20000), Period: ptr[uint64](100000)}
 	})...)
-	r.ok("create", "--bundle", b, id)
-	if got, want := cgroupFile(t, id, "cgroup.procs"), fmt.Sprint(r.pid(id)); got != want {
+	r.OK("create", "--bundle", b, id)
+	if got, want := cgroupFile(t, id, "cgroup.procs"), fmt.Sprint(r.State(id).Pid); got != want {
 		t.Errorf("cgroup.procs = %q, want the init %s", got, want)
 	}
 	// memory+swap equal to the memory limit: no swap at all.
 	checkFiles(t, id, map[string]string{"memory.max": "67108864", "memory.swap.max": "0",
 		"pids.max": "50", "cpu.max": "20000 100000"})
-	r.ok("delete", "--force", id)
+	r.OK("delete", "--force", id)
 	if _, err := os.Stat(filepath.Join(cgroups.DefaultMountRoot, id)); !os.IsNotExist(err) {
 		t.Errorf("cgroup left behind after delete: %v", err)
 	}
@@ -165,8 +98,8 @@ func TestCreateAppliesResourcesAndDeleteRemovesCgroup(t *testing.T) {
 func TestUpdateAndStats(t *testing.T) {
 	r := newRuntime(t)
 	id := testutil.UniqueName(t)
-	r.ok("run", "-d", "--bundle", fixtures.Bundle(t, sleeper(id)...), id)
-	r.ok("update", "--memory", "64m", "--pids-limit", "50", "--cpu-quota", "20000", "--cpu-period", "100000", id)
+	r.OK("run", "-d", "--bundle", fixtures.Bundle(t, sleeper(id)...), id)
+	r.OK("update", "--memory", "64m", "--pids-limit", "50", "--cpu-quota", "20000", "--cpu-period", "100000", id)
 	checkFiles(t, id, map[string]string{"memory.max": "67108864", "pids.max": "50", "cpu.max": "20000 100000"})
 	var ev struct {
 		Data struct {
@@ -174,7 +107,7 @@ func TestUpdateAndStats(t *testing.T) {
 			Pids   struct{ Current, Limit uint64 }
 		}
 	}
-	if err := json.Unmarshal([]byte(r.ok("events", "--stats", id)), &ev); err != nil {
+	if err := json.Unmarshal([]byte(r.OK("events", "--stats", id)), &ev); err != nil {
 		t.Fatal(err)
 	}
 	if m, p := ev.Data.Memory.Usage, ev.Data.Pids; m.Limit != 64<<20 || m.Usage == 0 || p.Current != 1 || p.Limit != 50 {
@@ -186,13 +119,13 @@ func TestUpdateAndStats(t *testing.T) {
 func TestPauseResumeFreezesCgroup(t *testing.T) {
 	r := newRuntime(t)
 	id := testutil.UniqueName(t)
-	r.ok("run", "-d", "--bundle", fixtures.Bundle(t, sleeper(id)...), id)
-	r.ok("pause", id)
+	r.OK("run", "-d", "--bundle", fixtures.Bundle(t, sleeper(id)...), id)
+	r.OK("pause", id)
 	checkFiles(t, id, map[string]string{"cgroup.freeze": "1"})
 	if ev := cgroupFile(t, id, "cgroup.events"); !strings.Contains(ev, "frozen 1") {
 		t.Errorf("after pause, cgroup.events = %q", ev)
 	}
-	r.ok("resume", id)
+	r.OK("resume", id)
 	checkFiles(t, id, map[string]string{"cgroup.freeze": "0"})
 	if ev := cgroupFile(t, id, "cgroup.events"); !strings.Contains(ev, "frozen 0") {
 		t.Errorf("after resume, cgroup.events = %q", ev)
@@ -210,7 +143,7 @@ func TestContainerSeesItsCgroup(t *testing.T) {
 			s.Linux.Resources.Pids = &specs.LinuxPids{Limit: ptr[int64](42)}
 			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
 		})
-	lines := strings.Split(strings.TrimSpace(r.ok("run", "--bundle", b, id)), "\n")
+	lines := strings.Split(strings.TrimSpace(r.OK("run", "--bundle", b, id)), "\n")
 	if len(lines) != 3 {
 		t.Fatalf("container printed %q", lines)
 	}
@@ -236,9 +169,9 @@ func TestMemoryLimitOOMKills(t *testing.T) {
 		s.Linux.CgroupsPath = "/" + id
 		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: ptr[int64](limit), Swap: ptr[int64](limit)}
 	})
-	r.ok("run", "-d", "--bundle", b, id)
+	r.OK("run", "-d", "--bundle", b, id)
 	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(r.ok("state", id), `"stopped"`) {
+	for !strings.Contains(r.OK("state", id), `"stopped"`) {
 		if time.Now().After(deadline) {
 			t.Fatal("the container did not stop within 30s")
 		}
