@@ -69,6 +69,7 @@ func TestBehaviour(t *testing.T) {
 		{"FreezeStopsCPU", testFreezeStopsCPU},
 		{"DeviceDeny", testDeviceDeny},
 		{"DeviceAllowlist", testDeviceAllowlist},
+		{"DeviceUpdateKeepsAccess", testDeviceUpdateKeepsAccess},
 		{"Stats", testStats},
 		{"KillAndDestroy", testKillAndDestroy},
 		{"OOMEventsEndWithCgroup", testOOMEventsEndWithCgroup},
@@ -414,6 +415,32 @@ func testDeviceAllowlist(t *testing.T, tg target) {
 		{Allow: false, Access: "rwm"},
 		{Allow: true, Type: "c", Major: &nullMajor, Minor: &nullMinor, Access: "r"},
 	}, map[string]bool{"null-read": true, "null-write": false, "zero-read": false})
+}
+
+// Regression: an update that swaps one allowlist for another must not
+// deny, even for a moment, a device both lists allow. A process opens
+// /dev/null in a tight loop while the rules change back and forth.
+func testDeviceUpdateKeepsAccess(t *testing.T, tg target) {
+	m := newTestCgroup(t, tg)
+	num := func(n int64) *int64 { return &n }
+	list := func(other int64) *specs.LinuxResources {
+		return &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{
+			{Allow: false, Access: "rwm"},
+			{Allow: true, Type: "c", Major: num(1), Minor: num(3), Access: "rwm"},
+			{Allow: true, Type: "c", Major: num(1), Minor: num(other), Access: "r"},
+		}}
+	}
+	setOrSkip(t, m, list(5))
+	c := startInCgroup(t, m, "echo looping; while :; do true < /dev/null || echo DENIED; done")
+	c.waitOutput(t, "looping")
+	for i := 0; i < 300; i++ {
+		if err := m.Set(list(5 + int64(i%2)*2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if strings.Contains(c.out.String(), "DENIED") {
+		t.Fatalf("/dev/null was denied during an update:\n%s", c.out.String())
+	}
 }
 
 func testStats(t *testing.T, tg target) {

@@ -4,13 +4,11 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// v1Devices drives the v1 devices controller: each rule, in the spec's
-// order, is written to devices.allow or devices.deny.
-//
-// Known weakness: an update that starts with "deny all" briefly denies
-// every device to running processes until the allow rules that follow are
-// written. runc avoids that by diffing against devices.list; berth does
-// not yet.
+// v1Devices drives the v1 devices controller. It writes only the rules
+// that take the cgroup from its current state (devices.list) to the state
+// the spec's rules lead to, so an update never denies, even briefly, a
+// device that both the old and the new rules allow (see
+// devices_v1state.go).
 type v1Devices struct{}
 
 func (v1Devices) Name() string { return "devices" }
@@ -22,7 +20,14 @@ func (v1Devices) Set(dir string, r *specs.LinuxResources) error {
 	if err != nil {
 		return err
 	}
-	for _, rule := range rules {
+	want := emulateDeviceRules(rules)
+	cur, known := v1DeviceState{}, false
+	if list, err := readFile(dir, "devices.list"); err == nil {
+		if cur, known, err = parseDevicesList(list); err != nil {
+			return err
+		}
+	}
+	for _, rule := range want.transition(cur, known) {
 		file := "devices.deny"
 		if rule.allow {
 			file = "devices.allow"
