@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 const inspectScript = `
@@ -88,10 +89,15 @@ func TestContainerDefaultSpec(t *testing.T) {
 	checkMount("/dev/mqueue", "mqueue", "nosuid", "nodev", "noexec")
 	checkMount("/dev/console", "devpts")
 	checkMount("/sys", "sysfs", "ro", "nosuid", "nodev", "noexec")
-	checkMount("/sys/fs/cgroup", "tmpfs", "ro", "mode=755")
-	checkMount("/sys/fs/cgroup/cpu", "cgroup", "ro", "cpu")
-	checkMount("/sys/fs/cgroup/memory", "cgroup", "ro", "memory")
-	checkMount("/sys/fs/cgroup/systemd", "cgroup", "ro", "name=systemd")
+	unified := hostIsCgroup2(t)
+	if unified {
+		checkMount("/sys/fs/cgroup", "cgroup2", "ro", "nosuid", "nodev", "noexec")
+	} else {
+		checkMount("/sys/fs/cgroup", "tmpfs", "ro", "mode=755")
+		checkMount("/sys/fs/cgroup/cpu", "cgroup", "ro", "cpu")
+		checkMount("/sys/fs/cgroup/memory", "cgroup", "ro", "memory")
+		checkMount("/sys/fs/cgroup/systemd", "cgroup", "ro", "name=systemd")
+	}
 	checkMount("/proc/sys", "proc", "ro")
 	checkMount("/proc/irq", "proc", "ro")
 	checkMount("/proc/acpi", "tmpfs", "ro")
@@ -101,16 +107,24 @@ func TestContainerDefaultSpec(t *testing.T) {
 	checkMount("/etc/hostname", mounts["/etc/hostname"].fstype, "rw")
 	checkMount("/run", "tmpfs", "nosuid", "nodev", "nosymfollow")
 	checkMount("/hostsys", "sysfs", "ro", "nosuid")
-	checkMount("/hostsys/fs/cgroup", "tmpfs", "ro", "nosuid")
-	checkMount("/hostsys/fs/cgroup/memory", "cgroup", "ro", "nosuid")
+	if unified {
+		checkMount("/hostsys/fs/cgroup", "cgroup2", "ro", "nosuid")
+	} else {
+		checkMount("/hostsys/fs/cgroup", "tmpfs", "ro", "nosuid")
+		checkMount("/hostsys/fs/cgroup/memory", "cgroup", "ro", "nosuid")
+	}
 	checkMount("/merged", "overlay", "rw", "lowerdir="+filepath.Join(c.dir, "lower"))
 	if _, ok := mounts["/dev/null"]; ok {
 		t.Error("/dev/null is a mount: want a device node made with mknod")
 	}
 	// Without a cgroup namespace the container sees its own cgroup as
 	// the root of each hierarchy.
-	if want := ownCgroup(t, "memory"); mounts["/sys/fs/cgroup/memory"].root != want {
-		t.Errorf("memory hierarchy root %q, want the container's cgroup %q", mounts["/sys/fs/cgroup/memory"].root, want)
+	at, controller := "/sys/fs/cgroup/memory", "memory"
+	if unified {
+		at, controller = "/sys/fs/cgroup", ""
+	}
+	if want := ownCgroup(t, controller); mounts[at].root != want {
+		t.Errorf("%s: hierarchy root %q, want the container's cgroup %q", at, mounts[at].root, want)
 	}
 	for at := range mounts {
 		if strings.HasPrefix(at, c.dir) || strings.HasPrefix(at, "/mnt/") {
@@ -155,6 +169,19 @@ func TestContainerDefaultSpec(t *testing.T) {
 
 // ownCgroup returns this process's cgroup in a v1 hierarchy; the child
 // stays in it.
+// hostIsCgroup2 reports whether the host mounts only cgroup v2 at
+// /sys/fs/cgroup.
+func hostIsCgroup2(t *testing.T) bool {
+	t.Helper()
+	var st unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/cgroup", &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Type == unix.CGROUP2_SUPER_MAGIC
+}
+
+// ownCgroup returns the test's cgroup in the v1 hierarchy of controller,
+// or with controller "" its cgroup v2 path.
 func ownCgroup(t *testing.T, controller string) string {
 	t.Helper()
 	data, err := os.ReadFile("/proc/self/cgroup")
@@ -163,7 +190,7 @@ func ownCgroup(t *testing.T, controller string) string {
 	}
 	for _, line := range strings.Split(string(data), "\n") {
 		_, ctrls, p, ok := splitCgroupLine(line)
-		if ok && hasOpt(ctrls, controller) {
+		if ok && (hasOpt(ctrls, controller) || controller == "" && ctrls == "") {
 			return p
 		}
 	}
