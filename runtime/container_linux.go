@@ -242,7 +242,7 @@ func (c *Container) destroy() error {
 			errs = append(errs, fmt.Errorf("remove cgroup: %w", err))
 		}
 	}
-	if err := runHooks("poststop", hooksOf(c.s.Spec).Poststop, c.ociState(Stopped, 0)); err != nil {
+	if err := runHooksWarn("poststop", hooksOf(c.s.Spec).Poststop, c.ociState(Stopped, 0)); err != nil {
 		fmt.Fprintf(os.Stderr, "warning: %v\n", err)
 	}
 	if err := os.RemoveAll(c.dir); err != nil {

@@ -252,10 +252,13 @@ func driveInit(init *initProcess, cfg *initConfig, c *Container) error {
 			return errors.New(m.Error)
 		case msgHooks:
 			h := hooksOf(cfg.Spec)
-			st := c.ociState(Creating, init.pid)
-			err := runHooks("prestart", h.Prestart, st) //nolint:staticcheck // legacy hooks still run
+			// Legacy prestart hooks were defined to run once the
+			// container was created, and the runtime-tools suite still
+			// expects them to see "created"; the createRuntime hooks that
+			// replace them run during create and see "creating".
+			err := runHooks("prestart", h.Prestart, c.ociState(Created, init.pid)) //nolint:staticcheck // legacy hooks still run
 			if err == nil {
-				err = runHooks("createRuntime", h.CreateRuntime, st)
+				err = runHooks("createRuntime", h.CreateRuntime, c.ociState(Creating, init.pid))
 			}
 			if err != nil {
 				init.send(message{Type: msgError, Error: err.Error()})

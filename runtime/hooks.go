@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -33,6 +34,27 @@ func runHooks(kind string, hooks []specs.Hook, st *specs.State) error {
 		}
 	}
 	return nil
+}
+
+// runHooksWarn runs every hook even when some fail, and returns their
+// failures joined: the spec's poststop hooks, whose failure is a warning
+// after which "the remaining hooks and lifecycle continue as if the hook
+// had succeeded".
+func runHooksWarn(kind string, hooks []specs.Hook, st *specs.State) error {
+	if len(hooks) == 0 {
+		return nil
+	}
+	input, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for i, h := range hooks {
+		if err := runHook(h, input); err != nil {
+			errs = append(errs, fmt.Errorf("%s hook #%d (%s): %w", kind, i, h.Path, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func runHook(h specs.Hook, input []byte) error {

@@ -250,6 +250,18 @@ func (in *initState) prepareProcess(p *specs.Process) (string, []string, error) 
 			return "", nil, fmt.Errorf("set no_new_privs: %w", err)
 		}
 	}
+	// The working directory is entered and checked before the seccomp
+	// filter, which may forbid getcwd (runtime-tools' seccomp test does).
+	// Only a directory that root cannot enter (root squashed by NFS, or
+	// a user namespace) waits until after the user switch.
+	chdirLate := false
+	if err := unix.Chdir(p.Cwd); errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+		chdirLate = true
+	} else if err != nil {
+		return "", nil, &os.PathError{Op: "chdir", Path: p.Cwd, Err: err}
+	} else if err := checkCwd(); err != nil {
+		return "", nil, err
+	}
 	sc := in.cfg.Spec.Linux.Seccomp
 	// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which the
 	// user switch below may drop: load it now. With no_new_privs it waits
@@ -259,14 +271,16 @@ func (in *initState) prepareProcess(p *specs.Process) (string, []string, error) 
 			return "", nil, err
 		}
 	}
-	if err := unix.Chdir(p.Cwd); err != nil {
-		return "", nil, &os.PathError{Op: "chdir", Path: p.Cwd, Err: err}
-	}
 	if err := switchUser(p); err != nil {
 		return "", nil, err
 	}
-	if err := checkCwd(); err != nil {
-		return "", nil, err
+	if chdirLate {
+		if err := unix.Chdir(p.Cwd); err != nil {
+			return "", nil, &os.PathError{Op: "chdir", Path: p.Cwd, Err: err}
+		}
+		if err := checkCwd(); err != nil {
+			return "", nil, err
+		}
 	}
 	env := processEnv(p)
 	argv0, err := lookPath(p.Args[0], env)

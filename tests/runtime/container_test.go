@@ -148,6 +148,26 @@ func TestRlimits(t *testing.T) {
 	}
 }
 
+// Regression: the check that the working directory is inside the
+// container (CVE-2024-21626) used getcwd after the seccomp filter was in
+// place, so a profile that forbids getcwd made every start fail.
+func TestSeccompForbiddingGetcwd(t *testing.T) {
+	r := newRT(t)
+	errno := uint(1)
+	b := fixtures.Bundle(t, args("sh", "-c", "echo started"), func(s *specs.Spec) {
+		// Without no_new_privs the filter is loaded early, while the
+		// init still has CAP_SYS_ADMIN.
+		s.Process.NoNewPrivileges = false
+		s.Linux.Seccomp = &specs.LinuxSeccomp{
+			DefaultAction: specs.ActAllow,
+			Syscalls:      []specs.LinuxSyscall{{Names: []string{"getcwd"}, Action: specs.ActErrno, ErrnoRet: &errno}},
+		}
+	})
+	if out := runOut(r, b); strings.TrimSpace(out) != "started" {
+		t.Errorf("output %q", out)
+	}
+}
+
 func TestSeccompBlocksSyscallWithErrno(t *testing.T) {
 	r := newRT(t)
 	errno := uint(1) // EPERM
@@ -230,6 +250,33 @@ func TestFailingHookFailsCreate(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(r.Root, id)); !os.IsNotExist(err) {
 		t.Error("state left behind")
+	}
+}
+
+// A failing poststop hook is a warning: the hooks after it still run and
+// the container is still deleted (runtime spec, lifecycle step 13).
+func TestFailingPoststopHookWarnsAndContinues(t *testing.T) {
+	r := newRT(t)
+	id := testutil.UniqueName(t)
+	marker := filepath.Join(t.TempDir(), "second-hook-ran")
+	b := fixtures.Bundle(t, args("true"), func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{Poststop: []specs.Hook{
+			{Path: "/bin/busybox", Args: []string{"false"}},
+			{Path: "/bin/busybox", Args: []string{"touch", marker}},
+		}}
+	})
+	res := r.Cmd("", "run", "--bundle", b, id)
+	if res.Code != 0 {
+		t.Fatalf("run: code %d, stderr %q", res.Code, res.Stderr)
+	}
+	if !strings.Contains(res.Stderr, "warning") || !strings.Contains(res.Stderr, "poststop hook #0") {
+		t.Errorf("no warning about the failing hook: %q", res.Stderr)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("the hook after the failing one did not run: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(r.Root, id)); !os.IsNotExist(err) {
+		t.Error("container state left behind")
 	}
 }
 
