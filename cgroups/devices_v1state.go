@@ -34,6 +34,28 @@ type v1DeviceState struct {
 	defaultAllow bool
 	// exceptions maps each exception to its access bits (a subset of "rwm").
 	exceptions map[deviceKey]string
+	// order lists the keys in the order they were added, as the kernel
+	// keeps (and devices.list shows) them; it may name removed keys.
+	order []deviceKey
+}
+
+// keys returns the exceptions in the order they were added.
+func (st v1DeviceState) keys() []deviceKey {
+	seen := make(map[deviceKey]bool, len(st.exceptions))
+	var out []deviceKey
+	for _, k := range st.order {
+		if _, ok := st.exceptions[k]; ok && !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	// Keys set without order (tests build states by hand) come last.
+	for _, k := range sortedKeys(st.exceptions) {
+		if !seen[k] {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // emulateDeviceRules returns the state a cgroup whose parent allows
@@ -50,6 +72,7 @@ func (st v1DeviceState) apply(rules []deviceRule) v1DeviceState {
 		ex[k] = v
 	}
 	st.exceptions = ex
+	st.order = append([]deviceKey(nil), st.order...)
 	for _, r := range rules {
 		if r.typ == 'a' {
 			st = v1DeviceState{defaultAllow: r.allow, exceptions: map[deviceKey]string{}}
@@ -57,6 +80,9 @@ func (st v1DeviceState) apply(rules []deviceRule) v1DeviceState {
 		}
 		k := deviceKey{r.typ, r.major, r.minor}
 		if r.allow != st.defaultAllow {
+			if _, ok := st.exceptions[k]; !ok {
+				st.order = append(st.order, k)
+			}
 			st.exceptions[k] = unionAccess(st.exceptions[k], r.access)
 			continue
 		}
@@ -104,6 +130,9 @@ func parseDevicesList(s string) (st v1DeviceState, known bool, err error) {
 			return st, false, fmt.Errorf("devices.list line %q", line)
 		}
 		k := deviceKey{f[0][0], maj, min}
+		if _, ok := st.exceptions[k]; !ok {
+			st.order = append(st.order, k)
+		}
 		st.exceptions[k] = unionAccess(st.exceptions[k], access)
 	}
 	return st, true, nil
@@ -123,12 +152,14 @@ func (want v1DeviceState) transition(cur v1DeviceState, curKnown bool) []deviceR
 	// allow rule, and the rule that takes access away is a deny.
 	add, remove := !want.defaultAllow, want.defaultAllow
 	// Grant first, then take away: what both states allow stays allowed.
-	for _, k := range sortedKeys(want.exceptions) {
+	// New exceptions are written in the rules' order, which the kernel
+	// keeps in devices.list.
+	for _, k := range want.keys() {
 		if extra := subtractAccess(want.exceptions[k], cur.exceptions[k]); extra != "" {
 			out = append(out, deviceRule{allow: add, typ: k.typ, major: k.major, minor: k.minor, access: extra})
 		}
 	}
-	for _, k := range sortedKeys(cur.exceptions) {
+	for _, k := range cur.keys() {
 		if gone := subtractAccess(cur.exceptions[k], want.exceptions[k]); gone != "" {
 			out = append(out, deviceRule{allow: remove, typ: k.typ, major: k.major, minor: k.minor, access: gone})
 		}

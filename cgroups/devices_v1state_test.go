@@ -10,6 +10,14 @@ func rule(allow bool, typ byte, major, minor int64, access string) deviceRule {
 	return deviceRule{allow: allow, typ: typ, major: major, minor: minor, access: access}
 }
 
+// sameState compares the default and the exceptions, not their order.
+func sameState(a, b v1DeviceState) bool {
+	if len(a.exceptions) == 0 && len(b.exceptions) == 0 {
+		return a.defaultAllow == b.defaultAllow
+	}
+	return a.defaultAllow == b.defaultAllow && reflect.DeepEqual(a.exceptions, b.exceptions)
+}
+
 func TestEmulateDeviceRules(t *testing.T) {
 	got := emulateDeviceRules([]deviceRule{
 		rule(false, 'a', anyDevice, anyDevice, "rwm"),
@@ -26,7 +34,7 @@ func TestEmulateDeviceRules(t *testing.T) {
 		{'c', 1, 5}:                 "rw",
 		{'b', anyDevice, anyDevice}: "m",
 	}}
-	if !reflect.DeepEqual(got, want) {
+	if !sameState(got, want) {
 		t.Fatalf("got %+v\nwant %+v", got, want)
 	}
 	if st := emulateDeviceRules(nil); !st.defaultAllow || len(st.exceptions) != 0 {
@@ -117,6 +125,21 @@ func TestDeviceTransition(t *testing.T) {
 	}
 }
 
+// The kernel lists exceptions in the order they were added, and
+// runtime-tools checks devices.list against the spec's order.
+func TestDeviceTransitionKeepsRuleOrder(t *testing.T) {
+	rules := []deviceRule{
+		rule(false, 'a', anyDevice, anyDevice, "rwm"),
+		rule(true, 'c', 10, 229, "rwm"),
+		rule(true, 'b', anyDevice, anyDevice, "m"),
+		rule(true, 'c', 1, 3, "rw"),
+	}
+	got := emulateDeviceRules(rules).transition(v1DeviceState{defaultAllow: true}, false)
+	if !reflect.DeepEqual(got, rules) {
+		t.Fatalf("rules written %v, want the spec's order %v", got, rules)
+	}
+}
+
 // For random pairs of rule lists, the transition reaches exactly the new
 // state, and on the way (rule by rule) a default-deny cgroup never loses
 // access that both the old and the new state grant.
@@ -137,7 +160,7 @@ func TestDeviceTransitionRandom(t *testing.T) {
 	for i := 0; i < 2000; i++ {
 		cur, want := emulateDeviceRules(randomRules()), emulateDeviceRules(randomRules())
 		rules := want.transition(cur, !cur.defaultAllow)
-		if got := cur.apply(rules); !reflect.DeepEqual(got, want) {
+		if got := cur.apply(rules); !sameState(got, want) {
 			t.Fatalf("from %+v via %v: got %+v, want %+v", cur, rules, got, want)
 		}
 		if cur.defaultAllow || want.defaultAllow {
