@@ -1,0 +1,109 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/BurntSushi/toml"
+
+	"berth.dev/internal/errdefs"
+)
+
+// DefaultConfigPath is where berthd reads its configuration.
+const DefaultConfigPath = "/etc/berth/berth.toml"
+
+// Config is berthd's configuration, read from /etc/berth/berth.toml. Every
+// field has a default, so a missing file means "all defaults".
+//
+//	root = "/var/lib/berth"         # images, snapshots, containers, volumes, metadata.db
+//	exec_root = "/run/berth"        # the API socket, bundles, the runtime's state
+//	host = "unix:///run/berth/berth.sock"
+//	runtime = "berth-runtime"       # default OCI runtime: a name in PATH or a path
+//	max_concurrent_downloads = 3
+//	max_concurrent_uploads = 5
+//
+//	[registry]                      # see package registry: mirrors and insecure hosts
+type Config struct {
+	Root                   string `toml:"root"`
+	ExecRoot               string `toml:"exec_root"`
+	Host                   string `toml:"host"`
+	Runtime                string `toml:"runtime"`
+	MaxConcurrentDownloads int    `toml:"max_concurrent_downloads"`
+	MaxConcurrentUploads   int    `toml:"max_concurrent_uploads"`
+
+	// Registry is the [registry] table, decoded by the registry package.
+	Registry toml.Primitive `toml:"registry"`
+	// meta decodes Registry.
+	meta toml.MetaData
+}
+
+// DefaultConfig returns the configuration berthd uses without a file.
+func DefaultConfig() *Config {
+	return &Config{
+		Root:                   "/var/lib/berth",
+		ExecRoot:               "/run/berth",
+		Host:                   "unix:///run/berth/berth.sock",
+		Runtime:                "berth-runtime",
+		MaxConcurrentDownloads: 3,
+		MaxConcurrentUploads:   5,
+	}
+}
+
+// LoadConfig reads path over the defaults. A missing file is not an error
+// when path is the default one; unknown keys are, so that a typo does not
+// pass unnoticed.
+func LoadConfig(path string) (*Config, error) {
+	c := DefaultConfig()
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && path == DefaultConfigPath {
+		return c, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	md, err := toml.Decode(string(data), c)
+	if err != nil {
+		return nil, fmt.Errorf("%w: config %s: %w", errdefs.ErrInvalidArgument, path, err)
+	}
+	if undecoded := md.Undecoded(); len(undecoded) > 0 {
+		var unknown []string
+		for _, k := range undecoded {
+			if len(k) > 0 && k[0] == "registry" {
+				continue // the registry package's part
+			}
+			unknown = append(unknown, k.String())
+		}
+		if len(unknown) > 0 {
+			return nil, fmt.Errorf("%w: config %s: unknown keys %v", errdefs.ErrInvalidArgument, path, unknown)
+		}
+	}
+	c.meta = md
+	return c, c.validate()
+}
+
+// DecodeRegistry decodes the [registry] table into v (nothing if absent).
+func (c *Config) DecodeRegistry(v any) error {
+	if !c.meta.IsDefined("registry") {
+		return nil
+	}
+	return c.meta.PrimitiveDecode(c.Registry, v)
+}
+
+func (c *Config) validate() error {
+	for name, p := range map[string]string{"root": c.Root, "exec_root": c.ExecRoot} {
+		if !filepath.IsAbs(p) {
+			return fmt.Errorf("%w: config: %s must be an absolute path, got %q", errdefs.ErrInvalidArgument, name, p)
+		}
+	}
+	if c.MaxConcurrentDownloads < 1 || c.MaxConcurrentUploads < 1 {
+		return fmt.Errorf("%w: config: max_concurrent_downloads and max_concurrent_uploads must be at least 1", errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// Paths under the roots.
+func (c *Config) ContentDir() string   { return filepath.Join(c.Root, "content") }
+func (c *Config) SnapshotDir() string  { return filepath.Join(c.Root, "snapshots") }
+func (c *Config) MetadataPath() string { return filepath.Join(c.Root, "metadata.db") }
