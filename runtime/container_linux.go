@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"berth.dev/cgroups"
+	"berth.dev/runtime/rootfs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -240,6 +241,11 @@ func (c *Container) destroy() error {
 		}
 		if err := cg.Destroy(); err != nil {
 			errs = append(errs, fmt.Errorf("remove cgroup: %w", err))
+		}
+	}
+	if c.s.SharedMountNS {
+		if err := rootfs.Unmount(c.s.rootfsPath(), c.s.RootfsMountID); err != nil {
+			errs = append(errs, fmt.Errorf("unmount the container's filesystems: %w", err))
 		}
 	}
 	if err := runHooksWarn("poststop", hooksOf(c.s.Spec).Poststop, c.ociState(Stopped, 0)); err != nil {

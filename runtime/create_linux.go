@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"berth.dev/cgroups"
+	"berth.dev/runtime/rootfs"
 	"berth.dev/runtime/spec"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -86,8 +87,16 @@ func Create(o CreateOptions) (c *Container, err error) {
 		Annotations: s.Annotations,
 		Spec:        s,
 	}}
+	if !hasNamespace(s, specs.MountNamespace) {
+		c.s.SharedMountNS = true
+		if c.s.RootfsMountID, err = rootfs.MountID(c.s.rootfsPath()); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+	}
 	var init *initProcess
 	var cg cgroups.Manager
+	saved := c.s // c is nil once an error is returned
 	defer func() {
 		if err == nil {
 			return
@@ -95,6 +104,9 @@ func Create(o CreateOptions) (c *Container, err error) {
 		if init != nil {
 			init.kill()
 			init.sock.Close()
+		}
+		if saved.SharedMountNS {
+			rootfs.Unmount(saved.rootfsPath(), saved.RootfsMountID)
 		}
 		if cg != nil {
 			cg.Destroy()
@@ -191,6 +203,7 @@ func (c *Container) startInit(s *specs.Spec, cg cgroups.Manager, o *CreateOption
 		NoPivot:         o.NoPivot,
 		NoNewKeyring:    o.NoNewKeyring,
 		FifoFD:          3 + len(files),
+		RootFD:          -1,
 		ConsoleSocketFD: -1,
 		PreserveFDs:     o.PreserveFDs,
 	}
@@ -300,9 +313,6 @@ func hasNamespace(s *specs.Spec, t specs.LinuxNamespaceType) bool {
 // validateForRuntime checks what spec.Validate leaves to the runtime: the
 // parts that depend on this runtime's abilities.
 func validateForRuntime(s *specs.Spec) error {
-	if !hasNamespace(s, specs.MountNamespace) {
-		return fmt.Errorf("%w: linux.namespaces: a mount namespace is required", ErrInvalid)
-	}
 	if s.Process.SelinuxLabel != "" && !selinuxEnabled() {
 		return fmt.Errorf("%w: process.selinuxLabel is set but SELinux is not enabled on this host", ErrInvalid)
 	}

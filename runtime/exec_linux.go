@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"os"
 	"strconv"
 
@@ -79,6 +80,16 @@ func (c *Container) Exec(o ExecOptions) (int, error) {
 		ConsoleSocketFD: -1,
 		PreserveFDs:     o.PreserveFDs,
 		UserNS:          hasNamespace(s, specs.UserNamespace),
+		RootFD:          -1,
+	}
+	if c.s.SharedMountNS {
+		root, err := os.OpenFile("/proc/"+strconv.Itoa(c.s.Pid)+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return 0, fmt.Errorf("open the container's root: %w", err)
+		}
+		defer root.Close()
+		cfg.RootFD = 3 + len(files)
+		files = append(files, root)
 	}
 	if p.Terminal {
 		console, err := consoleSocket(&CreateOptions{ConsoleSocket: o.ConsoleSocket, ConsoleConn: o.ConsoleConn})

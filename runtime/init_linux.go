@@ -65,9 +65,21 @@ func (in *initState) run() error {
 		if err := in.setupContainer(); err != nil {
 			return err
 		}
-	} else if cfg.Process.Terminal {
-		if err := in.setupConsole(); err != nil {
-			return err
+	} else {
+		if cfg.RootFD >= 0 {
+			// The container shares the runtime's mount namespace, so
+			// joining it did not change our root: enter the init's.
+			if err := unix.Fchdir(cfg.RootFD); err != nil {
+				return fmt.Errorf("enter the container's root: %w", err)
+			}
+			if err := unix.Chroot("."); err != nil {
+				return fmt.Errorf("enter the container's root: %w", err)
+			}
+		}
+		if cfg.Process.Terminal {
+			if err := in.setupConsole(); err != nil {
+				return err
+			}
 		}
 	}
 	// Nothing the runtime holds may reach the user program: descriptors
@@ -124,6 +136,8 @@ func (in *initState) setupContainer() error {
 		NoPivot:  cfg.NoPivot,
 		UserNS:   cfg.UserNS,
 		CgroupNS: cfg.NewCgroupNS,
+
+		SharedMountNS: !hasNamespace(s, specs.MountNamespace),
 	}
 	if err := rootfs.Prepare(rc); err != nil {
 		return err

@@ -45,6 +45,9 @@ type initConfig struct {
 	ConsoleSocketFD int `json:"console_socket_fd"`
 	// SeccompAgentFD is a connection to linux.seccomp.listenerPath.
 	SeccompAgentFD int `json:"seccomp_agent_fd"`
+	// RootFD (exec only) is the container init's root directory, for a
+	// container without a mount namespace of its own.
+	RootFD int `json:"root_fd"`
 	// PreserveFDs descriptors after stdio are passed to the user program.
 	PreserveFDs int `json:"preserve_fds"`
 }

@@ -67,6 +67,19 @@ type saved struct {
 	// Paused records a pause so that a frozen container reads as paused
 	// even where the freezer state cannot be read back cheaply.
 	Paused bool `json:"paused,omitempty"`
+	// SharedMountNS: the spec has no mount namespace, so the container's
+	// mounts live in the runtime's namespace until delete detaches them,
+	// down to the mount RootfsMountID the rootfs was on before.
+	SharedMountNS bool   `json:"shared_mount_ns,omitempty"`
+	RootfsMountID uint64 `json:"rootfs_mount_id,omitempty"`
+}
+
+// rootfsPath is the container's rootfs as an absolute host path.
+func (s *saved) rootfsPath() string {
+	if filepath.IsAbs(s.Rootfs) {
+		return s.Rootfs
+	}
+	return filepath.Join(s.Bundle, s.Rootfs)
 }
 
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {

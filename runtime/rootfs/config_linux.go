@@ -31,6 +31,11 @@ type Config struct {
 	// NoPivot switches the root with MS_MOVE and chroot instead of
 	// pivot_root (runc's --no-pivot).
 	NoPivot bool
+	// SharedMountNS says the container has no mount namespace of its own
+	// and works in the runtime's: Prepare leaves the propagation of "/"
+	// alone and makes only the rootfs bind private, Pivot just chroots,
+	// and the container's mounts stay in that namespace until Unmount.
+	SharedMountNS bool
 	// UserNS says the container has its own user namespace: device nodes
 	// are bind-mounted from the host instead of created, remounts keep the
 	// flags the kernel locked, and sysfs falls back to a bind of /sys when

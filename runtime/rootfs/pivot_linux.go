@@ -3,6 +3,7 @@ package rootfs
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -23,6 +24,17 @@ func Pivot(c *Config) error {
 		return err
 	}
 	sys := c.sys()
+	if c.SharedMountNS {
+		// pivot_root or MS_MOVE would change the root of every process
+		// in the runtime's namespace: chroot changes only ours.
+		if err := chrootOnly(sys, pl.rootfs); err != nil {
+			return fmt.Errorf("chroot to %s: %w", pl.rootfs, err)
+		}
+		if pl.setupDev {
+			return reopenDevNull(sys)
+		}
+		return nil
+	}
 	move := c.NoPivot
 	if !move {
 		if move, err = onInitramfs(sys); err != nil {
@@ -96,6 +108,51 @@ func pivotRoot(sys Syscalls, rootfs string) error {
 		return err
 	}
 	return sys.Chdir("/")
+}
+
+func chrootOnly(sys Syscalls, rootfs string) error {
+	if err := sys.Chdir(rootfs); err != nil {
+		return err
+	}
+	if err := sys.Chroot("."); err != nil {
+		return err
+	}
+	return sys.Chdir("/")
+}
+
+// MountID returns the id of the mount that path is on (the top one if
+// mounts are stacked there).
+func MountID(path string) (uint64, error) {
+	var st unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &st); err != nil {
+		return 0, &os.PathError{Op: "statx", Path: path, Err: err}
+	}
+	if st.Mask&unix.STATX_MNT_ID == 0 {
+		return 0, &os.PathError{Op: "statx", Path: path, Err: unix.ENOSYS}
+	}
+	return st.Mnt_id, nil
+}
+
+// Unmount detaches the rootfs bind that Prepare made, and everything
+// mounted below it, for a container that shared the runtime's mount
+// namespace (SharedMountNS): there the mounts outlive the container's
+// processes. before is MountID(rootfs) from before Prepare: mounts are
+// detached from the top until rootfs is on that mount again, so a mount
+// the rootfs already was (an image's overlay) stays.
+func Unmount(rootfs string, before uint64) error {
+	for i := 0; i < 16; i++ {
+		id, err := MountID(rootfs)
+		if errors.Is(err, unix.ENOENT) || err == nil && id == before {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := unix.Unmount(rootfs, unix.MNT_DETACH); err != nil {
+			return &os.PathError{Op: "umount", Path: rootfs, Err: err}
+		}
+	}
+	return fmt.Errorf("umount %s: still not the original mount after 16 detaches", rootfs)
 }
 
 func moveRoot(sys Syscalls, rootfs string) error {

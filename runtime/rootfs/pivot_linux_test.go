@@ -2,6 +2,7 @@ package rootfs
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -52,6 +53,45 @@ func TestPivotNoPivotMovesAndChroots(t *testing.T) {
 		{op: "chroot", target: "."},
 		{op: "chdir", target: "/"},
 	})
+}
+
+// Without a mount namespace of its own the container must not pivot or
+// move anything in the runtime's namespace: only chroot.
+func TestPivotSharedMountNSOnlyChroots(t *testing.T) {
+	f := newFake(t)
+	c := fakeConfig(f, fakeSpec())
+	c.SharedMountNS = true
+	if err := Pivot(c); err != nil {
+		t.Fatal(err)
+	}
+	f.checkNoLeaks()
+	checkCalls(t, switchCalls(f), []call{
+		{op: "chdir", target: "/rootfs"},
+		{op: "chroot", target: "."},
+		{op: "chdir", target: "/"},
+	})
+}
+
+func TestPrepareSharedMountNSLeavesRootAlone(t *testing.T) {
+	f := newFake(t)
+	c := fakeConfig(f, fakeSpec())
+	c.SharedMountNS = true
+	if err := Prepare(c); err != nil {
+		t.Fatal(err)
+	}
+	calls := f.only("mount")
+	if len(calls) < 2 {
+		t.Fatalf("mounts %v", calls)
+	}
+	checkCalls(t, calls[:2], []call{
+		mnt("/rootfs", "/rootfs", "", unix.MS_BIND|unix.MS_REC, ""),
+		mnt("", "/rootfs", "", unix.MS_PRIVATE|unix.MS_REC, ""),
+	})
+	for _, m := range calls {
+		if m.target == "/" || !strings.HasPrefix(m.target, "/rootfs") && !strings.HasPrefix(m.target, "/proc/self/fd/") {
+			t.Errorf("mount outside the rootfs in the runtime's namespace: %v", m)
+		}
+	}
 }
 
 func TestPivotOnInitramfsMoves(t *testing.T) {

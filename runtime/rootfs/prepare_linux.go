@@ -64,6 +64,15 @@ func Prepare(c *Config) error {
 }
 
 func (p *preparer) prepareRoot() error {
+	if p.cfg.SharedMountNS {
+		// The namespace is the runtime's: its "/" is not ours to change.
+		// The rootfs bind is made private, so what is mounted below it
+		// stays out of other namespaces.
+		if err := p.sys.Mount(p.plan.rootfs, p.plan.rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return err
+		}
+		return p.sys.Mount("", p.plan.rootfs, "", unix.MS_PRIVATE|unix.MS_REC, "")
+	}
 	if err := p.sys.Mount("", "/", "", p.plan.prepareProp, ""); err != nil {
 		return err
 	}

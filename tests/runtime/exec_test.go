@@ -291,3 +291,45 @@ func TestForegroundTerminal(t *testing.T) {
 		}
 	}
 }
+
+// A spec without a mount namespace: the container's mounts are made in
+// the runtime's namespace (the test's), the process is chrooted into the
+// rootfs, exec enters that root too, and delete detaches every mount it
+// made while leaving the rest of the namespace alone.
+func TestSharedMountNamespace(t *testing.T) {
+	r := newRT(t)
+	id := testutil.UniqueName(t)
+	b := fixtures.Bundle(t, args("sleep", "1000"), func(s *specs.Spec) {
+		var kept []specs.LinuxNamespace
+		for _, ns := range s.Linux.Namespaces {
+			if ns.Type != specs.MountNamespace {
+				kept = append(kept, ns)
+			}
+		}
+		s.Linux.Namespaces = kept
+		// Hiding paths needs a mount namespace (spec.Validate refuses
+		// them without one, as runc does).
+		s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
+	})
+	marker := "berth-shared-mnt-" + id
+	if err := os.WriteFile(filepath.Join(b, "rootfs", marker), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.OK("run", "-d", "--bundle", b, id)
+	pid := r.State(id).Pid
+	own, _ := os.Readlink("/proc/self/ns/mnt")
+	if theirs, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid)); theirs != own {
+		t.Errorf("container mount namespace %s, want the runtime's %s", theirs, own)
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	if !strings.Contains(string(mi), filepath.Join(b, "rootfs", "proc")) {
+		t.Errorf("the container's /proc is not mounted in the shared namespace:\n%s", mi)
+	}
+	if out := r.OK("exec", id, "sh", "-c", "ls /; cat /proc/1/cmdline | tr '\\0' ' '"); !strings.Contains(out, marker) || !strings.Contains(out, "sleep 1000") {
+		t.Errorf("exec does not see the container's root and pid namespace:\n%s", out)
+	}
+	r.OK("delete", "--force", id)
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), b) {
+		t.Errorf("mounts under the bundle left after delete:\n%s", mi)
+	}
+}

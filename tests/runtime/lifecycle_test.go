@@ -179,6 +179,18 @@ func TestBadInputLeavesNothing(t *testing.T) {
 		{"missing rootfs", func(s *specs.Spec) { s.Root.Path = "/nonexistent-berth-rootfs" }, "nonexistent-berth-rootfs"},
 		{"relative cwd", func(s *specs.Spec) { s.Process.Cwd = "tmp" }, "cwd"},
 		{"missing program", args("/no/such/program"), "/no/such/program"},
+		// Fails after the mounts were made in the runtime's own namespace.
+		{"missing program, no mount namespace", func(s *specs.Spec) {
+			args("/no/such/program")(s)
+			var kept []specs.LinuxNamespace
+			for _, ns := range s.Linux.Namespaces {
+				if ns.Type != specs.MountNamespace {
+					kept = append(kept, ns)
+				}
+			}
+			s.Linux.Namespaces = kept
+			s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
+		}, "/no/such/program"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
