@@ -1,0 +1,143 @@
+// Package backend holds the plain values that the Docker API server hands to
+// the engine: request options, parsed filters and the progress sink of long
+// operations. It imports nothing of the HTTP layer, so the engine implements
+// the server's backend interfaces (berth.dev/api/docker) by importing only
+// this package and the moby API types.
+package backend
+
+import (
+	"time"
+
+	"github.com/moby/moby/api/types/build"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/registry"
+	"github.com/moby/moby/api/types/volume"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Progress is one update of a long-running operation (pull, push, load,
+// import). The server renders it as one line of Docker's JSON message stream:
+//
+//	{"status":"Downloading","progressDetail":{"current":1,"total":2},"progress":"[=> ] 1B/2B","id":"3c7febba1a08"}
+//
+// Status is the text the docker CLI prints ("Pulling fs layer", "Download
+// complete", "Digest: sha256:..."). ID names the line the status belongs to:
+// the 12-hex short digest of a layer, or the tag on "Pulling from
+// library/busybox"; messages without ID are printed on their own line.
+// Current and Total, when Total or Current is non-zero, draw a progress bar
+// in bytes. Stream is free text printed as-is (load prints
+// "Loaded image: busybox:latest\n" this way). Aux is marshalled into the
+// message's "aux" field (push ends with {"Tag","Digest","Size"}).
+type Progress struct {
+	ID      string
+	Status  string
+	Current int64
+	Total   int64
+	Stream  string
+	Aux     any
+}
+
+// ProgressWriter receives the progress of one operation. It is safe for
+// concurrent use (layers download in parallel) and each update reaches the
+// client before WriteProgress returns. It returns an error once the client is
+// gone; the operation's context is cancelled then too, so a backend may
+// ignore the error and watch its context instead.
+type ProgressWriter interface {
+	WriteProgress(p Progress) error
+}
+
+// DiscardProgress is a ProgressWriter that drops every update.
+type DiscardProgress struct{}
+
+// WriteProgress drops p.
+func (DiscardProgress) WriteProgress(Progress) error { return nil }
+
+// ImageFilters are the filters of GET /images/json and POST /images/prune,
+// parsed and validated by the server. An empty field does not filter.
+type ImageFilters struct {
+	// Dangling, when set, keeps only untagged images (true) or only tagged
+	// ones (false).
+	Dangling *bool
+	// Reference keeps images with a name matching any of these patterns
+	// ("busybox", "busybox:1.*", "docker.io/library/*").
+	Reference []string
+	// Label keeps images that have every one of these labels; each is
+	// "key" (present) or "key=value".
+	Label []string
+	// LabelNot drops images having any of these labels (prune's "label!").
+	LabelNot []string
+	// Before and Since keep images created before/after the named image.
+	Before []string
+	Since  []string
+	// Until keeps images created before this instant (zero: no limit).
+	Until time.Time
+}
+
+// ImageListOptions are the options of GET /images/json.
+type ImageListOptions struct {
+	// All includes intermediate images.
+	All     bool
+	Filters ImageFilters
+	// SharedSize asks for Summary.SharedSize (otherwise -1 is fine).
+	SharedSize bool
+	// Manifests asks for Summary.Manifests.
+	Manifests bool
+}
+
+// PullOptions are the options of POST /images/create?fromImage=.
+type PullOptions struct {
+	// Platform is "os[/arch[/variant]]" or empty for the host's platform.
+	Platform string
+	// Auth is the client's X-Registry-Auth credential (may be empty).
+	Auth registry.AuthConfig
+}
+
+// PushOptions are the options of POST /images/{name}/push.
+type PushOptions struct {
+	// Platform selects one platform of a multi-platform image (nil: all).
+	Platform *ocispec.Platform
+	Auth     registry.AuthConfig
+}
+
+// RemoveOptions are the options of DELETE /images/{name}.
+type RemoveOptions struct {
+	// Force removes the image even when it is tagged in several
+	// repositories or used by a stopped container.
+	Force bool
+	// NoPrune keeps untagged parent images.
+	NoPrune bool
+}
+
+// ImportOptions are the options of POST /images/create?fromSrc=-.
+type ImportOptions struct {
+	// Ref is the normalized name to give the image ("" for none).
+	Ref string
+	// Message is the history comment of the new layer.
+	Message string
+	// Changes are Dockerfile instructions applied to the config
+	// ("ENV A=1", "CMD [\"sh\"]").
+	Changes []string
+	// Platform is "os[/arch[/variant]]" or empty for the host's platform.
+	Platform string
+}
+
+// DiskUsageOptions select what GET /system/df computes. No field set means
+// everything.
+type DiskUsageOptions struct {
+	Containers bool
+	Images     bool
+	Volumes    bool
+	BuildCache bool
+}
+
+// DiskUsage is the engine's answer to GET /system/df. Nil slices are objects
+// that were not asked for.
+type DiskUsage struct {
+	// LayersSize is the size of all unpacked image layers on disk.
+	LayersSize int64
+	Images     []image.Summary
+	Containers []container.Summary
+	Volumes    []volume.Volume
+	BuildCache []build.CacheRecord
+}

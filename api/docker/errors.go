@@ -1,0 +1,84 @@
+package docker
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"berth.dev/internal/errdefs"
+)
+
+// statusOf maps an error's category (berth.dev/internal/errdefs) to the
+// HTTP status dockerd answers for the same condition. An uncategorized error
+// is the server's fault: 500.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, errdefs.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, errdefs.ErrInvalidArgument):
+		return http.StatusBadRequest
+	case errors.Is(err, errdefs.ErrAlreadyExists), errors.Is(err, errdefs.ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, errdefs.ErrFailedPrecondition):
+		// dockerd answers 409 for "conflict: unable to remove ... image is
+		// being used" and 304 only for start/stop no-ops, which the
+		// container routes handle themselves.
+		return http.StatusConflict
+	case errors.Is(err, errdefs.ErrUnauthorized):
+		return http.StatusUnauthorized
+	case errors.Is(err, errdefs.ErrForbidden):
+		return http.StatusForbidden
+	case errors.Is(err, errdefs.ErrNotImplemented):
+		return http.StatusNotImplemented
+	case errors.Is(err, errdefs.ErrUnavailable):
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// errorBody is dockerd's error document: {"message":"..."}.
+type errorBody struct {
+	Message string `json:"message"`
+}
+
+// writeError answers err with its status and {"message": err.Error()}.
+func writeError(w http.ResponseWriter, err error) {
+	writeJSON(w, statusOf(err), errorBody{Message: err.Error()})
+}
+
+// writeJSON answers v as JSON with the given status. An encoding failure
+// after the header is out can only be logged by the caller's connection
+// dying, so it is ignored here.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// apiError is an error the server itself answers with: its text is exactly
+// what the client shows, and kind (an errdefs category) picks the status,
+// without the category's name being appended to the text. cause, when set,
+// stays reachable with errors.Is/As.
+type apiError struct {
+	msg   string
+	kind  error
+	cause error
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func (e *apiError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.kind}
+	}
+	return []error{e.kind, e.cause}
+}
+
+// newError returns an error of category kind with the formatted text. A
+// %w verb in format records its operand as the cause.
+func newError(kind error, format string, args ...any) error {
+	err := fmt.Errorf(format, args...)
+	return &apiError{msg: err.Error(), kind: kind, cause: errors.Unwrap(err)}
+}
