@@ -89,6 +89,12 @@ func (m *v2Manager) Apply(pid int) error {
 	return nil
 }
 
+// Dir returns the cgroup's directory. A process started with
+// clone3(CLONE_INTO_CGROUP) on a descriptor of it is born inside the
+// cgroup, with no migration (and none of the global lock a migration
+// takes). The cgroup must exist (Apply(-1)).
+func (m *v2Manager) Dir() string { return m.dir }
+
 // enableControllers enables, in every cgroup from the root down to the
 // leaf's parent, the controllers that cgroup offers (cgroup.controllers)
 // and has not enabled yet. A controller the kernel refuses to enable

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"berth.dev/cgroups"
 	"berth.dev/runtime/nsenter"
@@ -35,6 +36,9 @@ type nsJoin struct {
 
 // bootstrap is what stage 0 needs: which namespaces to join and to create.
 type bootstrap struct {
+	// cgroupTasks are v1 "tasks" files stage 0 writes "0" into, first of
+	// all, to move itself into the container's cgroup.
+	cgroupTasks []string
 	joins       []nsJoin
 	cloneFlags  uintptr
 	timeOffsets map[string]specs.LinuxTimeOffset
@@ -44,6 +48,9 @@ type bootstrap struct {
 
 func (b *bootstrap) encode() string {
 	var sb strings.Builder
+	for _, f := range b.cgroupTasks {
+		fmt.Fprintf(&sb, "cgroup %s\n", f)
+	}
 	// The user namespace is joined first: it decides what may be joined
 	// after it. nsenter.c relies on nothing else about the order.
 	for _, j := range b.joins {
@@ -102,21 +109,42 @@ func spawn(c *spawnConfig) (*initProcess, error) {
 
 	files := append(append([]*os.File(nil), c.files...), child)
 	sockFD := 3 + len(files) - 1
-	cmd := &exec.Cmd{
-		Path:       "/proc/self/fd/" + strconv.Itoa(int(exe.Fd())),
-		Args:       []string{"berth-runtime", "init"},
-		Env:        []string{nsenter.Env + "=" + strconv.Itoa(sockFD)},
-		Stdin:      c.stdin,
-		Stdout:     c.stdout,
-		Stderr:     c.stderr,
-		ExtraFiles: files,
+	joined, cgroupDir, err := c.cgroupEntry()
+	if err != nil {
+		parent.Close()
+		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
+	if cgroupDir != nil {
+		defer cgroupDir.Close()
+	}
+	newCmd := func() *exec.Cmd {
+		return &exec.Cmd{
+			Path:       "/proc/self/fd/" + strconv.Itoa(int(exe.Fd())),
+			Args:       []string{"berth-runtime", "init"},
+			Env:        []string{nsenter.Env + "=" + strconv.Itoa(sockFD)},
+			Stdin:      c.stdin,
+			Stdout:     c.stdout,
+			Stderr:     c.stderr,
+			ExtraFiles: files,
+		}
+	}
+	cmd := newCmd()
+	if cgroupDir != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgroupDir.Fd())}
+	}
+	err = cmd.Start()
+	if err != nil && cgroupDir != nil {
+		// A kernel without clone3(CLONE_INTO_CGROUP) (before 5.7): start
+		// outside and move the process in by pid.
+		cmd, joined = newCmd(), false
+		err = cmd.Start()
+	}
+	if err != nil {
 		parent.Close()
 		return nil, fmt.Errorf("start container init: %w", err)
 	}
 	child.Close()
-	p, err := runBootstrap(cmd, parent, c)
+	p, err := runBootstrap(cmd, parent, c, joined)
 	// Stage 0 exits once it has forked; reap it.
 	if werr := cmd.Wait(); err == nil && werr != nil {
 		err = fmt.Errorf("container init stage 0: %w", werr)
@@ -131,9 +159,30 @@ func spawn(c *spawnConfig) (*initProcess, error) {
 	return p, nil
 }
 
-func runBootstrap(cmd *exec.Cmd, sock *os.File, c *spawnConfig) (*initProcess, error) {
+// cgroupEntry decides how the init enters its cgroup without being moved
+// by pid, which takes the kernel's global threadgroup lock (an RCU grace
+// period, 10-25 ms): on v1, stage 0 moves itself through the tasks files
+// (bootstrap "cgroup" lines); on v2 it is born in the cgroup
+// (CLONE_INTO_CGROUP on the returned directory). joined reports that one
+// of the two is arranged.
+func (c *spawnConfig) cgroupEntry() (joined bool, dir *os.File, err error) {
+	switch m := c.cgroup.(type) {
+	case interface{ TaskFiles() []string }:
+		c.boot.cgroupTasks = m.TaskFiles()
+		return true, nil, nil
+	case interface{ Dir() string }:
+		f, err := os.OpenFile(m.Dir(), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return false, nil, fmt.Errorf("open cgroup: %w", err)
+		}
+		return true, f, nil
+	}
+	return false, nil, nil
+}
+
+func runBootstrap(cmd *exec.Cmd, sock *os.File, c *spawnConfig, joined bool) (*initProcess, error) {
 	stage0 := cmd.Process.Pid
-	if c.cgroup != nil {
+	if c.cgroup != nil && !joined {
 		if err := c.cgroup.Apply(stage0); err != nil {
 			cmd.Process.Kill()
 			return nil, fmt.Errorf("join cgroup: %w", err)

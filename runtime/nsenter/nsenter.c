@@ -160,6 +160,19 @@ static pid_t fork_parent(void)
 	return pid;
 }
 
+// join_cgroup moves this (single-threaded) process into a v1 cgroup by
+// writing "0" to its tasks file: a thread moving itself needs none of the
+// global lock that a move by pid takes.
+static void join_cgroup(const char *tasks)
+{
+	int fd = open(tasks, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		die("join cgroup", tasks);
+	if (write(fd, "0", 1) != 1)
+		die("join cgroup", tasks);
+	close(fd);
+}
+
 void berth_nsenter(void)
 {
 	const char *env = getenv("_BERTH_INITPIPE");
@@ -197,6 +210,8 @@ void berth_nsenter(void)
 			j->type[sp - (line + 5)] = '\0';
 			snprintf(j->path, sizeof(j->path), "%s", sp + 1);
 			njoin++;
+		} else if (strncmp(line, "cgroup ", 7) == 0) {
+			join_cgroup(line + 7);
 		} else if (strncmp(line, "clone ", 6) == 0) {
 			clone_flags = atoi(line + 6);
 		} else if (strncmp(line, "timens ", 7) == 0) {
