@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -56,13 +57,14 @@ type router struct {
 	header http.Header
 	min    apiVersion
 	max    apiVersion
+	log    *slog.Logger
 }
 
-func newRouter(routes []*route, header http.Header, min, max apiVersion) *router {
+func newRouter(routes []*route, header http.Header, min, max apiVersion, log *slog.Logger) *router {
 	for _, rt := range routes {
 		rt.compile()
 	}
-	return &router{routes: routes, header: header, min: min, max: max}
+	return &router{routes: routes, header: header, min: min, max: max, log: log}
 }
 
 // versionPrefix matches "/v1.41/..." and captures the version and the rest.
@@ -106,24 +108,22 @@ func (rr *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r = r.WithContext(context.WithValue(r.Context(), versionKey{}, version))
 	if err := rt.handler(w, r); err != nil {
+		if statusOf(err) == http.StatusInternalServerError {
+			rr.log.Warn("docker API: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		}
 		writeError(w, err)
 	}
 }
 
-// match finds the route for method and path. HEAD is served by a GET route
-// when no HEAD route exists (net/http discards the body).
+// match finds the route for method and path. Like dockerd, a GET route
+// does not answer HEAD; only /_ping registers HEAD.
 func (rr *router) match(method, path string) (*route, []string) {
-	for _, try := range []string{method, http.MethodGet} {
-		for _, rt := range rr.routes {
-			if rt.method != try {
-				continue
-			}
-			if m := rt.re.FindStringSubmatch(path); m != nil {
-				return rt, m[1:]
-			}
+	for _, rt := range rr.routes {
+		if rt.method != method {
+			continue
 		}
-		if method != http.MethodHead {
-			break
+		if m := rt.re.FindStringSubmatch(path); m != nil {
+			return rt, m[1:]
 		}
 	}
 	return nil, nil

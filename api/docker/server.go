@@ -84,7 +84,7 @@ func NewServer(b Backends, opts ...Option) *Server {
 	var routes []*route
 	routes = append(routes, s.systemRoutes()...)
 	routes = append(routes, s.imageRoutes()...)
-	s.handler = newRouter(routes, header, minV, maxV)
+	s.handler = newRouter(routes, header, minV, maxV, s.log)
 	return s
 }
 

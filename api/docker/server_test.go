@@ -1,13 +1,16 @@
 package docker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"berth.dev/internal/errdefs"
@@ -99,9 +102,15 @@ func TestVersionPrefixes(t *testing.T) {
 
 func TestWrongMethodIsNotFound(t *testing.T) {
 	srv, sys, _ := newTestServer(t)
-	resp, body := do(t, http.MethodDelete, srv.URL+"/version", nil)
-	if resp.StatusCode != http.StatusNotFound || string(body) != "{\"message\":\"page not found\"}\n" {
-		t.Errorf("DELETE /version: %d %s", resp.StatusCode, body)
+	for _, method := range []string{http.MethodDelete, http.MethodPost} {
+		resp, body := do(t, method, srv.URL+"/version", nil)
+		if resp.StatusCode != http.StatusNotFound || string(body) != "{\"message\":\"page not found\"}\n" {
+			t.Errorf("%s /version: %d %s", method, resp.StatusCode, body)
+		}
+	}
+	// dockerd answers HEAD only on /_ping.
+	if resp, _ := do(t, http.MethodHead, srv.URL+"/version", nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("HEAD /version: %d", resp.StatusCode)
 	}
 	if len(sys.Calls()) != 0 {
 		t.Errorf("backend called: %v", sys.Calls())
@@ -215,4 +224,23 @@ func unixClient(sock string) *http.Client {
 			return d.DialContext(ctx, "unix", sock)
 		},
 	}}
+}
+
+func TestInternalErrorsAreLogged(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	for _, tt := range []struct {
+		err    error
+		logged bool
+	}{
+		{errors.New("disk on fire"), true},
+		{fmt.Errorf("no such thing: %w", errdefs.ErrNotFound), false},
+	} {
+		buf.Reset()
+		url := httptestServer(t, NewServer(Backends{System: &fakeSystem{err: tt.err}}, WithLogger(log)).Handler())
+		do(t, http.MethodGet, url+"/info", nil)
+		if got := strings.Contains(buf.String(), tt.err.Error()); got != tt.logged {
+			t.Errorf("%v: logged %v, want %v (%q)", tt.err, got, tt.logged, buf.String())
+		}
+	}
 }
