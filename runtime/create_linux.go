@@ -22,6 +22,9 @@ type CreateOptions struct {
 	Root   string // state root, e.g. /run/berth-runtime
 	ID     string
 	Bundle string
+	// Spec is the bundle's config.json when the caller has loaded it
+	// already; nil means Create loads it.
+	Spec *specs.Spec
 	// ConsoleSocket is the path of a unix socket that receives the pty
 	// master when process.terminal is set.
 	ConsoleSocket string
@@ -52,9 +55,11 @@ func Create(o CreateOptions) (c *Container, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := spec.Load(bundle)
-	if err != nil {
-		return nil, err
+	s := o.Spec
+	if s == nil {
+		if s, err = spec.Load(bundle); err != nil {
+			return nil, err
+		}
 	}
 	if err := spec.Validate(s, true); err != nil {
 		return nil, err

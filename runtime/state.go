@@ -96,10 +96,9 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		tmp.Close()
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
+	// No fsync: this is run-time state (a container does not survive a
+	// reboot), usually on a tmpfs, and readers see the whole file or the
+	// old one thanks to the rename.
 	if err := tmp.Close(); err != nil {
 		return err
 	}

@@ -15,6 +15,8 @@ import (
 // exit status.
 type foreground struct {
 	sigc chan os.Signal
+	// notified is closed once every signal is enabled.
+	notified chan struct{}
 	// console is the pty master when the runtime itself holds the terminal.
 	console  *os.File
 	restore  func()
@@ -26,7 +28,17 @@ type foreground struct {
 // created so that none is lost.
 func newForeground(terminal bool) (*foreground, error) {
 	f := &foreground{sigc: make(chan os.Signal, 128)}
-	signal.Notify(f.sigc)
+	// Enabling a signal in the Go runtime is a round trip to its signal
+	// goroutine, about 20 µs each, 1.5 ms for all 64: the ones run itself
+	// needs and that users send by hand are enabled now, the rest (real-
+	// time signals and the like, forwarded too) while the container is
+	// being created.
+	signal.Notify(f.sigc, unix.SIGCHLD, unix.SIGWINCH, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
+	f.notified = make(chan struct{})
+	go func() {
+		signal.Notify(f.sigc)
+		close(f.notified)
+	}()
 	// Orphans of a container without its own PID namespace are reparented
 	// here and reaped.
 	unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
@@ -141,6 +153,7 @@ func reap(pid int) (int, bool) {
 }
 
 func (f *foreground) close() {
+	<-f.notified
 	signal.Stop(f.sigc)
 	if f.restore != nil {
 		f.restore()

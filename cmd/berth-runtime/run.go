@@ -35,6 +35,7 @@ func runRun(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
+	o.Spec = s
 	terminal := s.Process != nil && s.Process.Terminal && f.consoleSocket == ""
 	fg, err := newForeground(terminal)
 	if err != nil {
