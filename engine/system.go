@@ -14,10 +14,14 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/registry"
+	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/api/types/system"
 	"golang.org/x/sys/unix"
 
+	"berth.dev/api/docker/backend"
 	"berth.dev/cgroups"
+	"berth.dev/internal/errdefs"
 )
 
 // System answers the engine-wide questions of the API: docker info,
@@ -30,6 +34,36 @@ type System struct {
 	id      string
 	// counts reports image and container numbers for Info; nil reports 0.
 	counts func(ctx context.Context) (images, containers, running, paused int)
+	usage  func(ctx context.Context, opts backend.DiskUsageOptions) (backend.DiskUsage, error)
+	// login checks registry credentials for AuthLogin.
+	login func(ctx context.Context, auth registry.AuthConfig) (string, error)
+}
+
+// SetDiskUsage sets where DiskUsage takes its figures from (the image,
+// container and volume services).
+func (s *System) SetDiskUsage(f func(ctx context.Context, opts backend.DiskUsageOptions) (backend.DiskUsage, error)) {
+	s.usage = f
+}
+
+// DiskUsage reports what docker system df shows.
+func (s *System) DiskUsage(ctx context.Context, opts backend.DiskUsageOptions) (backend.DiskUsage, error) {
+	if s.usage == nil {
+		return backend.DiskUsage{}, nil
+	}
+	return s.usage(ctx, opts)
+}
+
+// SetLogin sets the registry credential check AuthLogin uses.
+func (s *System) SetLogin(f func(ctx context.Context, auth registry.AuthConfig) (string, error)) {
+	s.login = f
+}
+
+// AuthLogin checks credentials against a registry (docker login).
+func (s *System) AuthLogin(ctx context.Context, auth registry.AuthConfig) (string, error) {
+	if s.login == nil {
+		return "", fmt.Errorf("%w: no registry client configured", errdefs.ErrUnavailable)
+	}
+	return s.login(ctx, auth)
 }
 
 // NewSystem returns the system service. It reads (or creates) the
@@ -115,6 +149,11 @@ func (s *System) Info(ctx context.Context) (system.Info, error) {
 		Isolation:       "",
 		SecurityOptions: []string{"name=seccomp,profile=builtin", "name=cgroupns"},
 		CDISpecDirs:     []string{},
+		Swarm:           swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive},
+		Plugins: system.PluginsInfo{
+			Volume: []string{"local"},
+			Log:    []string{"json-file"},
+		},
 	}
 	if s.counts != nil {
 		info.Images, info.Containers, info.ContainersRunning, info.ContainersPaused = s.counts(ctx)
