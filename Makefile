@@ -4,7 +4,7 @@ PREFIX   ?= /usr/local
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GOFLAGS  ?= -trimpath
 LDFLAGS  := -s -w -X main.version=$(VERSION)
-BINARIES := berth-runtime
+BINARIES := berth-runtime berthd
 
 .PHONY: all $(BINARIES) install test test-unit test-integration conformance bench fmt vet clean
 
@@ -15,6 +15,10 @@ all: $(BINARIES)
 # the container's mount namespace could swap.
 berth-runtime:
 	CGO_ENABLED=1 $(GO) build $(GOFLAGS) -tags netgo,osusergo -ldflags "$(LDFLAGS) -linkmode external -extldflags -static" -o bin/$@ ./cmd/$@
+
+# The engine daemon is pure Go.
+berthd:
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -ldflags "$(LDFLAGS)" -o bin/$@ ./cmd/$@
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
