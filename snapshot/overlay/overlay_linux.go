@@ -18,7 +18,6 @@ package overlay
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -67,8 +66,8 @@ func New(root string, opts ...Option) (*Overlay, error) {
 		return nil, fmt.Errorf("overlay snapshotter: %w", err)
 	}
 	if err := checkSupport(root, c.mountOptions); err != nil {
-		return nil, fmt.Errorf("overlay snapshotter in %s: overlayfs does not work here (it needs root and a filesystem that can hold an upper directory): %w",
-			root, errors.Join(errdefs.ErrFailedPrecondition, err))
+		return nil, fmt.Errorf("overlay snapshotter in %s: overlayfs does not work here, it needs root and a filesystem that can hold an upper directory (%w): %w",
+			root, errdefs.ErrFailedPrecondition, err)
 	}
 	s, err := store.Open(root, driver{options: c.mountOptions})
 	if err != nil {

@@ -45,7 +45,7 @@ func parseCondition(s string) (condition, error) {
 			break
 		}
 	}
-	c.field = strings.TrimSpace(c.field)
+	c.field, c.value = strings.TrimSpace(c.field), strings.TrimSpace(c.value)
 	switch {
 	case c.field == "name", c.field == "parent":
 	case c.field == "kind":
