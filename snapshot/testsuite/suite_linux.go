@@ -534,7 +534,11 @@ func testChainOf150(ctx context.Context, t *testing.T, s snapshot.Snapshotter, _
 				writeFile(t, dir, "top", "top")
 				writeFile(t, dir, "shadowed", "top")
 			}
-			writeFile(t, dir, fmt.Sprintf("layers/%03d", i), "")
+			// Every tenth layer leaves a mark: enough to see the stack
+			// in order, few enough files that copying drivers stay cheap.
+			if i%10 == 0 {
+				writeFile(t, dir, fmt.Sprintf("layers/%03d", i), "")
+			}
 		})
 		parent = name
 	}
@@ -548,8 +552,8 @@ func testChainOf150(ctx context.Context, t *testing.T, s snapshot.Snapshotter, _
 		wantFile(t, d, "bottom", "bottom")
 		wantFile(t, d, "top", "top")
 		wantFile(t, d, "shadowed", "top")
-		if entries, err := os.ReadDir(filepath.Join(d, "layers")); err != nil || len(entries) != depth {
-			t.Errorf("layers/ holds %d entries (%v), want %d", len(entries), err, depth)
+		if entries, err := os.ReadDir(filepath.Join(d, "layers")); err != nil || len(entries) != depth/10 {
+			t.Errorf("layers/ holds %d entries (%v), want %d", len(entries), err, depth/10)
 		}
 	}
 	wantFile(t, dir, "written", "by the container")
