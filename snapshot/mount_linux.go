@@ -23,7 +23,8 @@ type Mount struct {
 	// nosuid, nodev, noexec, ...) become mount flags; the rest is passed
 	// to the filesystem. For overlay, lowerdir is a colon-separated list,
 	// top layer first, and may be longer than the one page of options
-	// mount(2) accepts: Mount takes care of that.
+	// mount(2) accepts: Mount takes care of that. Overlay paths must not
+	// contain ':' or ','.
 	Options []string
 }
 

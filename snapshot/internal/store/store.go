@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -273,7 +274,7 @@ func updateLabels(old, in map[string]string, fieldpaths []string) (map[string]st
 			}
 			continue
 		}
-		k, ok := cutPrefix(f, "labels.")
+		k, ok := strings.CutPrefix(f, "labels.")
 		if !ok || k == "" {
 			return nil, fmt.Errorf("field %q cannot be updated: %w", f, errdefs.ErrInvalidArgument)
 		}
@@ -284,13 +285,6 @@ func updateLabels(old, in map[string]string, fieldpaths []string) (map[string]st
 		}
 	}
 	return labels, nil
-}
-
-func cutPrefix(s, prefix string) (string, bool) {
-	if len(s) < len(prefix) || s[:len(prefix)] != prefix {
-		return s, false
-	}
-	return s[len(prefix):], true
 }
 
 // Usage implements snapshot.Snapshotter.
