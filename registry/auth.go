@@ -82,10 +82,16 @@ func readToken(s string) (tok, rest string) {
 	return s[:i], s[i:]
 }
 
-// readValue reads a token or a quoted string (with backslash escapes).
+// readValue reads a quoted string (with backslash escapes) or, leniently,
+// anything up to a comma or a space (an unquoted URL is not a token, but
+// some servers send one).
 func readValue(s string) (val, rest string) {
 	if !strings.HasPrefix(s, `"`) {
-		return readToken(s)
+		i := strings.IndexAny(s, ", \t")
+		if i < 0 {
+			return s, ""
+		}
+		return s[:i], s[i:]
 	}
 	var b strings.Builder
 	for i := 1; i < len(s); i++ {

@@ -49,6 +49,10 @@ func NormalizePlatform(p ocispec.Platform) ocispec.Platform {
 	return p
 }
 
+// attestationAnnotation marks the provenance and SBOM manifests BuildKit
+// adds to indexes (with the platform unknown/unknown).
+const attestationAnnotation = "vnd.docker.reference.type"
+
 // SelectManifest picks from an index (OCI index or Docker manifest list)
 // the manifest for platform: same OS and architecture, and the same
 // variant (missing variants taking their architecture's default). Entries
@@ -62,7 +66,7 @@ func SelectManifest(index []byte, platform ocispec.Platform) (ocispec.Descriptor
 	want := NormalizePlatform(platform)
 	var seen []string
 	for _, d := range idx.Manifests {
-		if d.Platform == nil || !IsManifest(d.MediaType) {
+		if d.Platform == nil || !IsManifest(d.MediaType) || d.Annotations[attestationAnnotation] != "" {
 			continue
 		}
 		got := NormalizePlatform(*d.Platform)
@@ -70,9 +74,7 @@ func SelectManifest(index []byte, platform ocispec.Platform) (ocispec.Descriptor
 			(want.OSVersion == "" || got.OSVersion == want.OSVersion) {
 			return d, nil
 		}
-		if got.OS != "unknown" {
-			seen = append(seen, platformString(got))
-		}
+		seen = append(seen, platformString(got))
 	}
 	return ocispec.Descriptor{}, fmt.Errorf("%w: no manifest for %s in the index (it has %s)", errdefs.ErrNotFound, platformString(want), strings.Join(seen, ", "))
 }
