@@ -291,7 +291,11 @@ func (c *Client) fetchToken(ctx context.Context, ch Challenge, auth AuthConfig, 
 	if c.userAgent != "" {
 		req.Header.Set("User-Agent", c.userAgent)
 	}
-	resp, err := c.http.Do(req)
+	hc := c.http
+	if c.hosts.Lookup(realm.Host).Insecure {
+		hc = c.insecure
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return tokenResponse{}, fmt.Errorf("%w: fetch token from %s: %w", errdefs.ErrUnavailable, realm.Host, err)
 	}
@@ -322,8 +326,9 @@ func (c *Client) bearerToken(ctx context.Context, ep Endpoint, ch Challenge, sco
 	if auth.RegistryToken != "" {
 		return auth.RegistryToken, nil
 	}
+	scopes = scopeList(scopes)
 	key := tokenKey(ep.Host, scopes)
-	now := time.Now()
+	now := c.now()
 	if tok, ok := c.auth.token(key, now); ok {
 		return tok, nil
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
@@ -224,5 +225,33 @@ func TestBearerGivesUpAfterOneRetry(t *testing.T) {
 	}
 	if a.registryHits != 2 {
 		t.Fatalf("%d requests, want 2 (the first and one retry)", a.registryHits)
+	}
+}
+
+func TestBearerTokenRenewedAfterExpiry(t *testing.T) {
+	a := newAuthRegistry(t, "bearer")
+	ctx := context.Background()
+	c := a.client("alice", "s3cret")
+	now := time.Now()
+	c.now = func() time.Time { return now }
+	for _, step := range []struct {
+		advance time.Duration
+		issued  int
+	}{
+		{0, 1},
+		{200 * time.Second, 1}, // within the 300s lifetime
+		{100 * time.Second, 2}, // 300s later: renewed (before it runs out)
+		{10 * time.Second, 2},
+	} {
+		now = now.Add(step.advance)
+		if _, err := c.Tags(ctx, a.ref(t)); err != nil {
+			t.Fatal(err)
+		}
+		a.mu.Lock()
+		issued := a.issued
+		a.mu.Unlock()
+		if issued != step.issued {
+			t.Fatalf("after %v more: %d tokens issued, want %d", step.advance, issued, step.issued)
+		}
 	}
 }

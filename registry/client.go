@@ -31,6 +31,7 @@ type Client struct {
 	retryDelay time.Duration
 
 	auth authCache
+	now  func() time.Time // the clock token lifetimes are measured by
 
 	mu        sync.Mutex
 	plainHTTP map[string]bool // insecure hosts found to speak plain HTTP
@@ -74,12 +75,17 @@ func New(opts ...Option) *Client {
 		retryDelay: 250 * time.Millisecond,
 		userAgent:  "berth",
 		plainHTTP:  map[string]bool{},
+		now:        time.Now,
 	}
 	for _, o := range opts {
 		o(c)
 	}
 	if c.http == nil {
-		c.http = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		// A registry that accepts a connection and never answers must
+		// not hang a pull forever.
+		tr.ResponseHeaderTimeout = 2 * time.Minute
+		c.http = &http.Client{Transport: tr}
 	}
 	c.insecure = c.http
 	var tr *http.Transport
@@ -180,6 +186,9 @@ func (c *Client) send(ctx context.Context, r *request) (*http.Response, error) {
 	discard(resp)
 	retry := *r
 	retry.scopes = scopeList(r.scopes, strings.Fields(ch.Params["scope"]))
+	// The token that was refused is stale, and so is one for the scopes
+	// the registry now asks for.
+	c.auth.dropToken(tokenKey(r.ep.Host, scopeList(r.scopes)))
 	c.auth.dropToken(tokenKey(r.ep.Host, retry.scopes))
 	c.auth.setChallenge(r.ep.Host, ch)
 	return c.sendOnce(ctx, &retry)
