@@ -143,7 +143,9 @@ var mountAttrs = []struct{ flag, attr uintptr }{
 
 // mountOverlayFsconfig mounts an overlay through fsopen, fsconfig, fsmount
 // and move_mount, passing the lower layers one per "lowerdir+" call. It
-// returns errNoLowerdirAppend when the kernel lacks the API or the key.
+// returns errNoLowerdirAppend when the kernel lacks the API or the key
+// (or, on a legacy overlayfs, any EINVAL: the caller then tries the
+// relative-path way, which reports its own error if the options are bad).
 func mountOverlayFsconfig(source, target string, flags uintptr, data []string) error {
 	fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
@@ -163,9 +165,13 @@ func mountOverlayFsconfig(source, target string, flags uintptr, data []string) e
 		switch {
 		case key == "lowerdir":
 			for i, l := range strings.Split(value, ":") {
+				// A kernel whose overlayfs predates the new mount API (6.1)
+				// takes any key into a one-page legacy buffer: "lowerdir+"
+				// then fails with EINVAL once the page is full, not at the
+				// first layer, or at create for an unknown key.
 				err := unix.FsconfigSetString(fd, "lowerdir+", l)
-				if i == 0 && errors.Is(err, unix.EINVAL) {
-					return fmt.Errorf("%w: %w", errNoLowerdirAppend, err)
+				if errors.Is(err, unix.EINVAL) {
+					return fmt.Errorf("%w: layer %d: %w", errNoLowerdirAppend, i, err)
 				}
 				if err != nil {
 					return &os.PathError{Op: "fsconfig lowerdir+", Path: l, Err: err}
@@ -187,6 +193,9 @@ func mountOverlayFsconfig(source, target string, flags uintptr, data []string) e
 		}
 	}
 	if err := unix.FsconfigCreate(fd); err != nil {
+		if errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("%w: create: %w", errNoLowerdirAppend, err)
+		}
 		return &os.PathError{Op: "fsconfig create overlay", Path: target, Err: err}
 	}
 	var attrs uintptr
