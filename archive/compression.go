@@ -1,0 +1,181 @@
+package archive
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"berth.dev/internal/errdefs"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+)
+
+// Compression is the codec of a layer blob.
+type Compression int
+
+const (
+	Uncompressed Compression = iota
+	Gzip
+	Zstd
+)
+
+func (c Compression) String() string {
+	switch c {
+	case Uncompressed:
+		return "uncompressed"
+	case Gzip:
+		return "gzip"
+	case Zstd:
+		return "zstd"
+	}
+	return fmt.Sprintf("compression(%d)", int(c))
+}
+
+var (
+	gzipMagic = []byte{0x1f, 0x8b, 0x08}
+	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+)
+
+// Read-ahead geometry for gzip: the decoder runs in its own goroutine, a few
+// large chunks ahead of the reader, so inflating and unpacking use two cores
+// as `tar xzf` does with its gzip child.
+const (
+	readAheadChunk = 1 << 20
+	readAheadDepth = 4
+)
+
+// DecompressStream detects the codec of r by its magic number (gzip, zstd or
+// none) and returns a reader of the decompressed bytes. A corrupt or
+// truncated stream is reported by Read. Close releases the decoder; it does
+// not close r.
+func DecompressStream(r io.Reader) (io.ReadCloser, Compression, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	magic, err := br.Peek(4)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, Uncompressed, fmt.Errorf("detect compression: %w", err)
+	}
+	switch {
+	case bytes.HasPrefix(magic, gzipMagic):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, Gzip, fmt.Errorf("open gzip stream: %w: %w", errdefs.ErrInvalidArgument, err)
+		}
+		return newReadAhead(zr), Gzip, nil
+	case bytes.HasPrefix(magic, zstdMagic):
+		zr, err := zstd.NewReader(br, zstd.WithDecoderLowmem(false))
+		if err != nil {
+			return nil, Zstd, fmt.Errorf("open zstd stream: %w: %w", errdefs.ErrInvalidArgument, err)
+		}
+		return zr.IOReadCloser(), Zstd, nil
+	}
+	return io.NopCloser(br), Uncompressed, nil
+}
+
+// CompressStream returns a writer that compresses into w with c. Close
+// flushes the codec; it does not close w.
+func CompressStream(w io.Writer, c Compression) (io.WriteCloser, error) {
+	switch c {
+	case Uncompressed:
+		return nopWriteCloser{w}, nil
+	case Gzip:
+		return gzip.NewWriterLevel(w, gzip.DefaultCompression)
+	case Zstd:
+		return zstd.NewWriter(w)
+	}
+	return nil, fmt.Errorf("compress with %v: %w", c, errdefs.ErrNotImplemented)
+}
+
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }
+
+// readAhead decodes src in a goroutine into a few recycled chunks. Only that
+// goroutine touches src, and it closes src when it stops.
+type readAhead struct {
+	full  chan chunk
+	free  chan []byte
+	done  chan struct{}
+	close sync.Once
+
+	cur  []byte // unread part of buf
+	buf  []byte
+	err  error
+	gone bool
+}
+
+type chunk struct {
+	buf []byte
+	n   int
+	err error
+}
+
+func newReadAhead(src io.ReadCloser) *readAhead {
+	ra := &readAhead{
+		full: make(chan chunk, readAheadDepth),
+		free: make(chan []byte, readAheadDepth+1),
+		done: make(chan struct{}),
+	}
+	for range readAheadDepth {
+		ra.free <- make([]byte, readAheadChunk)
+	}
+	go ra.fill(src)
+	return ra
+}
+
+func (ra *readAhead) fill(src io.ReadCloser) {
+	defer src.Close()
+	for {
+		var b []byte
+		select {
+		case b = <-ra.free:
+		case <-ra.done:
+			return
+		}
+		n, err := io.ReadFull(src, b)
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = io.EOF
+		}
+		select {
+		case ra.full <- chunk{b, n, err}:
+		case <-ra.done:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (ra *readAhead) Read(p []byte) (int, error) {
+	for len(ra.cur) == 0 {
+		if ra.err != nil {
+			return 0, ra.err
+		}
+		if ra.gone {
+			return 0, errors.New("read after close")
+		}
+		if ra.buf != nil {
+			ra.free <- ra.buf
+			ra.buf = nil
+		}
+		c := <-ra.full
+		ra.buf, ra.cur, ra.err = c.buf, c.buf[:c.n], c.err
+	}
+	n := copy(p, ra.cur)
+	ra.cur = ra.cur[n:]
+	return n, nil
+}
+
+// Close stops the decoder. It does not wait for a Read of the source that
+// is in progress; the goroutine ends when that Read returns.
+func (ra *readAhead) Close() error {
+	ra.close.Do(func() {
+		close(ra.done)
+		ra.gone = true
+		ra.cur = nil
+	})
+	return nil
+}
