@@ -169,7 +169,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeFakeJSON(w, http.StatusOK, f.images)
 	case path == "/images/create" && r.URL.Query().Get("fromImage") != "":
 		if strings.Contains(r.URL.Query().Get("fromImage"), "nosuch") {
-			writeFakeJSON(w, http.StatusNotFound, map[string]string{"message": "pull access denied for nosuch, repository does not exist or may require 'docker login'"})
+			writeFakeJSON(w, http.StatusNotFound, map[string]string{"message": "pull access denied for nosuch, repository does not exist or may require authorization"})
 			return
 		}
 		if strings.Contains(r.URL.Query().Get("fromImage"), "broken") {
