@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -41,7 +42,7 @@ type fakeAPI struct {
 // fakeRequest is one request the fake answered.
 type fakeRequest struct {
 	Method, Path string
-	Query        map[string][]string
+	Query        url.Values
 	Auth         string
 	Body         string
 }
