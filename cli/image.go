@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -169,7 +170,7 @@ func (c *CLI) showProgress(r io.Reader, quiet bool) error {
 // parsePlatform reads "os[/arch[/variant]]".
 func parsePlatform(s string) (ocispec.Platform, error) {
 	parts := strings.Split(strings.ToLower(s), "/")
-	if len(parts) > 3 || slicesContainEmpty(parts) {
+	if len(parts) > 3 || slices.Contains(parts, "") {
 		return ocispec.Platform{}, fmt.Errorf("invalid platform %q: expected os[/arch[/variant]]", s)
 	}
 	p := ocispec.Platform{OS: parts[0]}
@@ -180,15 +181,6 @@ func parsePlatform(s string) (ocispec.Platform, error) {
 		p.Variant = parts[2]
 	}
 	return p, nil
-}
-
-func slicesContainEmpty(parts []string) bool {
-	for _, p := range parts {
-		if p == "" {
-			return true
-		}
-	}
-	return false
 }
 
 func (c *CLI) tagCommand() *cobra.Command {
