@@ -2,9 +2,10 @@
 GO       ?= go
 PREFIX   ?= /usr/local
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 GOFLAGS  ?= -trimpath
 LDFLAGS  := -s -w -X main.version=$(VERSION)
-BINARIES := berth-runtime berthd
+BINARIES := berth-runtime berthd berth
 
 .PHONY: all $(BINARIES) install test test-unit test-integration conformance bench fmt vet clean
 
@@ -16,9 +17,9 @@ all: $(BINARIES)
 berth-runtime:
 	CGO_ENABLED=1 $(GO) build $(GOFLAGS) -tags netgo,osusergo -ldflags "$(LDFLAGS) -linkmode external -extldflags -static" -o bin/$@ ./cmd/$@
 
-# The engine daemon is pure Go.
-berthd:
-	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -ldflags "$(LDFLAGS)" -o bin/$@ ./cmd/$@
+# The engine daemon and the CLI are pure Go.
+berthd berth:
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -ldflags "$(LDFLAGS) -X main.commit=$(COMMIT)" -o bin/$@ ./cmd/$@
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin

@@ -32,12 +32,18 @@ type System struct {
 	version string
 	commit  string
 	id      string
+	// apiVersion and minAPIVersion are the API server's, for the Engine
+	// component of Version (the docker CLI prints them from there).
+	apiVersion, minAPIVersion string
 	// counts reports image and container numbers for Info; nil reports 0.
 	counts func(ctx context.Context) (images, containers, running, paused int)
 	usage  func(ctx context.Context, opts backend.DiskUsageOptions) (backend.DiskUsage, error)
 	// login checks registry credentials for AuthLogin.
 	login func(ctx context.Context, auth registry.AuthConfig) (string, error)
 }
+
+// SetAPIVersions records the API versions the server speaks.
+func (s *System) SetAPIVersions(max, min string) { s.apiVersion, s.minAPIVersion = max, min }
 
 // SetDiskUsage sets where DiskUsage takes its figures from (the image,
 // container and volume services).
@@ -175,7 +181,16 @@ func (s *System) Version(ctx context.Context) (system.VersionResponse, error) {
 		Arch:          runtime.GOARCH,
 		KernelVersion: unix.ByteSliceToString(uts.Release[:]),
 		Components: []system.ComponentVersion{
-			{Name: "Engine", Version: s.version, Details: map[string]string{"GitCommit": s.commit, "GoVersion": runtime.Version()}},
+			{Name: "Engine", Version: s.version, Details: map[string]string{
+				"GitCommit":     s.commit,
+				"GoVersion":     runtime.Version(),
+				"ApiVersion":    s.apiVersion,
+				"MinAPIVersion": s.minAPIVersion,
+				"Os":            runtime.GOOS,
+				"Arch":          runtime.GOARCH,
+				"KernelVersion": unix.ByteSliceToString(uts.Release[:]),
+				"Experimental":  "false",
+			}},
 		},
 	}, nil
 }

@@ -22,6 +22,7 @@ func newDaemon(cfg *engine.Config, log *slog.Logger) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	sys.SetAPIVersions(docker.MaxAPIVersion, docker.MinAPIVersion)
 	return &daemon{cfg: cfg, log: log, events: ev, system: sys}, nil
 }
 

@@ -1,0 +1,136 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
+
+	"berth.dev/archive"
+	"berth.dev/internal/errdefs"
+	"berth.dev/snapshot"
+)
+
+// Labels the engine puts on layer snapshots.
+const (
+	labelDiffID = "berth.dev/diff-id"
+)
+
+// unpacker applies image layers into snapshots named by chain ID, so that a
+// layer shared by many images is unpacked once. A layer is unpacked into an
+// Active snapshot over its parent, mounted on a temp dir (for the overlay
+// snapshotter, an overlay whose upper dir collects the layer: deletions
+// become overlay whiteouts), checked against its diff ID while it is
+// applied, synced, and only then committed under its chain ID.
+type unpacker struct {
+	snaps snapshot.Snapshotter
+	// tmp holds the temp mount points (under the run-time root).
+	tmp string
+}
+
+// has reports whether the layer with this chain ID is already unpacked.
+func (u *unpacker) has(ctx context.Context, chainID digest.Digest) (bool, error) {
+	info, err := u.snaps.Stat(ctx, chainID.String())
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return info.Kind == snapshot.Committed, nil
+}
+
+// unpack applies the uncompressed layer tar read from layer on top of
+// parent ("" for the first layer) and commits it as chainID. It returns
+// the bytes of content written. On error nothing is left: no snapshot,
+// no mount.
+func (u *unpacker) unpack(ctx context.Context, parent, chainID, diffID digest.Digest, layer io.Reader) (size int64, err error) {
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	key := "extract-" + hex.EncodeToString(rnd[:]) + "-" + chainID.Encoded()[:12]
+	parentName := ""
+	if parent != "" {
+		parentName = parent.String()
+	}
+	mounts, err := u.snaps.Prepare(ctx, key, parentName, snapshot.WithLabels(map[string]string{labelDiffID: diffID.String()}))
+	if err != nil {
+		return 0, fmt.Errorf("prepare snapshot for layer %s: %w", diffID, err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			u.snaps.Remove(context.WithoutCancel(ctx), key)
+		}
+	}()
+	if err := os.MkdirAll(u.tmp, 0o700); err != nil {
+		return 0, err
+	}
+	dir, err := os.MkdirTemp(u.tmp, "unpack-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(dir)
+	if err := snapshot.MountAll(mounts, dir); err != nil {
+		return 0, fmt.Errorf("mount snapshot for layer %s: %w", diffID, err)
+	}
+	mounted := true
+	defer func() {
+		if mounted {
+			snapshot.UnmountAll(dir)
+		}
+	}()
+
+	verifier := diffID.Algorithm().Digester()
+	tee := io.TeeReader(layer, verifier.Hash())
+	size, err = archive.Apply(ctx, dir, tee)
+	if err != nil {
+		return 0, fmt.Errorf("apply layer %s: %w", diffID, err)
+	}
+	// The tar's end-of-archive padding is part of the diff ID.
+	if _, err := io.Copy(io.Discard, tee); err != nil {
+		return 0, fmt.Errorf("read layer %s: %w", diffID, err)
+	}
+	if got := verifier.Digest(); got != diffID {
+		return 0, fmt.Errorf("%w: layer content is %s, the image config says %s", errdefs.ErrFailedPrecondition, got, diffID)
+	}
+	// One syncfs for the whole layer instead of an fsync per file: the
+	// snapshot is committed only once its content is on disk.
+	if err := syncDir(dir); err != nil {
+		return 0, err
+	}
+	if err := snapshot.UnmountAll(dir); err != nil {
+		return 0, err
+	}
+	mounted = false
+	if err := u.snaps.Commit(ctx, chainID.String(), key); err != nil {
+		if errors.Is(err, errdefs.ErrAlreadyExists) {
+			// Another pull unpacked the same layer meanwhile.
+			return size, nil
+		}
+		return 0, fmt.Errorf("commit layer %s: %w", diffID, err)
+	}
+	committed = true
+	return size, nil
+}
+
+func syncDir(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(fd)
+	if err := unix.Syncfs(fd); err != nil {
+		return &os.PathError{Op: "syncfs", Path: dir, Err: err}
+	}
+	return nil
+}
+
+// tmpDir is where the engine makes temp mount points.
+func (c *Config) tmpDir() string { return filepath.Join(c.ExecRoot, "tmp") }
