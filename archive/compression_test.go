@@ -1,0 +1,122 @@
+package archive
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"berth.dev/internal/errdefs"
+)
+
+func TestCompressionRoundTrip(t *testing.T) {
+	// Larger than the read-ahead chunks, so several of them are recycled.
+	payload := []byte(strings.Repeat("layer content ", 400_000))
+	for _, c := range []Compression{Uncompressed, Gzip, Zstd} {
+		t.Run(c.String(), func(t *testing.T) {
+			var buf bytes.Buffer
+			w, err := CompressStream(&buf, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Write(payload); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if c != Uncompressed && buf.Len() >= len(payload) {
+				t.Errorf("%v did not compress: %d bytes", c, buf.Len())
+			}
+			r, got, err := DecompressStream(&buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if got != c {
+				t.Errorf("detected %v, want %v", got, c)
+			}
+			out, err := io.ReadAll(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(out, payload) {
+				t.Errorf("round trip changed %d bytes into %d", len(payload), len(out))
+			}
+		})
+	}
+}
+
+func TestDecompressShortAndEmpty(t *testing.T) {
+	for _, in := range []string{"", "ab"} {
+		r, c, err := DecompressStream(strings.NewReader(in))
+		if err != nil || c != Uncompressed {
+			t.Fatalf("%q: %v %v", in, c, err)
+		}
+		out, _ := io.ReadAll(r)
+		if string(out) != in {
+			t.Fatalf("%q came back as %q", in, out)
+		}
+	}
+}
+
+func TestDecompressCorrupt(t *testing.T) {
+	for _, c := range []Compression{Gzip, Zstd} {
+		var buf bytes.Buffer
+		w, _ := CompressStream(&buf, c)
+		w.Write(pseudoText(1 << 20))
+		w.Close()
+		b := buf.Bytes()
+		b[len(b)/2] ^= 0x55
+		r, _, err := DecompressStream(bytes.NewReader(b))
+		if err != nil {
+			continue // refused at once: fine
+		}
+		if _, err := io.ReadAll(r); err == nil {
+			t.Errorf("%v: corrupt stream read without error", c)
+		}
+		r.Close()
+	}
+	if _, _, err := DecompressStream(bytes.NewReader([]byte{0x1f, 0x8b, 0x08, 0xff, 0xff})); err == nil {
+		t.Error("truncated gzip header accepted")
+	}
+}
+
+// pseudoText is compressible but not repetitive: a flipped byte in its
+// compressed form changes the output.
+func pseudoText(n int) []byte {
+	b := make([]byte, n)
+	x := uint32(1)
+	for i := range b {
+		x = x*1664525 + 1013904223
+		b[i] = 'a' + byte(x>>24)%16
+	}
+	return b
+}
+
+func TestCompressUnknown(t *testing.T) {
+	if _, err := CompressStream(io.Discard, Compression(9)); !errors.Is(err, errdefs.ErrNotImplemented) {
+		t.Fatalf("unknown codec: %v", err)
+	}
+}
+
+// TestReadAheadClose checks that closing before the end neither blocks nor
+// lets a later Read return data.
+func TestReadAheadClose(t *testing.T) {
+	var buf bytes.Buffer
+	w, _ := CompressStream(&buf, Gzip)
+	w.Write(bytes.Repeat([]byte("x"), 10<<20))
+	w.Close()
+	r, _, err := DecompressStream(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Read(make([]byte, 10)); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if n, err := r.Read(make([]byte, 10)); n != 0 || err == nil {
+		t.Fatalf("Read after Close: %d, %v", n, err)
+	}
+}
