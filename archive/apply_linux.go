@@ -663,10 +663,16 @@ func (a *applier) finishDirs() error {
 	for rel, m := range a.dirMeta {
 		dir, base := splitPath(rel)
 		h, err := a.root.dir(dir, false)
+		if gone(err) {
+			continue
+		}
 		if err != nil {
 			return err
 		}
 		fd, err := unix.Openat(h.fd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if gone(err) {
+			continue
+		}
 		if err != nil {
 			return wrapPath("open", rel, err)
 		}
@@ -680,6 +686,13 @@ func (a *applier) finishDirs() error {
 		}
 	}
 	return nil
+}
+
+// gone tells an error that shows a directory recorded earlier was removed
+// or replaced since (by a whiteout reached through another path, say), so
+// its metadata no longer applies.
+func gone(err error) bool {
+	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP)
 }
 
 func (m *dirMeta) apply(fd int) error {

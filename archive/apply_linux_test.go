@@ -310,3 +310,18 @@ func TestApplyContextCanceled(t *testing.T) {
 		t.Fatal("Apply ran with a canceled context")
 	}
 }
+
+// TestApplyDirRemovedThroughAnotherPath is a regression test: a directory
+// written through a symlink (var/run/lock, really run/lock) and then removed
+// under its real name must not fail the layer when directory metadata is
+// applied at the end.
+func TestApplyDirRemovedThroughAnotherPath(t *testing.T) {
+	root := t.TempDir()
+	mustApply(t, root, buildTar(t,
+		dirE("run/"), dirE("var/"), symlinkE("var/run", "/run"),
+		dirE("var/run/lock/"), reg(".wh.run", ""),
+	))
+	if exists(filepath.Join(root, "run")) {
+		t.Fatal("run survived its whiteout")
+	}
+}

@@ -34,6 +34,10 @@ func (c Compression) String() string {
 	return fmt.Sprintf("compression(%d)", int(c))
 }
 
+// zstdMaxWindow bounds the window a zstd frame may ask the decoder to
+// allocate: 128 MiB, the largest that `zstd --long` uses.
+const zstdMaxWindow = 1 << 27
+
 var (
 	gzipMagic = []byte{0x1f, 0x8b, 0x08}
 	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
@@ -65,7 +69,7 @@ func DecompressStream(r io.Reader) (io.ReadCloser, Compression, error) {
 		}
 		return newReadAhead(zr), Gzip, nil
 	case bytes.HasPrefix(magic, zstdMagic):
-		zr, err := zstd.NewReader(br, zstd.WithDecoderLowmem(false))
+		zr, err := zstd.NewReader(br, zstd.WithDecoderMaxWindow(zstdMaxWindow))
 		if err != nil {
 			return nil, Zstd, fmt.Errorf("open zstd stream: %w: %w", errdefs.ErrInvalidArgument, err)
 		}
