@@ -789,3 +789,30 @@ func BenchmarkWrite64MiB(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// TestCommitCancelledKeepsTheData: a Commit whose context ends while it
+// re-hashes for another algorithm fails without discarding good data.
+func TestCommitCancelledKeepsTheData(t *testing.T) {
+	s, _ := openStore(t)
+	data := randomBytes(t, 1<<20)
+	w, err := s.Writer(context.Background(), "ref", ocispec.Descriptor{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(data)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := w.Commit(ctx, 0, digest.SHA512.FromBytes(data)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Commit with a cancelled context: %v", err)
+	}
+	w, err = s.Writer(context.Background(), "ref", ocispec.Descriptor{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := w.Status(); st.Offset != int64(len(data)) {
+		t.Fatalf("offset after a cancelled Commit: %d", st.Offset)
+	}
+	if err := w.Commit(context.Background(), 0, digest.SHA512.FromBytes(data)); err != nil {
+		t.Fatal(err)
+	}
+}

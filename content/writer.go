@@ -353,7 +353,11 @@ func (w *writer) Commit(ctx context.Context, size int64, expected digest.Digest)
 	}
 	dgst, err := w.check(ctx, size, expected)
 	if err != nil {
-		w.discard()
+		// Only a mismatch condemns the data; a cancelled context or a read
+		// error leaves it for a retry.
+		if errors.Is(err, errdefs.ErrFailedPrecondition) {
+			w.discard()
+		}
 		return fmt.Errorf("commit %s: %w", ref, err)
 	}
 	if err := w.s.link(w.f, dgst); err != nil {
