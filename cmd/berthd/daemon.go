@@ -1,10 +1,22 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	mobyregistry "github.com/moby/moby/api/types/registry"
 	"log/slog"
 
 	"berth.dev/api/docker"
+	"berth.dev/content"
 	"berth.dev/engine"
+	"berth.dev/image"
+	"berth.dev/internal/errdefs"
+	"berth.dev/metadata"
+	"berth.dev/registry"
+	"berth.dev/snapshot"
+	"berth.dev/snapshot/native"
+	"berth.dev/snapshot/overlay"
 )
 
 // daemon wires the engine's services together; it is the one place that
@@ -14,20 +26,83 @@ type daemon struct {
 	log    *slog.Logger
 	events *engine.Events
 	system *engine.System
+	images *engine.Images
+
+	db    *metadata.DB
+	snaps snapshot.Snapshotter
 }
 
-func newDaemon(cfg *engine.Config, log *slog.Logger) (*daemon, error) {
-	ev := engine.NewEvents(1024)
-	sys, err := engine.NewSystem(cfg, ev, version, commit)
+func newDaemon(cfg *engine.Config, log *slog.Logger) (d *daemon, err error) {
+	d = &daemon{cfg: cfg, log: log, events: engine.NewEvents(1024)}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
+	if d.system, err = engine.NewSystem(cfg, d.events, version, commit); err != nil {
+		return nil, err
+	}
+	d.system.SetAPIVersions(docker.MaxAPIVersion, docker.MinAPIVersion)
+
+	if d.db, err = metadata.Open(cfg.MetadataPath()); err != nil {
+		return nil, err
+	}
+	store, err := content.Open(cfg.ContentDir())
 	if err != nil {
 		return nil, err
 	}
-	sys.SetAPIVersions(docker.MaxAPIVersion, docker.MinAPIVersion)
-	return &daemon{cfg: cfg, log: log, events: ev, system: sys}, nil
+	if d.snaps, err = openSnapshotter(cfg.SnapshotDir(), log); err != nil {
+		return nil, err
+	}
+	var rc registry.Config
+	if err := cfg.DecodeRegistry(&rc); err != nil {
+		return nil, fmt.Errorf("config [registry]: %w", err)
+	}
+	hosts, err := registry.NewHosts(rc.Hosts...)
+	if err != nil {
+		return nil, fmt.Errorf("config [registry]: %w", err)
+	}
+	d.images = engine.NewImages(engine.ImagesConfig{
+		Config: cfg, Content: store, Snaps: d.snaps, Names: image.NewStore(d.db),
+		Hosts: hosts, Events: d.events, Log: log,
+	})
+	d.system.SetCounts(func(ctx context.Context) (int, int, int, int) { return d.images.Count(ctx), 0, 0, 0 })
+	login := registry.New(registry.WithHosts(hosts))
+	d.system.SetLogin(func(ctx context.Context, auth mobyregistry.AuthConfig) (string, error) {
+		host := auth.ServerAddress
+		if host == "" {
+			host = "docker.io"
+		}
+		return login.Login(ctx, host, registry.AuthConfig{
+			Username: auth.Username, Password: auth.Password, IdentityToken: auth.IdentityToken,
+			RegistryToken: auth.RegistryToken, ServerAddress: auth.ServerAddress,
+		})
+	})
+	return d, nil
+}
+
+// openSnapshotter uses overlayfs where it works and full copies elsewhere.
+func openSnapshotter(root string, log *slog.Logger) (snapshot.Snapshotter, error) {
+	o, err := overlay.New(root)
+	if err == nil {
+		return o, nil
+	}
+	if !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		return nil, err
+	}
+	log.Warn("overlayfs does not work here; using the native snapshotter (full copies)", "err", err)
+	return native.New(root)
 }
 
 func (d *daemon) backends() docker.Backends {
-	return docker.Backends{System: d.system}
+	return docker.Backends{System: d.system, Images: d.images}
 }
 
-func (d *daemon) close() {}
+func (d *daemon) close() {
+	if d.snaps != nil {
+		d.snaps.Close()
+	}
+	if d.db != nil {
+		d.db.Close()
+	}
+}

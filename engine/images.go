@@ -1,0 +1,603 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/distribution/reference"
+	"github.com/moby/moby/api/types/events"
+	mobyimage "github.com/moby/moby/api/types/image"
+	mobyregistry "github.com/moby/moby/api/types/registry"
+	"github.com/moby/moby/api/types/storage"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"berth.dev/api/docker/backend"
+	"berth.dev/content"
+	"berth.dev/image"
+	"berth.dev/internal/errdefs"
+	"berth.dev/registry"
+	"berth.dev/snapshot"
+)
+
+// Images is the engine's image service: pull, push, list, inspect, tag,
+// remove, save, load and import, on top of the content store (blobs), the
+// snapshotter (unpacked layers, by chain ID), the name store and the
+// registry client. It implements the Docker API's image backend.
+type Images struct {
+	cfg      *Config
+	content  *content.Store
+	snaps    snapshot.Snapshotter
+	names    *image.Store
+	hosts    *registry.Hosts
+	events   *Events
+	log      *slog.Logger
+	unpacker *unpacker
+	platform ocispec.Platform
+
+	// mu serialises the changes that decide what may be collected
+	// (remove, prune) against pulls in progress.
+	mu sync.RWMutex
+}
+
+// ImagesConfig gathers what NewImages needs.
+type ImagesConfig struct {
+	Config   *Config
+	Content  *content.Store
+	Snaps    snapshot.Snapshotter
+	Names    *image.Store
+	Hosts    *registry.Hosts
+	Events   *Events
+	Log      *slog.Logger
+	Platform *ocispec.Platform // nil: the host's
+}
+
+// NewImages returns the image service.
+func NewImages(c ImagesConfig) *Images {
+	p := image.DefaultPlatform()
+	if c.Platform != nil {
+		p = *c.Platform
+	}
+	log := c.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Images{
+		cfg: c.Config, content: c.Content, snaps: c.Snaps, names: c.Names, hosts: c.Hosts,
+		events: c.Events, log: log, platform: p,
+		unpacker: &unpacker{snaps: c.Snaps, tmp: c.Config.tmpDir()},
+	}
+}
+
+// client returns a registry client that presents auth (the X-Registry-Auth
+// of the request) to the registry it is for.
+func (s *Images) client(auth mobyregistry.AuthConfig) *registry.Client {
+	creds := func(host string) (registry.AuthConfig, error) {
+		if auth.Username == "" && auth.Password == "" && auth.IdentityToken == "" && auth.RegistryToken == "" {
+			return registry.AuthConfig{}, nil
+		}
+		return registry.AuthConfig{
+			Username: auth.Username, Password: auth.Password,
+			IdentityToken: auth.IdentityToken, RegistryToken: auth.RegistryToken,
+			ServerAddress: auth.ServerAddress,
+		}, nil
+	}
+	return registry.New(registry.WithHosts(s.hosts), registry.WithCredentials(creds), registry.WithUserAgent("berth"))
+}
+
+// resolved is an image as the engine needs it: its manifest for this
+// host's platform, its config, and the chain IDs of its layers.
+type resolved struct {
+	record   image.Image
+	manifest ocispec.Manifest
+	config   image.Config
+	chainIDs []digest.Digest
+}
+
+// load reads an image's manifest and config from the content store.
+func (s *Images) load(ctx context.Context, rec image.Image) (*resolved, error) {
+	mdesc, err := s.platformManifest(ctx, rec.Target)
+	if err != nil {
+		return nil, err
+	}
+	data, err := content.ReadBlob(ctx, s.content, mdesc)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", rec.Name, err)
+	}
+	doc, err := image.Decode(mdesc, data)
+	if err != nil {
+		return nil, err
+	}
+	if doc.Manifest == nil {
+		return nil, fmt.Errorf("%w: image %s: %s is not a manifest", errdefs.ErrFailedPrecondition, rec.Name, mdesc.Digest)
+	}
+	cdata, err := content.ReadBlob(ctx, s.content, doc.Manifest.Config)
+	if err != nil {
+		return nil, fmt.Errorf("image %s config: %w", rec.Name, err)
+	}
+	cfg, err := image.DecodeConfig(doc.Manifest.Config, cdata)
+	if err != nil {
+		return nil, err
+	}
+	return &resolved{record: rec, manifest: *doc.Manifest, config: cfg, chainIDs: image.ChainIDs(cfg.RootFS.DiffIDs)}, nil
+}
+
+// platformManifest returns desc itself for a manifest, or the manifest an
+// index holds for this host's platform.
+func (s *Images) platformManifest(ctx context.Context, desc ocispec.Descriptor) (ocispec.Descriptor, error) {
+	if !image.IsIndex(desc.MediaType) {
+		return desc, nil
+	}
+	data, err := content.ReadBlob(ctx, s.content, desc)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	doc, err := image.Decode(desc, data)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	return image.SelectManifest(*doc.Index, s.platform)
+}
+
+// records returns every name record, grouped by image ID.
+func (s *Images) records(ctx context.Context) (map[digest.Digest][]image.Image, error) {
+	all, err := s.names.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[digest.Digest][]image.Image{}
+	for _, r := range all {
+		byID[r.ConfigDigest] = append(byID[r.ConfigDigest], r)
+	}
+	return byID, nil
+}
+
+// repoTagsDigests splits an image's names into docker's RepoTags and
+// RepoDigests (familiar forms).
+func repoTagsDigests(recs []image.Image) (tags, digests []string) {
+	tags, digests = []string{}, []string{}
+	for _, r := range recs {
+		ref, err := r.Reference()
+		if err != nil {
+			continue
+		}
+		if _, ok := ref.(reference.Digested); ok {
+			digests = append(digests, image.FamiliarString(ref))
+			continue
+		}
+		tags = append(tags, image.FamiliarString(ref))
+		if r.Target.Digest != "" {
+			if d, err := reference.WithDigest(reference.TrimNamed(ref), r.Target.Digest); err == nil {
+				s := image.FamiliarString(d)
+				if !slices.Contains(digests, s) {
+					digests = append(digests, s)
+				}
+			}
+		}
+	}
+	sort.Strings(tags)
+	sort.Strings(digests)
+	return tags, digests
+}
+
+// layersSize is the unpacked size of an image's layers.
+func (s *Images) layersSize(ctx context.Context, r *resolved) int64 {
+	var total int64
+	for _, c := range r.chainIDs {
+		if u, err := s.snaps.Usage(ctx, c.String()); err == nil {
+			total += u.Size
+		}
+	}
+	return total
+}
+
+// List returns the images for docker images, newest first.
+func (s *Images) List(ctx context.Context, opts backend.ImageListOptions) ([]mobyimage.Summary, error) {
+	byID, err := s.records(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []mobyimage.Summary{}
+	for id, recs := range byID {
+		r, err := s.load(ctx, recs[0])
+		if err != nil {
+			s.log.Warn("list: skipping unreadable image", "id", id, "err", err)
+			continue
+		}
+		if !matchFilters(opts.Filters, recs, r) {
+			continue
+		}
+		tags, digests := repoTagsDigests(recs)
+		created := int64(0)
+		if r.config.Created != nil {
+			created = r.config.Created.Unix()
+		}
+		labels := map[string]string{}
+		if r.config.Config.Labels != nil {
+			labels = r.config.Config.Labels
+		}
+		out = append(out, mobyimage.Summary{
+			ID:          id.String(),
+			ParentID:    "",
+			RepoTags:    tags,
+			RepoDigests: digests,
+			Created:     created,
+			Size:        s.layersSize(ctx, r),
+			SharedSize:  -1,
+			Labels:      labels,
+			Containers:  -1,
+		})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Created != out[j].Created {
+			return out[i].Created > out[j].Created
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+// matchFilters applies docker images' filters to one image.
+func matchFilters(f backend.ImageFilters, recs []image.Image, r *resolved) bool {
+	if f.Dangling != nil && *f.Dangling {
+		return false // the name store holds named images only
+	}
+	if len(f.Reference) > 0 {
+		ok := false
+		for _, rec := range recs {
+			ref, err := rec.Reference()
+			if err != nil {
+				continue
+			}
+			for _, pat := range f.Reference {
+				if matchReference(pat, ref) {
+					ok = true
+				}
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	for _, l := range f.Label {
+		k, v, hasValue := strings.Cut(l, "=")
+		got, present := r.config.Config.Labels[k]
+		if !present || hasValue && got != v {
+			return false
+		}
+	}
+	if !f.Until.IsZero() && r.config.Created != nil && !r.config.Created.Before(f.Until) {
+		return false
+	}
+	return true
+}
+
+// matchReference matches docker's reference filter: a pattern against
+// the familiar name with or without tag ("busybox", "busybox:1.*").
+func matchReference(pattern string, ref reference.Named) bool {
+	full := image.FamiliarString(ref)
+	name := image.FamiliarName(ref)
+	for _, s := range []string{full, name} {
+		if ok, _ := path.Match(pattern, s); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Inspect describes one image.
+func (s *Images) Inspect(ctx context.Context, name string) (mobyimage.InspectResponse, error) {
+	m, err := s.names.Lookup(ctx, name)
+	if err != nil {
+		return mobyimage.InspectResponse{}, noSuchImage(name, err)
+	}
+	r, err := s.load(ctx, m.Images[0])
+	if err != nil {
+		return mobyimage.InspectResponse{}, err
+	}
+	tags, digests := repoTagsDigests(m.Images)
+	created := ""
+	if r.config.Created != nil {
+		created = r.config.Created.UTC().Format(time.RFC3339Nano)
+	}
+	layers := make([]string, len(r.config.RootFS.DiffIDs))
+	for i, d := range r.config.RootFS.DiffIDs {
+		layers[i] = d.String()
+	}
+	var lastTag time.Time
+	for _, rec := range m.Images {
+		if rec.UpdatedAt.After(lastTag) {
+			lastTag = rec.UpdatedAt
+		}
+	}
+	resp := mobyimage.InspectResponse{
+		ID:           m.ID.String(),
+		RepoTags:     tags,
+		RepoDigests:  digests,
+		Comment:      lastComment(r.config),
+		Created:      created,
+		Author:       r.config.Author,
+		Config:       &r.config.Config,
+		Architecture: r.config.Architecture,
+		Variant:      r.config.Variant,
+		Os:           r.config.OS,
+		OsVersion:    r.config.OSVersion,
+		Size:         s.layersSize(ctx, r),
+		GraphDriver:  &storage.DriverData{Name: "overlay2", Data: map[string]string{}},
+		RootFS:       mobyimage.RootFS{Type: "layers", Layers: layers},
+		Metadata:     mobyimage.Metadata{LastTagTime: lastTag},
+		Descriptor:   &m.Images[0].Target,
+	}
+	return resp, nil
+}
+
+func lastComment(cfg image.Config) string {
+	if n := len(cfg.History); n > 0 {
+		return cfg.History[n-1].Comment
+	}
+	return ""
+}
+
+// History lists the image's history, newest first.
+func (s *Images) History(ctx context.Context, name string) ([]mobyimage.HistoryResponseItem, error) {
+	m, err := s.names.Lookup(ctx, name)
+	if err != nil {
+		return nil, noSuchImage(name, err)
+	}
+	r, err := s.load(ctx, m.Images[0])
+	if err != nil {
+		return nil, err
+	}
+	sizes := make([]int64, len(r.chainIDs))
+	for i, c := range r.chainIDs {
+		// A layer snapshot's usage is its own directory's.
+		if u, err := s.snaps.Usage(ctx, c.String()); err == nil {
+			sizes[i] = u.Size
+		}
+	}
+	entries, err := image.History(r.config, m.ID, sizes)
+	if err != nil {
+		return nil, err
+	}
+	tags, _ := repoTagsDigests(m.Images)
+	out := make([]mobyimage.HistoryResponseItem, 0, len(entries))
+	for i, e := range entries { // newest first already
+		item := mobyimage.HistoryResponseItem{
+			ID:        e.ID,
+			CreatedBy: e.CreatedBy,
+			Size:      e.Size,
+			Comment:   e.Comment,
+			Tags:      []string{},
+		}
+		if e.Created != nil {
+			item.Created = e.Created.Unix()
+		}
+		if i == 0 {
+			item.Tags = tags
+		}
+		out = append(out, item)
+	}
+	return out, nil
+}
+
+// Tag gives the image source the additional name target.
+func (s *Images) Tag(ctx context.Context, source, target string) error {
+	m, err := s.names.Lookup(ctx, source)
+	if err != nil {
+		return noSuchImage(source, err)
+	}
+	ref, err := image.ParseNormalized(target)
+	if err != nil {
+		return err
+	}
+	if _, ok := ref.(reference.Digested); ok {
+		return fmt.Errorf("%w: refusing to create a tag with a digest reference", errdefs.ErrInvalidArgument)
+	}
+	src := m.Images[0]
+	if _, err := s.names.Put(ctx, image.Image{Name: ref.String(), Target: src.Target, ConfigDigest: m.ID, Labels: src.Labels}); err != nil {
+		return err
+	}
+	s.events.Publish(events.ImageEventType, events.ActionTag, m.ID.String(), map[string]string{"name": image.FamiliarString(ref)})
+	return nil
+}
+
+// noSuchImage words a failed lookup as dockerd does.
+func noSuchImage(name string, err error) error {
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return fmt.Errorf("%w: No such image: %s", errdefs.ErrNotFound, name)
+	}
+	return err
+}
+
+// Remove untags name and deletes the image when no name is left.
+func (s *Images) Remove(ctx context.Context, name string, opts backend.RemoveOptions) ([]mobyimage.DeleteResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, err := s.names.Lookup(ctx, name)
+	if err != nil {
+		return nil, noSuchImage(name, err)
+	}
+	var out []mobyimage.DeleteResponse
+	untag := func(rec image.Image) error {
+		if _, err := s.names.Delete(ctx, rec.Name); err != nil {
+			return err
+		}
+		ref, _ := rec.Reference()
+		fam := rec.Name
+		if ref != nil {
+			fam = image.FamiliarString(ref)
+		}
+		out = append(out, mobyimage.DeleteResponse{Untagged: fam})
+		s.events.Publish(events.ImageEventType, events.ActionUnTag, m.ID.String(), map[string]string{"name": fam})
+		return nil
+	}
+	if m.Name != "" {
+		// A name: untag it; the image goes when it was the last one.
+		for _, rec := range m.Images {
+			if rec.Name == m.Name {
+				if err := untag(rec); err != nil {
+					return out, err
+				}
+			}
+		}
+		if len(m.Images) > 1 {
+			return out, nil
+		}
+	} else {
+		// An ID removes every name, but only when forced if there are
+		// several repositories.
+		repos := map[string]bool{}
+		for _, rec := range m.Images {
+			if ref, err := rec.Reference(); err == nil {
+				repos[ref.Name()] = true
+			}
+		}
+		if len(repos) > 1 && !opts.Force {
+			return nil, fmt.Errorf("%w: unable to delete %s (must be forced) - image is referenced in multiple repositories", errdefs.ErrConflict, image.ShortID(m.ID))
+		}
+		for _, rec := range m.Images {
+			if err := untag(rec); err != nil {
+				return out, err
+			}
+		}
+	}
+	out = append(out, mobyimage.DeleteResponse{Deleted: m.ID.String()})
+	s.events.Publish(events.ImageEventType, events.ActionDelete, m.ID.String(), nil)
+	if err := s.collect(ctx); err != nil {
+		s.log.Warn("remove: garbage collection", "err", err)
+	}
+	return out, nil
+}
+
+// collect removes the layer snapshots and blobs no image record holds.
+// The caller holds s.mu.
+func (s *Images) collect(ctx context.Context) error {
+	recs, err := s.names.List(ctx)
+	if err != nil {
+		return err
+	}
+	keep := map[string]bool{}
+	var roots []ocispec.Descriptor
+	for _, rec := range recs {
+		roots = append(roots, rec.Target)
+		r, err := s.load(ctx, rec)
+		if err != nil {
+			return fmt.Errorf("collect: %w", err) // never delete on a partial view
+		}
+		for _, c := range r.chainIDs {
+			keep[c.String()] = true
+		}
+	}
+	// Snapshots: committed layers nobody needs, from the top of each
+	// chain down (a parent cannot go before its children).
+	for {
+		var leaves []string
+		parents := map[string]bool{}
+		var all []snapshot.Info
+		err := s.snaps.Walk(ctx, func(_ context.Context, info snapshot.Info) error {
+			all = append(all, info)
+			if info.Parent != "" {
+				parents[info.Parent] = true
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, info := range all {
+			if info.Kind == snapshot.Committed && !keep[info.Name] && !parents[info.Name] && strings.HasPrefix(info.Name, "sha256:") {
+				leaves = append(leaves, info.Name)
+			}
+		}
+		if len(leaves) == 0 {
+			break
+		}
+		for _, l := range leaves {
+			if err := s.snaps.Remove(ctx, l); err != nil {
+				return err
+			}
+		}
+	}
+	_, err = s.content.Prune(ctx, roots)
+	return err
+}
+
+// Prune removes the images the filters select. The name store holds only
+// named images, so there are no dangling ones: without dangling=false
+// nothing is selected; with it, every image (berth has no containers
+// yet that could be using one).
+func (s *Images) Prune(ctx context.Context, f backend.ImageFilters) (mobyimage.PruneReport, error) {
+	report := mobyimage.PruneReport{ImagesDeleted: []mobyimage.DeleteResponse{}}
+	if f.Dangling == nil || *f.Dangling {
+		return report, nil
+	}
+	byID, err := s.records(ctx)
+	if err != nil {
+		return report, err
+	}
+	for id, recs := range byID {
+		r, err := s.load(ctx, recs[0])
+		if err != nil {
+			continue
+		}
+		sel := f
+		sel.Dangling = nil
+		if !matchFilters(sel, recs, r) || hasAnyLabel(r.config.Config.Labels, f.LabelNot) {
+			continue
+		}
+		size := s.layersSize(ctx, r)
+		resp, err := s.Remove(ctx, id.String(), backend.RemoveOptions{Force: true})
+		if err != nil {
+			return report, err
+		}
+		report.ImagesDeleted = append(report.ImagesDeleted, resp...)
+		report.SpaceReclaimed += uint64(size)
+	}
+	return report, nil
+}
+
+func hasAnyLabel(labels map[string]string, sel []string) bool {
+	for _, l := range sel {
+		k, v, hasValue := strings.Cut(l, "=")
+		if got, ok := labels[k]; ok && (!hasValue || got == v) {
+			return true
+		}
+	}
+	return false
+}
+
+// Push, Save, Load and Import are not there yet: the API answers 501 with
+// this error rather than pretending.
+func (s *Images) Push(ctx context.Context, ref string, opts backend.PushOptions, pw backend.ProgressWriter) error {
+	return fmt.Errorf("%w: push", errdefs.ErrNotImplemented)
+}
+
+func (s *Images) Save(ctx context.Context, names []string, w io.Writer) error {
+	return fmt.Errorf("%w: save", errdefs.ErrNotImplemented)
+}
+
+func (s *Images) Load(ctx context.Context, r io.Reader, pw backend.ProgressWriter) ([]string, error) {
+	return nil, fmt.Errorf("%w: load", errdefs.ErrNotImplemented)
+}
+
+func (s *Images) Import(ctx context.Context, src io.Reader, opts backend.ImportOptions, pw backend.ProgressWriter) (string, error) {
+	return "", fmt.Errorf("%w: import", errdefs.ErrNotImplemented)
+}
+
+// Counts reports the number of images for docker info.
+func (s *Images) Count(ctx context.Context) int {
+	byID, err := s.records(ctx)
+	if err != nil {
+		return 0
+	}
+	return len(byID)
+}

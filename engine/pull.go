@@ -1,0 +1,375 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/distribution/reference"
+	"github.com/moby/moby/api/types/events"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"berth.dev/api/docker/backend"
+	"berth.dev/archive"
+	"berth.dev/content"
+	"berth.dev/image"
+	"berth.dev/internal/errdefs"
+	"berth.dev/registry"
+)
+
+// maxConfigSize bounds an image config read into memory.
+const maxConfigSize = 8 << 20
+
+// Pull fetches ref from its registry and records it as a local image:
+// the index or manifest, the config and the layer blobs go into the
+// content store (each verified against its digest), the layers are
+// unpacked in order into snapshots named by chain ID (a layer that is
+// already unpacked is neither fetched nor unpacked again), and the name
+// is recorded last, so an interrupted pull leaves no image behind, only
+// blobs and layers that the next pull reuses.
+func (s *Images) Pull(ctx context.Context, ref string, opts backend.PullOptions, pw backend.ProgressWriter) error {
+	named, err := image.ParseNormalized(ref)
+	if err != nil {
+		return err
+	}
+	if _, isTagged := named.(reference.Tagged); !isTagged {
+		if _, isDigested := named.(reference.Digested); !isDigested {
+			return fmt.Errorf("%w: pulling every tag of a repository (--all-tags)", errdefs.ErrNotImplemented)
+		}
+	}
+	platform := s.platform
+	if opts.Platform != "" {
+		if platform, err = image.ParsePlatform(opts.Platform); err != nil {
+			return err
+		}
+	}
+	p := &pullProgress{w: pw}
+	c := s.client(opts.Auth)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+
+	desc, err := c.Resolve(ctx, named)
+	if err != nil {
+		return err
+	}
+	tagOrDigest := desc.Digest.String()
+	if t, ok := named.(reference.Tagged); ok {
+		tagOrDigest = t.Tag()
+	}
+	p.send("", "Pulling from "+reference.FamiliarName(named), tagOrDigest)
+
+	target := desc
+	mdesc := desc
+	mdata, err := s.fetchDocument(ctx, c, named, desc)
+	if err != nil {
+		return err
+	}
+	doc, err := image.Decode(desc, mdata)
+	if err != nil {
+		return err
+	}
+	if doc.Index != nil {
+		if mdesc, err = image.SelectManifest(*doc.Index, platform); err != nil {
+			return fmt.Errorf("%s: %w", image.FamiliarString(named), err)
+		}
+		if mdata, err = s.fetchDocument(ctx, c, named, mdesc); err != nil {
+			return err
+		}
+		if doc, err = image.Decode(mdesc, mdata); err != nil {
+			return err
+		}
+		if doc.Manifest == nil {
+			return fmt.Errorf("%w: %s: the index entry for %s is not a manifest", errdefs.ErrInvalidArgument, image.FamiliarString(named), image.FormatPlatform(platform))
+		}
+	}
+	man := doc.Manifest
+	cfgData, err := s.fetchBlobBytes(ctx, c, named, man.Config, maxConfigSize)
+	if err != nil {
+		return err
+	}
+	cfg, err := image.DecodeConfig(man.Config, cfgData)
+	if err != nil {
+		return err
+	}
+	if len(cfg.RootFS.DiffIDs) != len(man.Layers) {
+		return fmt.Errorf("%w: %s: the manifest has %d layers, the config %d diff IDs", errdefs.ErrInvalidArgument,
+			image.FamiliarString(named), len(man.Layers), len(cfg.RootFS.DiffIDs))
+	}
+	for _, l := range man.Layers {
+		if image.IsForeignLayer(l.MediaType) {
+			return fmt.Errorf("%w: %s: foreign layer %s", errdefs.ErrNotImplemented, image.FamiliarString(named), l.Digest)
+		}
+	}
+	chainIDs := image.ChainIDs(cfg.RootFS.DiffIDs)
+	protect := []digest.Digest{target.Digest, mdesc.Digest, man.Config.Digest}
+	for _, l := range man.Layers {
+		protect = append(protect, l.Digest)
+	}
+	release := s.content.Protect(protect...)
+	defer release()
+
+	existed, err := s.fetchAndUnpack(ctx, c, named, man.Layers, cfg.RootFS.DiffIDs, chainIDs, p)
+	if err != nil {
+		return err
+	}
+
+	res, err := s.names.Put(ctx, image.Image{Name: named.String(), Target: target, ConfigDigest: man.Config.Digest})
+	if err != nil {
+		return err
+	}
+	if _, ok := named.(reference.Digested); !ok {
+		p.send("", "Digest: "+target.Digest.String(), "")
+	}
+	fam := image.FamiliarString(named)
+	if existed && res.Previous != nil && res.Previous.ConfigDigest == man.Config.Digest && res.Previous.Target.Digest == target.Digest {
+		p.send("", "Status: Image is up to date for "+fam, "")
+	} else {
+		p.send("", "Status: Downloaded newer image for "+fam, "")
+	}
+	s.events.Publish(events.ImageEventType, events.ActionPull, fam, map[string]string{"name": fam})
+	return nil
+}
+
+// fetchDocument fetches a manifest or index into the content store (or
+// reads it from there) and returns its bytes.
+func (s *Images) fetchDocument(ctx context.Context, c *registry.Client, named reference.Named, desc ocispec.Descriptor) ([]byte, error) {
+	if data, err := content.ReadBlob(ctx, s.content, desc); err == nil {
+		return data, nil
+	}
+	data, err := c.FetchManifest(ctx, named, desc)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.storeBytes(ctx, desc, data); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+// fetchBlobBytes fetches a small blob (a config) into the content store and
+// returns it.
+func (s *Images) fetchBlobBytes(ctx context.Context, c *registry.Client, named reference.Named, desc ocispec.Descriptor, max int64) ([]byte, error) {
+	if desc.Size > max {
+		return nil, fmt.Errorf("%w: %s is %d bytes, more than %d", errdefs.ErrInvalidArgument, desc.Digest, desc.Size, max)
+	}
+	if data, err := content.ReadBlob(ctx, s.content, desc); err == nil {
+		return data, nil
+	}
+	rc, err := c.FetchBlob(ctx, named, desc, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if err := s.storeBytes(ctx, desc, data); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+func (s *Images) storeBytes(ctx context.Context, desc ocispec.Descriptor, data []byte) error {
+	err := content.WriteBlob(ctx, s.content, "fetch-"+desc.Digest.String(), bytes.NewReader(data), desc)
+	if err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
+		return err
+	}
+	return nil
+}
+
+// fetchAndUnpack makes sure every layer is unpacked: layers whose snapshot
+// exists are skipped, the others are downloaded into the content store in
+// parallel (at most max_concurrent_downloads at once) and unpacked in
+// order as soon as each and its parent are ready. It reports whether every
+// layer was already there.
+func (s *Images) fetchAndUnpack(ctx context.Context, c *registry.Client, named reference.Named, layers []ocispec.Descriptor, diffIDs, chainIDs []digest.Digest, p *pullProgress) (allExisted bool, err error) {
+	need := make([]bool, len(layers))
+	var fetch []int
+	for i := range layers {
+		has, err := s.unpacker.has(ctx, chainIDs[i])
+		if err != nil {
+			return false, err
+		}
+		id := shortDigest(layers[i].Digest)
+		if has {
+			p.send(id, "Already exists", "")
+			continue
+		}
+		need[i] = true
+		p.send(id, "Pulling fs layer", "")
+		fetch = append(fetch, i)
+	}
+	if len(fetch) == 0 {
+		return true, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ready := make([]chan error, len(layers))
+	for _, i := range fetch {
+		ready[i] = make(chan error, 1)
+	}
+	go func() {
+		sem := make(chan struct{}, s.cfg.MaxConcurrentDownloads)
+		var wg sync.WaitGroup
+		for _, i := range fetch {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				ready[i] <- ctx.Err()
+				continue
+			}
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				defer func() { <-sem }()
+				ready[i] <- s.download(ctx, c, named, layers[i], p)
+			}(i)
+		}
+		wg.Wait()
+	}()
+	for i := range layers {
+		if !need[i] {
+			continue
+		}
+		if err := <-ready[i]; err != nil {
+			return false, err
+		}
+		var parent digest.Digest
+		if i > 0 {
+			parent = chainIDs[i-1]
+		}
+		if err := s.unpackBlob(ctx, layers[i], parent, chainIDs[i], diffIDs[i], p); err != nil {
+			return false, err
+		}
+		p.send(shortDigest(layers[i].Digest), "Pull complete", "")
+	}
+	return false, nil
+}
+
+// download fetches one layer blob into the content store, resuming a
+// partial download a previous pull left, and verifying it as it goes.
+func (s *Images) download(ctx context.Context, c *registry.Client, named reference.Named, desc ocispec.Descriptor, p *pullProgress) error {
+	id := shortDigest(desc.Digest)
+	if _, err := s.content.Info(ctx, desc.Digest); err == nil {
+		p.send(id, "Download complete", "")
+		return nil
+	}
+	w, err := s.content.Writer(ctx, "pull-"+desc.Digest.String(), desc)
+	if errors.Is(err, errdefs.ErrAlreadyExists) {
+		p.send(id, "Download complete", "")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	st, err := w.Status()
+	if err != nil {
+		return err
+	}
+	rc, err := c.FetchBlobResume(ctx, named, desc, st.Offset, w.Hash())
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	counter := &progressReader{r: rc, n: st.Offset, total: desc.Size, report: func(n, total int64) {
+		p.progress(id, "Downloading", n, total)
+	}}
+	if _, err := io.CopyBuffer(w, counter, make([]byte, 1<<20)); err != nil {
+		return fmt.Errorf("download layer %s: %w", desc.Digest, err)
+	}
+	p.send(id, "Verifying Checksum", "")
+	if err := w.Commit(ctx, desc.Size, desc.Digest); err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
+		return fmt.Errorf("download layer %s: %w", desc.Digest, err)
+	}
+	p.send(id, "Download complete", "")
+	return nil
+}
+
+// unpackBlob unpacks a downloaded layer blob into its snapshot.
+func (s *Images) unpackBlob(ctx context.Context, desc ocispec.Descriptor, parent, chainID, diffID digest.Digest, p *pullProgress) error {
+	id := shortDigest(desc.Digest)
+	ra, err := s.content.ReaderAt(ctx, desc)
+	if err != nil {
+		return err
+	}
+	defer ra.Close()
+	counter := &progressReader{r: io.NewSectionReader(ra, 0, ra.Size()), total: ra.Size(), report: func(n, total int64) {
+		p.progress(id, "Extracting", n, total)
+	}}
+	tar, _, err := archive.DecompressStream(counter)
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", desc.Digest, err)
+	}
+	defer tar.Close()
+	_, err = s.unpacker.unpack(ctx, parent, chainID, diffID, tar)
+	return err
+}
+
+// shortDigest is the 12-hex ID docker shows for a layer.
+func shortDigest(d digest.Digest) string {
+	e := d.Encoded()
+	if len(e) > 12 {
+		return e[:12]
+	}
+	return e
+}
+
+// pullProgress serialises progress messages and rate-limits byte counts.
+type pullProgress struct {
+	w  backend.ProgressWriter
+	mu sync.Mutex
+	// last is when each ID last reported bytes.
+	last map[string]time.Time
+}
+
+func (p *pullProgress) send(id, status, _ string) {
+	if p.w == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.w.WriteProgress(backend.Progress{ID: id, Status: status})
+}
+
+// progress reports n of total bytes, at most every 100 ms per ID and at
+// the end.
+func (p *pullProgress) progress(id, status string, n, total int64) {
+	if p.w == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.last == nil {
+		p.last = map[string]time.Time{}
+	}
+	now := time.Now()
+	if n < total && now.Sub(p.last[id]) < 100*time.Millisecond {
+		return
+	}
+	p.last[id] = now
+	p.w.WriteProgress(backend.Progress{ID: id, Status: status, Current: n, Total: total})
+}
+
+// progressReader counts the bytes read through it.
+type progressReader struct {
+	r      io.Reader
+	n      int64
+	total  int64
+	report func(n, total int64)
+}
+
+func (r *progressReader) Read(b []byte) (int, error) {
+	n, err := r.r.Read(b)
+	r.n += int64(n)
+	if n > 0 {
+		r.report(r.n, r.total)
+	}
+	return n, err
+}
