@@ -239,3 +239,42 @@ func TestPullErrors(t *testing.T) {
 		t.Errorf("inspect of a missing image: %d %s", code, errOut)
 	}
 }
+
+func mustBerth(t *testing.T, d *enginetest.Daemon, args ...string) string {
+	t.Helper()
+	out, errOut, code := d.Berth(args...)
+	if code != 0 {
+		t.Fatalf("berth %s: exit %d: %s", strings.Join(args, " "), code, errOut)
+	}
+	return out
+}
+
+func TestBerthCLI(t *testing.T) {
+	reg := registrytest.Start(t)
+	ref := reg.Ref("berth-test/busybox:cli")
+	_, id := pushImage(t, ref, busyboxLayers(t))
+	d := enginetest.Start(t, bin, "")
+
+	if out := mustBerth(t, d, "pull", ref); !strings.Contains(out, "Downloaded newer image for "+ref) {
+		t.Errorf("berth pull:\n%s", out)
+	}
+	out := mustBerth(t, d, "images")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "REPOSITORY") || !strings.Contains(lines[1], id.Encoded()[:12]) {
+		t.Errorf("berth images:\n%s", out)
+	}
+	if out := mustBerth(t, d, "image", "inspect", "-f", "{{.Id}}", ref); strings.TrimSpace(out) != id.String() {
+		t.Errorf("berth image inspect: %q", out)
+	}
+	if out := mustBerth(t, d, "history", "-q", ref); !strings.Contains(out, id.Encoded()[:12]) || !strings.Contains(out, "<missing>") {
+		t.Errorf("berth history -q:\n%s", out)
+	}
+	mustBerth(t, d, "tag", ref, "berth-test/tagged:x")
+	if out := mustBerth(t, d, "rmi", "berth-test/tagged:x", ref); !strings.Contains(out, "Deleted: "+id.String()) {
+		t.Errorf("berth rmi:\n%s", out)
+	}
+	_, errOut, code := d.Berth("rmi", ref)
+	if code != 1 || !strings.Contains(errOut, "No such image") {
+		t.Errorf("rmi of a removed image: %d %q", code, errOut)
+	}
+}

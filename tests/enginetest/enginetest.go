@@ -25,6 +25,7 @@ import (
 // Binaries are the programs under test.
 type Binaries struct {
 	Berthd string
+	Berth  string
 	Dir    string
 }
 
@@ -32,14 +33,14 @@ type Binaries struct {
 // (make's bin/), else ones built now into a temp dir that cleanup removes.
 func Build() (b Binaries, cleanup func(), err error) {
 	if dir := os.Getenv("BERTH_BIN_DIR"); dir != "" {
-		return Binaries{Berthd: filepath.Join(dir, "berthd"), Dir: dir}, func() {}, nil
+		return Binaries{Berthd: filepath.Join(dir, "berthd"), Berth: filepath.Join(dir, "berth"), Dir: dir}, func() {}, nil
 	}
 	dir, err := os.MkdirTemp("", testutil.Prefix+"engine-bin-")
 	if err != nil {
 		return b, nil, err
 	}
 	cleanup = func() { os.RemoveAll(dir) }
-	for _, name := range []string{"berthd"} {
+	for _, name := range []string{"berthd", "berth"} {
 		build := exec.Command("go", "build", "-o", filepath.Join(dir, name), "berth.dev/cmd/"+name)
 		build.Stdout, build.Stderr = os.Stdout, os.Stderr
 		if err := build.Run(); err != nil {
@@ -47,7 +48,7 @@ func Build() (b Binaries, cleanup func(), err error) {
 			return b, nil, fmt.Errorf("build %s: %w", name, err)
 		}
 	}
-	return Binaries{Berthd: filepath.Join(dir, "berthd"), Dir: dir}, cleanup, nil
+	return Binaries{Berthd: filepath.Join(dir, "berthd"), Berth: filepath.Join(dir, "berth"), Dir: dir}, cleanup, nil
 }
 
 // Daemon is a running berthd.
@@ -186,6 +187,22 @@ func (d *Daemon) Docker(args ...string) (stdout, stderr string, code int) {
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err = cmd.Run()
 	code = 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		d.T.Fatal(err)
+	}
+	return out.String(), strings.TrimSpace(errb.String()), code
+}
+
+// Berth runs the berth CLI against the daemon, with a private config dir.
+func (d *Daemon) Berth(args ...string) (stdout, stderr string, code int) {
+	d.T.Helper()
+	cmd := exec.Command(d.Bin.Berth, args...)
+	cmd.Env = append(os.Environ(), "BERTH_HOST=unix://"+d.Socket, "DOCKER_CONFIG="+filepath.Join(filepath.Dir(d.Config), "docker-config"))
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
