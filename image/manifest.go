@@ -151,6 +151,10 @@ func Decode(desc ocispec.Descriptor, data []byte) (Document, error) {
 	}
 	doc := Document{MediaType: mt}
 	switch {
+	case IsIndex(mt) && head.Manifests == nil:
+		return Document{}, fmt.Errorf("%w: decode %s: an index without manifests", errdefs.ErrInvalidArgument, describe(desc))
+	case IsManifest(mt) && head.Config == nil:
+		return Document{}, fmt.Errorf("%w: decode %s: a manifest without config", errdefs.ErrInvalidArgument, describe(desc))
 	case IsIndex(mt):
 		doc.Index = new(ocispec.Index)
 		if err := decodeStrict(data, doc.Index); err != nil {

@@ -91,6 +91,8 @@ func TestDecodeErrors(t *testing.T) {
 		{"not JSON", MediaTypeOCIManifest, "manifest", nil, errdefs.ErrInvalidArgument},
 		{"trailing data", MediaTypeOCIManifest, ociManifest + "{}", nil, errdefs.ErrInvalidArgument},
 		{"schemaVersion 3", MediaTypeOCIManifest, strings.Replace(ociManifest, `"schemaVersion":2`, `"schemaVersion":3`, 1), nil, errdefs.ErrInvalidArgument},
+		{"manifest under an index type", MediaTypeOCIIndex, `{"schemaVersion":2,"config":` + jsonOf(t, testConfig) + `,"layers":[]}`, nil, errdefs.ErrInvalidArgument},
+		{"index under a manifest type", MediaTypeDockerManifest, `{"schemaVersion":2,"manifests":[]}`, nil, errdefs.ErrInvalidArgument},
 		{"unknown shape", "", `{"schemaVersion":2}`, nil, errdefs.ErrInvalidArgument},
 		{"a config is no manifest", MediaTypeOCIConfig, `{"schemaVersion":2}`, nil, errdefs.ErrInvalidArgument},
 		{"bad config digest", MediaTypeOCIManifest, `{"schemaVersion":2,"config":{"mediaType":"x","digest":"sha256:12","size":1},"layers":[]}`, nil, errdefs.ErrInvalidArgument},
