@@ -575,12 +575,8 @@ func hasAnyLabel(labels map[string]string, sel []string) bool {
 	return false
 }
 
-// Push, Save, Load and Import are not there yet: the API answers 501 with
-// this error rather than pretending.
-func (s *Images) Push(ctx context.Context, ref string, opts backend.PushOptions, pw backend.ProgressWriter) error {
-	return fmt.Errorf("%w: push", errdefs.ErrNotImplemented)
-}
-
+// Save, Load and Import are not there yet: the API answers 501 with this
+// error rather than pretending.
 func (s *Images) Save(ctx context.Context, names []string, w io.Writer) error {
 	return fmt.Errorf("%w: save", errdefs.ErrNotImplemented)
 }

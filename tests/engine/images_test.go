@@ -278,3 +278,40 @@ func TestBerthCLI(t *testing.T) {
 		t.Errorf("rmi of a removed image: %d %q", code, errOut)
 	}
 }
+
+// Pull, push to another repository, pull back into a fresh engine: the
+// digests are the same, and the second push of unchanged layers uploads
+// nothing.
+func TestPushRoundTrip(t *testing.T) {
+	reg := registrytest.Start(t)
+	src := reg.Ref("berth-test/busybox:src")
+	manifest, id := pushImage(t, src, busyboxLayers(t))
+	d := enginetest.Start(t, bin, "")
+	mustDocker(t, d, "pull", src)
+	dst := reg.Ref("berth-test/copy:v1")
+	mustDocker(t, d, "tag", src, dst)
+	out := mustDocker(t, d, "push", dst)
+	if !strings.Contains(out, "v1: digest: "+manifest.String()) {
+		t.Errorf("push of an unchanged image gave another digest:\n%s", out)
+	}
+	if !strings.Contains(out, "Mounted from berth-test/busybox") && !strings.Contains(out, "Layer already exists") {
+		t.Errorf("push did not reuse the layers already in the registry:\n%s", out)
+	}
+	out = mustDocker(t, d, "push", dst)
+	if strings.Contains(out, "Pushed") || !strings.Contains(out, "Layer already exists") {
+		t.Errorf("second push uploaded again:\n%s", out)
+	}
+
+	d2 := enginetest.Start(t, bin, "")
+	out = mustDocker(t, d2, "pull", dst)
+	if !strings.Contains(out, "Digest: "+manifest.String()) {
+		t.Errorf("pull back:\n%s", out)
+	}
+	if got := strings.TrimSpace(mustDocker(t, d2, "image", "inspect", "-f", "{{.Id}}", dst)); got != id.String() {
+		t.Errorf("image ID after the round trip %s, want %s", got, id)
+	}
+	_, errOut, code := d.Docker("push", reg.Ref("berth-test/never:1"))
+	if code == 0 || !strings.Contains(errOut, "does not exist locally") {
+		t.Errorf("push of an unknown image: %d %s", code, errOut)
+	}
+}
