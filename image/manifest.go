@@ -2,6 +2,7 @@ package image
 
 import (
 	"bytes"
+	_ "crypto/sha256" // go-digest computes sha256 digests only when the hash is linked in
 	"encoding/json"
 	"fmt"
 
