@@ -575,16 +575,8 @@ func hasAnyLabel(labels map[string]string, sel []string) bool {
 	return false
 }
 
-// Save, Load and Import are not there yet: the API answers 501 with this
-// error rather than pretending.
-func (s *Images) Save(ctx context.Context, names []string, w io.Writer) error {
-	return fmt.Errorf("%w: save", errdefs.ErrNotImplemented)
-}
-
-func (s *Images) Load(ctx context.Context, r io.Reader, pw backend.ProgressWriter) ([]string, error) {
-	return nil, fmt.Errorf("%w: load", errdefs.ErrNotImplemented)
-}
-
+// Import is not there yet: the API answers 501 with this error rather
+// than pretending.
 func (s *Images) Import(ctx context.Context, src io.Reader, opts backend.ImportOptions, pw backend.ProgressWriter) (string, error) {
 	return "", fmt.Errorf("%w: import", errdefs.ErrNotImplemented)
 }

@@ -1,0 +1,107 @@
+package engine_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"berth.dev/registry/registrytest"
+	"berth.dev/tests/enginetest"
+	"berth.dev/tests/fixtures/images"
+)
+
+// A docker save archive of the layered fixture (whiteout, opaque dir,
+// hard link) loads, and what berth saves loads back into another engine
+// with the same image ID, and skopeo and podman read it.
+func TestSaveLoad(t *testing.T) {
+	img := images.Layered(t)
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "layered.tar")
+	f, err := os.Create(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := img.WriteDockerArchive(f, "berth-test/layered:1"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	d := enginetest.Start(t, bin, "")
+	out := mustDocker(t, d, "load", "-i", archive)
+	if !strings.Contains(out, "Loaded image: berth-test/layered:1") {
+		t.Fatalf("docker load:\n%s", out)
+	}
+	if got := strings.TrimSpace(mustDocker(t, d, "image", "inspect", "-f", "{{.Id}}", "berth-test/layered:1")); got != img.ID().String() {
+		t.Fatalf("loaded image ID %s, want %s", got, img.ID())
+	}
+
+	saved := filepath.Join(dir, "saved.tar")
+	mustDocker(t, d, "save", "-o", saved, "berth-test/layered:1")
+	d2 := enginetest.Start(t, bin, "")
+	if out := mustDocker(t, d2, "load", "-i", saved); !strings.Contains(out, "Loaded image: berth-test/layered:1") {
+		t.Fatalf("load of berth's save:\n%s", out)
+	}
+	if got := strings.TrimSpace(mustDocker(t, d2, "image", "inspect", "-f", "{{.Id}} {{index .RepoDigests 0}}", "berth-test/layered:1")); !strings.HasPrefix(got, img.ID().String()) {
+		t.Errorf("after save and load: %s, want ID %s", got, img.ID())
+	}
+
+	if skopeo, err := exec.LookPath("skopeo"); err == nil {
+		for _, transport := range []string{"docker-archive:" + saved, "oci-archive:" + saved} {
+			if out, err := exec.Command(skopeo, "inspect", "--raw", transport).CombinedOutput(); err != nil {
+				t.Errorf("skopeo inspect %s: %v\n%s", transport, err, out)
+			}
+		}
+	}
+	if podman, err := exec.LookPath("podman"); err == nil {
+		root := t.TempDir()
+		args := []string{"--root", filepath.Join(root, "root"), "--runroot", filepath.Join(root, "run"), "--storage-driver", "vfs"}
+		out, err := exec.Command(podman, append(args, "load", "-i", saved)...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "berth-test/layered:1") {
+			t.Errorf("podman load of berth's save: %v\n%s", err, out)
+		}
+		exec.Command(podman, append(args, "system", "reset", "-f")...).Run()
+	}
+}
+
+func TestLoadRefusesHostileArchive(t *testing.T) {
+	d := enginetest.Start(t, bin, "")
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.tar")
+	// A manifest.json whose config path climbs out of the archive.
+	script := `cd "$1" && mkdir x && printf '[{"Config":"../../../../etc/passwd","RepoTags":["evil:1"],"Layers":[]}]' > x/manifest.json && tar -C x -cf bad.tar manifest.json`
+	if out, err := exec.Command("sh", "-c", script, "sh", dir).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	_, errOut, code := d.Docker("load", "-i", bad)
+	if code == 0 {
+		t.Fatalf("load of a hostile archive succeeded")
+	}
+	if out := mustDocker(t, d, "images", "-q"); strings.TrimSpace(out) != "" {
+		t.Errorf("images after a refused load: %q (%s)", out, errOut)
+	}
+}
+
+// The fixtures' 100-layer image pulls and its layers mount.
+func TestPullManyLayers(t *testing.T) {
+	reg := registrytest.Start(t)
+	img := images.Many(t, 100)
+	layout := t.TempDir()
+	if err := img.WriteOCILayout(layout, "many"); err != nil {
+		t.Fatal(err)
+	}
+	skopeo, err := exec.LookPath("skopeo")
+	if err != nil {
+		t.Skip("needs skopeo to seed the registry")
+	}
+	ref := reg.Ref("berth-test/many:100")
+	if out, err := exec.Command(skopeo, "copy", "-q", "--dest-tls-verify=false", "oci:"+layout+":many", "docker://"+ref).CombinedOutput(); err != nil {
+		t.Fatalf("skopeo copy: %v\n%s", err, out)
+	}
+	d := enginetest.Start(t, bin, "")
+	mustDocker(t, d, "pull", ref)
+	if got := strings.TrimSpace(mustDocker(t, d, "image", "inspect", "-f", "{{len .RootFS.Layers}}", ref)); got != "100" {
+		t.Errorf("layers = %s", got)
+	}
+}
