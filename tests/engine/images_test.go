@@ -1,135 +1,61 @@
 package engine_test
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
 
 	"berth.dev/image"
 	"berth.dev/registry"
 	"berth.dev/registry/registrytest"
 	"berth.dev/tests/enginetest"
+	"berth.dev/tests/fixtures/images"
 )
 
-// testLayer is one layer of a test image: its gzip blob and diff ID.
-type testLayer struct {
-	blob   []byte
-	desc   ocispec.Descriptor
-	diffID digest.Digest
+// layered is the fixtures' 3-layer image (a whiteout, an opaque dir, a
+// hard link) with a label to find in inspect.
+func layered(t *testing.T) *images.Image {
+	return images.Layered(t, images.WithConfig(func(c *image.Config) {
+		c.Config.Labels = map[string]string{"berth.test": "yes"}
+	}))
 }
 
-type tarEntry struct {
-	name, link string
-	typ        byte
-	mode       int64
-	data       []byte
-}
-
-func makeLayer(t *testing.T, entries []tarEntry) testLayer {
-	t.Helper()
-	var raw bytes.Buffer
-	tw := tar.NewWriter(&raw)
-	mtime := time.Unix(1700000000, 0)
-	for _, e := range entries {
-		h := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: e.mode, Size: int64(len(e.data)), ModTime: mtime, Format: tar.FormatPAX}
-		if e.typ != tar.TypeReg {
-			h.Size = 0
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if e.typ == tar.TypeReg {
-			tw.Write(e.data)
-		}
-	}
-	tw.Close()
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	zw.Write(raw.Bytes())
-	zw.Close()
-	return testLayer{
-		blob:   gz.Bytes(),
-		desc:   ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: digest.FromBytes(gz.Bytes()), Size: int64(gz.Len())},
-		diffID: digest.FromBytes(raw.Bytes()),
-	}
-}
-
-// busyboxLayers is a busybox image in two layers; the second deletes
-// /etc/motd, which the first adds (a whiteout).
-func busyboxLayers(t *testing.T) []testLayer {
-	t.Helper()
-	bb, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Skip("needs /bin/busybox (Debian busybox-static)")
-	}
-	base := []tarEntry{
-		{name: "bin/", typ: tar.TypeDir, mode: 0o755},
-		{name: "bin/busybox", typ: tar.TypeReg, mode: 0o755, data: bb},
-		{name: "etc/", typ: tar.TypeDir, mode: 0o755},
-		{name: "etc/motd", typ: tar.TypeReg, mode: 0o644, data: []byte("hello from layer 1\n")},
-		{name: "tmp/", typ: tar.TypeDir, mode: 0o1777},
-	}
-	for _, l := range []string{"sh", "ls", "cat", "echo", "true"} {
-		base = append(base, tarEntry{name: "bin/" + l, typ: tar.TypeSymlink, link: "busybox", mode: 0o777})
-	}
-	top := []tarEntry{
-		{name: "etc/", typ: tar.TypeDir, mode: 0o755},
-		{name: "etc/.wh.motd", typ: tar.TypeReg, mode: 0o644},
-		{name: "etc/hostname", typ: tar.TypeReg, mode: 0o644, data: []byte("berth\n")},
-	}
-	return []testLayer{makeLayer(t, base), makeLayer(t, top)}
-}
-
-// pushImage pushes layers as ref (host/repo:tag) and returns the
-// manifest's digest and the image ID.
-func pushImage(t *testing.T, ref string, layers []testLayer) (manifest, id digest.Digest) {
+// pushImage pushes a fixture image's blobs and manifest as ref
+// (host/repo:tag) and returns the manifest's digest and the image ID.
+func pushImage(t *testing.T, ref string, img *images.Image) (manifest, id digest.Digest) {
 	t.Helper()
 	ctx := context.Background()
 	named, err := image.ParseNormalized(ref)
 	if err != nil {
 		t.Fatal(err)
 	}
-	created := time.Unix(1700000000, 0).UTC()
-	cfg := ocispec.Image{
-		Created:  &created,
-		Platform: ocispec.Platform{Architecture: "amd64", OS: "linux"},
-		Config:   ocispec.ImageConfig{Cmd: []string{"sh"}, Env: []string{"PATH=/bin"}, Labels: map[string]string{"berth.test": "yes"}},
-		RootFS:   ocispec.RootFS{Type: "layers"},
-	}
 	c := registry.New()
-	var descs []ocispec.Descriptor
-	for i, l := range layers {
-		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, l.diffID)
-		cfg.History = append(cfg.History, ocispec.History{Created: &created, CreatedBy: "layer " + string(rune('1'+i))})
-		if err := c.PushBlob(ctx, named, l.desc, bytes.NewReader(l.blob)); err != nil {
+	for _, desc := range append([]ocispec.Descriptor{img.Config}, layerDescs(img)...) {
+		if err := c.PushBlob(ctx, named, desc, bytes.NewReader(img.Blobs[desc.Digest])); err != nil {
 			t.Fatal(err)
 		}
-		descs = append(descs, l.desc)
 	}
-	cfgData, _ := json.Marshal(cfg)
-	cfgDesc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.FromBytes(cfgData), Size: int64(len(cfgData))}
-	if err := c.PushBlob(ctx, named, cfgDesc, bytes.NewReader(cfgData)); err != nil {
-		t.Fatal(err)
-	}
-	man := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: cfgDesc, Layers: descs}
-	man.SchemaVersion = 2
-	manData, _ := json.Marshal(man)
-	desc, err := c.PushManifest(ctx, named, ocispec.MediaTypeImageManifest, manData)
+	desc, err := c.PushManifest(ctx, named, img.Manifest.MediaType, img.Blobs[img.Manifest.Digest])
 	if err != nil {
 		t.Fatal(err)
 	}
-	return desc.Digest, cfgDesc.Digest
+	return desc.Digest, img.ID()
+}
+
+func layerDescs(img *images.Image) []ocispec.Descriptor {
+	var out []ocispec.Descriptor
+	for _, l := range img.Layers {
+		out = append(out, l.Descriptor)
+	}
+	return out
 }
 
 func mustDocker(t *testing.T, d *enginetest.Daemon, args ...string) string {
@@ -144,7 +70,7 @@ func mustDocker(t *testing.T, d *enginetest.Daemon, args ...string) string {
 func TestPullThroughDockerCLI(t *testing.T) {
 	reg := registrytest.Start(t)
 	ref := reg.Ref("berth-test/busybox:1")
-	manifest, id := pushImage(t, ref, busyboxLayers(t))
+	manifest, id := pushImage(t, ref, layered(t))
 	d := enginetest.Start(t, bin, "")
 
 	out := mustDocker(t, d, "pull", ref)
@@ -162,12 +88,13 @@ func TestPullThroughDockerCLI(t *testing.T) {
 		t.Errorf("docker images = %q, want %q", out, want)
 	}
 	out = mustDocker(t, d, "image", "inspect", "--format", "{{.Id}} {{index .Config.Cmd 0}} {{len .RootFS.Layers}} {{index .Config.Labels \"berth.test\"}} {{.Os}}", ref)
-	if want := id.String() + " sh 2 yes linux"; strings.TrimSpace(out) != want {
+	if want := id.String() + " sh 3 yes linux"; strings.TrimSpace(out) != want {
 		t.Errorf("inspect = %q, want %q", out, want)
 	}
-	out = mustDocker(t, d, "history", "--format", "{{.CreatedBy}}", ref)
-	if strings.Fields(out)[0] != "layer" || !strings.Contains(out, "layer 2") || strings.Index(out, "layer 2") > strings.Index(out, "layer 1") {
-		t.Errorf("history (newest first):\n%s", out)
+	out = mustDocker(t, d, "history", "--format", "{{.ID}} {{.CreatedBy}}", "--no-trunc", ref)
+	rows := strings.Split(strings.TrimSpace(out), "\n")
+	if len(rows) != 4 || !strings.HasPrefix(rows[0], id.String()+" ") || !strings.Contains(rows[0], "CMD") || !strings.HasPrefix(rows[3], "<missing> ") {
+		t.Errorf("history (newest first, the image's ID on top):\n%s", out)
 	}
 
 	// The layers are unpacked, the whiteout applied: a container's view
@@ -199,28 +126,31 @@ func TestPullThroughDockerCLI(t *testing.T) {
 	}
 }
 
-// checkUnpacked mounts the top layer's snapshot read-only through the
-// snapshot dirs and checks the merged view.
+// checkUnpacked looks into the layer snapshots: busybox in the bottom
+// one, and in the top one gone.txt as an overlay whiteout (a 0/0 char
+// device) and data/ made opaque, as overlayfs records them when the layer
+// is applied through the mount.
 func checkUnpacked(t *testing.T, d *enginetest.Daemon) {
 	t.Helper()
 	dirs, _ := filepath.Glob(filepath.Join(d.Root, "snapshots", "*", "fs"))
-	if len(dirs) != 2 {
-		t.Fatalf("%d layer snapshots, want 2: %v", len(dirs), dirs)
+	if len(dirs) != 3 {
+		t.Fatalf("%d layer snapshots, want 3: %v", len(dirs), dirs)
 	}
-	var sawBusybox, sawWhiteout, sawHostname bool
+	var sawBusybox, sawWhiteout, sawOpaque bool
 	for _, dir := range dirs {
 		if _, err := os.Stat(filepath.Join(dir, "bin", "busybox")); err == nil {
 			sawBusybox = true
 		}
-		if st, err := os.Lstat(filepath.Join(dir, "etc", "motd")); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+		if st, err := os.Lstat(filepath.Join(dir, "gone.txt")); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 			sawWhiteout = true
 		}
-		if _, err := os.Stat(filepath.Join(dir, "etc", "hostname")); err == nil {
-			sawHostname = true
+		buf := make([]byte, 8)
+		if n, err := unix.Getxattr(filepath.Join(dir, "data"), "trusted.overlay.opaque", buf); err == nil && string(buf[:n]) == "y" {
+			sawOpaque = true
 		}
 	}
-	if !sawBusybox || !sawWhiteout || !sawHostname {
-		t.Errorf("layers: busybox %v, overlay whiteout for etc/motd %v, etc/hostname %v", sawBusybox, sawWhiteout, sawHostname)
+	if !sawBusybox || !sawWhiteout || !sawOpaque {
+		t.Errorf("layers: busybox %v, whiteout for gone.txt %v, opaque data/ %v", sawBusybox, sawWhiteout, sawOpaque)
 	}
 }
 
@@ -252,7 +182,7 @@ func mustBerth(t *testing.T, d *enginetest.Daemon, args ...string) string {
 func TestBerthCLI(t *testing.T) {
 	reg := registrytest.Start(t)
 	ref := reg.Ref("berth-test/busybox:cli")
-	_, id := pushImage(t, ref, busyboxLayers(t))
+	_, id := pushImage(t, ref, layered(t))
 	d := enginetest.Start(t, bin, "")
 
 	if out := mustBerth(t, d, "pull", ref); !strings.Contains(out, "Downloaded newer image for "+ref) {
@@ -285,7 +215,7 @@ func TestBerthCLI(t *testing.T) {
 func TestPushRoundTrip(t *testing.T) {
 	reg := registrytest.Start(t)
 	src := reg.Ref("berth-test/busybox:src")
-	manifest, id := pushImage(t, src, busyboxLayers(t))
+	manifest, id := pushImage(t, src, layered(t))
 	d := enginetest.Start(t, bin, "")
 	mustDocker(t, d, "pull", src)
 	dst := reg.Ref("berth-test/copy:v1")
