@@ -2,6 +2,8 @@ package registry_test
 
 import (
 	"archive/tar"
+	"berth.dev/archive"
+	"berth.dev/image"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -164,7 +166,11 @@ func (img testImage) pull(t *testing.T, c *registry.Client, ref reference.Named,
 	if !bytes.Equal(idx, img.index.data) {
 		t.Fatal("index bytes differ")
 	}
-	mdesc, err := registry.SelectManifest(idx, ocispec.Platform{OS: "linux", Architecture: arch})
+	doc, err := image.Decode(desc, idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mdesc, err := image.SelectManifest(*doc.Index, ocispec.Platform{OS: "linux", Architecture: arch})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +188,7 @@ func (img testImage) pull(t *testing.T, c *registry.Client, ref reference.Named,
 	}
 	data, err := io.ReadAll(cfg)
 	cfg.Close()
-	want := registry.NormalizePlatform(ocispec.Platform{Architecture: arch}).Architecture
+	want := image.NormalizePlatform(ocispec.Platform{Architecture: arch}).Architecture
 	if err != nil || !strings.Contains(string(data), `"architecture":"`+want+`"`) {
 		t.Fatalf("config %q, %v", data, err)
 	}
@@ -191,7 +197,7 @@ func (img testImage) pull(t *testing.T, c *registry.Client, ref reference.Named,
 		if err != nil {
 			return err
 		}
-		tr, err := registry.Decompress(d.MediaType, rc)
+		tr, _, err := archive.DecompressStream(rc)
 		if err != nil {
 			rc.Close()
 			return err
