@@ -1,7 +1,6 @@
 package cgroups
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -126,29 +124,11 @@ func setOrSkip(t *testing.T, m Manager, r *specs.LinuxResources) {
 	}
 }
 
-// lockedBuffer collects a child's output while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // child is a busybox shell started by the test and moved into its cgroup.
 type child struct {
 	cmd   *exec.Cmd
 	stdin *os.File
-	out   lockedBuffer
+	out   testutil.Buffer
 	done  chan struct{}
 	err   error
 }

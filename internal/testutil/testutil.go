@@ -5,9 +5,11 @@
 package testutil
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"sync"
 	"testing"
 )
 
@@ -30,4 +32,23 @@ func UniqueName(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return Prefix + hex.EncodeToString(b[:])
+}
+
+// Buffer collects a child process's output while a test reads it: a
+// bytes.Buffer safe for one writer and concurrent readers.
+type Buffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

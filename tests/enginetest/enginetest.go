@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -60,7 +59,7 @@ type Daemon struct {
 	Socket   string
 	Config   string
 	cmd      *exec.Cmd
-	log      *lockedBuffer
+	log      *testutil.Buffer
 	done     chan struct{}
 }
 
@@ -92,7 +91,7 @@ func Start(t *testing.T, bin Binaries, config string) *Daemon {
 
 func (d *Daemon) start() {
 	t := d.T
-	d.log = &lockedBuffer{}
+	d.log = &testutil.Buffer{}
 	d.cmd = exec.Command(d.Bin.Berthd, "--config", d.Config, "--root", d.Root, "--exec-root", d.ExecRoot, "-H", "unix://"+d.Socket, "--debug")
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -213,20 +212,3 @@ func (d *Daemon) Berth(args ...string) (stdout, stderr string, code int) {
 
 // Log returns what the daemon printed so far.
 func (d *Daemon) Log() string { return d.log.String() }
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
