@@ -589,3 +589,11 @@ func (s *Images) Count(ctx context.Context) int {
 	}
 	return len(byID)
 }
+
+// Recover cleans up what a previous engine left half done (see
+// unpacker.recover); berthd calls it at start, before serving.
+func (s *Images) Recover(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unpacker.recover(ctx)
+}

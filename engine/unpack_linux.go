@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
@@ -134,3 +135,37 @@ func syncDir(dir string) error {
 
 // tmpDir is where the engine makes temp mount points.
 func (c *Config) tmpDir() string { return filepath.Join(c.ExecRoot, "tmp") }
+
+// Recover cleans up after an engine that stopped in the middle of an
+// unpack (killed, crashed, power lost): the temp mount points under the
+// run-time root are unmounted and removed, and the Active snapshots that
+// unpacks were filling are removed. Downloads are not touched: their
+// ingests resume on the next pull.
+func (u *unpacker) recover(ctx context.Context) error {
+	entries, _ := os.ReadDir(u.tmp)
+	for _, e := range entries {
+		dir := filepath.Join(u.tmp, e.Name())
+		if err := snapshot.UnmountAll(dir); err != nil {
+			return err
+		}
+		if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	var stale []string
+	err := u.snaps.Walk(ctx, func(_ context.Context, info snapshot.Info) error {
+		if info.Kind == snapshot.Active && strings.HasPrefix(info.Name, "extract-") {
+			stale = append(stale, info.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, key := range stale {
+		if err := u.snaps.Remove(ctx, key); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}

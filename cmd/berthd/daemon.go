@@ -66,6 +66,9 @@ func newDaemon(cfg *engine.Config, log *slog.Logger) (d *daemon, err error) {
 		Config: cfg, Content: store, Snaps: d.snaps, Names: image.NewStore(d.db),
 		Hosts: hosts, Events: d.events, Log: log,
 	})
+	if err := d.images.Recover(context.Background()); err != nil {
+		return nil, fmt.Errorf("recover from the last run: %w", err)
+	}
 	d.system.SetCounts(func(ctx context.Context) (int, int, int, int) { return d.images.Count(ctx), 0, 0, 0 })
 	login := registry.New(registry.WithHosts(hosts))
 	d.system.SetLogin(func(ctx context.Context, auth mobyregistry.AuthConfig) (string, error) {
