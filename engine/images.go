@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"path"
 	"slices"
@@ -573,12 +572,6 @@ func hasAnyLabel(labels map[string]string, sel []string) bool {
 		}
 	}
 	return false
-}
-
-// Import is not there yet: the API answers 501 with this error rather
-// than pretending.
-func (s *Images) Import(ctx context.Context, src io.Reader, opts backend.ImportOptions, pw backend.ProgressWriter) (string, error) {
-	return "", fmt.Errorf("%w: import", errdefs.ErrNotImplemented)
 }
 
 // Counts reports the number of images for docker info.

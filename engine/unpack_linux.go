@@ -49,20 +49,37 @@ func (u *unpacker) has(ctx context.Context, chainID digest.Digest) (bool, error)
 }
 
 // unpack applies the uncompressed layer tar read from layer on top of
-// parent ("" for the first layer) and commits it as chainID. It returns
-// the bytes of content written. On error nothing is left: no snapshot,
-// no mount.
-func (u *unpacker) unpack(ctx context.Context, parent, chainID, diffID digest.Digest, layer io.Reader) (size int64, err error) {
+// parent ("" for the first layer) and commits it as chainID, after checking
+// that its content is diffID. It returns the bytes of content written. On
+// error nothing is left: no snapshot, no mount.
+func (u *unpacker) unpack(ctx context.Context, parent, chainID, diffID digest.Digest, layer io.Reader) (int64, error) {
+	size, _, err := u.apply(ctx, parent, layer, func(got digest.Digest) (digest.Digest, error) {
+		if got != diffID {
+			return "", fmt.Errorf("%w: layer content is %s, the image config says %s", errdefs.ErrFailedPrecondition, got, diffID)
+		}
+		return chainID, nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("layer %s: %w", diffID, err)
+	}
+	return size, nil
+}
+
+// apply applies a layer tar on top of parent into a new snapshot and
+// commits it under the name that name returns for the layer's diff ID
+// (its digest, computed while applying), or discards it when name fails.
+// It returns the content size and the diff ID.
+func (u *unpacker) apply(ctx context.Context, parent digest.Digest, layer io.Reader, name func(diffID digest.Digest) (digest.Digest, error)) (size int64, diffID digest.Digest, err error) {
 	var rnd [6]byte
 	rand.Read(rnd[:])
-	key := "extract-" + hex.EncodeToString(rnd[:]) + "-" + chainID.Encoded()[:12]
+	key := "extract-" + hex.EncodeToString(rnd[:])
 	parentName := ""
 	if parent != "" {
 		parentName = parent.String()
 	}
-	mounts, err := u.snaps.Prepare(ctx, key, parentName, snapshot.WithLabels(map[string]string{labelDiffID: diffID.String()}))
+	mounts, err := u.snaps.Prepare(ctx, key, parentName)
 	if err != nil {
-		return 0, fmt.Errorf("prepare snapshot for layer %s: %w", diffID, err)
+		return 0, "", fmt.Errorf("prepare snapshot: %w", err)
 	}
 	committed := false
 	defer func() {
@@ -71,15 +88,15 @@ func (u *unpacker) unpack(ctx context.Context, parent, chainID, diffID digest.Di
 		}
 	}()
 	if err := os.MkdirAll(u.tmp, 0o700); err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	dir, err := os.MkdirTemp(u.tmp, "unpack-")
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	defer os.Remove(dir)
 	if err := snapshot.MountAll(mounts, dir); err != nil {
-		return 0, fmt.Errorf("mount snapshot for layer %s: %w", diffID, err)
+		return 0, "", fmt.Errorf("mount snapshot: %w", err)
 	}
 	mounted := true
 	defer func() {
@@ -88,37 +105,38 @@ func (u *unpacker) unpack(ctx context.Context, parent, chainID, diffID digest.Di
 		}
 	}()
 
-	verifier := diffID.Algorithm().Digester()
-	tee := io.TeeReader(layer, verifier.Hash())
-	size, err = archive.Apply(ctx, dir, tee)
-	if err != nil {
-		return 0, fmt.Errorf("apply layer %s: %w", diffID, err)
+	digester := digest.Canonical.Digester()
+	tee := io.TeeReader(layer, digester.Hash())
+	if size, err = archive.Apply(ctx, dir, tee); err != nil {
+		return 0, "", fmt.Errorf("apply: %w", err)
 	}
 	// The tar's end-of-archive padding is part of the diff ID.
 	if _, err := io.Copy(io.Discard, tee); err != nil {
-		return 0, fmt.Errorf("read layer %s: %w", diffID, err)
+		return 0, "", fmt.Errorf("read: %w", err)
 	}
-	if got := verifier.Digest(); got != diffID {
-		return 0, fmt.Errorf("%w: layer content is %s, the image config says %s", errdefs.ErrFailedPrecondition, got, diffID)
+	diffID = digester.Digest()
+	chainID, err := name(diffID)
+	if err != nil {
+		return 0, "", err
 	}
 	// One syncfs for the whole layer instead of an fsync per file: the
 	// snapshot is committed only once its content is on disk.
 	if err := syncDir(dir); err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	if err := snapshot.UnmountAll(dir); err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	mounted = false
-	if err := u.snaps.Commit(ctx, chainID.String(), key); err != nil {
+	if err := u.snaps.Commit(ctx, chainID.String(), key, snapshot.WithLabels(map[string]string{labelDiffID: diffID.String()})); err != nil {
 		if errors.Is(err, errdefs.ErrAlreadyExists) {
 			// Another pull unpacked the same layer meanwhile.
-			return size, nil
+			return size, diffID, nil
 		}
-		return 0, fmt.Errorf("commit layer %s: %w", diffID, err)
+		return 0, "", fmt.Errorf("commit: %w", err)
 	}
 	committed = true
-	return size, nil
+	return size, diffID, nil
 }
 
 func syncDir(dir string) error {

@@ -105,3 +105,34 @@ func TestPullManyLayers(t *testing.T) {
 		t.Errorf("layers = %s", got)
 	}
 }
+
+// docker import: a rootfs tarball becomes a one-layer image with the
+// changes and message given, whose layer unpacks.
+func TestImport(t *testing.T) {
+	d := enginetest.Start(t, bin, "")
+	dir := t.TempDir()
+	rootfs := filepath.Join(dir, "rootfs")
+	os.MkdirAll(filepath.Join(rootfs, "bin"), 0o755)
+	os.WriteFile(filepath.Join(rootfs, "hello.txt"), []byte("imported\n"), 0o644)
+	tarball := filepath.Join(dir, "rootfs.tar.gz")
+	if out, err := exec.Command("tar", "-C", rootfs, "-czf", tarball, ".").CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	out := mustDocker(t, d, "import", "-m", "from a tarball", "-c", "CMD [\"/bin/sh\"]", "-c", "ENV FOO=bar", tarball, "berth-test/imported:1")
+	id := strings.TrimSpace(out)
+	if !strings.HasPrefix(id, "sha256:") {
+		t.Fatalf("import printed %q", out)
+	}
+	got := mustDocker(t, d, "image", "inspect", "-f", "{{.Id}} {{index .Config.Cmd 0}} {{index .Config.Env 0}} {{.Comment}} {{len .RootFS.Layers}}", "berth-test/imported:1")
+	if want := id + " /bin/sh FOO=bar from a tarball 1"; strings.TrimSpace(got) != want {
+		t.Errorf("inspect = %q, want %q", got, want)
+	}
+	found, _ := filepath.Glob(filepath.Join(d.Root, "snapshots", "*", "fs", "hello.txt"))
+	if len(found) != 1 {
+		t.Errorf("the imported layer is not unpacked: %v", found)
+	}
+	_, errOut, code := d.Docker("import", "-c", "RUN make", tarball, "berth-test/bad:1")
+	if code == 0 || !strings.Contains(errOut, "RUN make") {
+		t.Errorf("import with an unsupported change: %d %s", code, errOut)
+	}
+}
