@@ -590,3 +590,60 @@ func (s *Images) Recover(ctx context.Context) error {
 	defer s.mu.Unlock()
 	return s.unpacker.recover(ctx)
 }
+
+// DiskUsage reports the images part of docker system df: each image with
+// its size and the size it shares with others, and the size of all
+// unpacked layers.
+func (s *Images) DiskUsage(ctx context.Context, opts backend.DiskUsageOptions) (backend.DiskUsage, error) {
+	var du backend.DiskUsage
+	all := !opts.Images && !opts.Containers && !opts.Volumes && !opts.BuildCache
+	if !all && !opts.Images {
+		return du, nil
+	}
+	list, err := s.List(ctx, backend.ImageListOptions{})
+	if err != nil {
+		return du, err
+	}
+	// Layers used by more than one image are shared.
+	users := map[string]int{}
+	sizes := map[string]int64{}
+	perImage := map[string][]string{}
+	byID, err := s.records(ctx)
+	if err != nil {
+		return du, err
+	}
+	for id, recs := range byID {
+		r, err := s.load(ctx, recs[0])
+		if err != nil {
+			continue
+		}
+		for _, c := range r.chainIDs {
+			users[c.String()]++
+			perImage[id.String()] = append(perImage[id.String()], c.String())
+		}
+	}
+	err = s.snaps.Walk(ctx, func(ctx context.Context, info snapshot.Info) error {
+		if info.Kind == snapshot.Committed {
+			if u, err := s.snaps.Usage(ctx, info.Name); err == nil {
+				sizes[info.Name] = u.Size
+				du.LayersSize += u.Size
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return du, err
+	}
+	for i := range list {
+		var shared int64
+		for _, c := range perImage[list[i].ID] {
+			if users[c] > 1 {
+				shared += sizes[c]
+			}
+		}
+		list[i].SharedSize = shared
+		list[i].Containers = 0
+	}
+	du.Images = list
+	return du, nil
+}

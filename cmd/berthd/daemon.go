@@ -69,6 +69,7 @@ func newDaemon(cfg *engine.Config, log *slog.Logger) (d *daemon, err error) {
 	if err := d.images.Recover(context.Background()); err != nil {
 		return nil, fmt.Errorf("recover from the last run: %w", err)
 	}
+	d.system.SetDiskUsage(d.images.DiskUsage)
 	d.system.SetCounts(func(ctx context.Context) (int, int, int, int) { return d.images.Count(ctx), 0, 0, 0 })
 	login := registry.New(registry.WithHosts(hosts))
 	d.system.SetLogin(func(ctx context.Context, auth mobyregistry.AuthConfig) (string, error) {

@@ -245,3 +245,23 @@ func TestPushRoundTrip(t *testing.T) {
 		t.Errorf("push of an unknown image: %d %s", code, errOut)
 	}
 }
+
+func TestSystemDf(t *testing.T) {
+	reg := registrytest.Start(t)
+	ref := reg.Ref("berth-test/df:1")
+	pushImage(t, ref, layered(t))
+	d := enginetest.Start(t, bin, "")
+	mustDocker(t, d, "pull", ref)
+	mustDocker(t, d, "tag", ref, "berth-test/df:2")
+	out := mustDocker(t, d, "system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Size}}")
+	var images string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "Images ") {
+			images = line
+		}
+	}
+	f := strings.Fields(images)
+	if len(f) != 3 || f[1] != "1" || f[2] == "0B" {
+		t.Errorf("system df images row %q in:\n%s", images, out)
+	}
+}
