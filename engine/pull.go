@@ -33,13 +33,14 @@ const maxConfigSize = 8 << 20
 // is recorded last, so an interrupted pull leaves no image behind, only
 // blobs and layers that the next pull reuses.
 func (s *Images) Pull(ctx context.Context, ref string, opts backend.PullOptions, pw backend.ProgressWriter) error {
-	named, err := image.ParseNormalized(ref)
+	// The API server sends a ref without a tag for --all-tags.
+	named, err := image.ParseNamed(ref)
 	if err != nil {
 		return err
 	}
 	if _, isTagged := named.(reference.Tagged); !isTagged {
 		if _, isDigested := named.(reference.Digested); !isDigested {
-			return fmt.Errorf("%w: pulling every tag of a repository (--all-tags)", errdefs.ErrNotImplemented)
+			return s.pullAllTags(ctx, named, opts, pw)
 		}
 	}
 	platform := s.platform
@@ -132,6 +133,27 @@ func (s *Images) Pull(ctx context.Context, ref string, opts backend.PullOptions,
 		p.send("", "Status: Downloaded newer image for "+fam, "")
 	}
 	s.events.Publish(events.ImageEventType, events.ActionPull, fam, map[string]string{"name": fam})
+	return nil
+}
+
+// pullAllTags pulls every tag of a repository (docker pull --all-tags).
+func (s *Images) pullAllTags(ctx context.Context, named reference.Named, opts backend.PullOptions, pw backend.ProgressWriter) error {
+	tags, err := s.client(opts.Auth).Tags(ctx, named)
+	if err != nil {
+		return err
+	}
+	if len(tags) == 0 {
+		return fmt.Errorf("%w: %s has no tags", errdefs.ErrNotFound, image.FamiliarName(named))
+	}
+	for _, tag := range tags {
+		tagged, err := reference.WithTag(named, tag)
+		if err != nil {
+			return err
+		}
+		if err := s.Pull(ctx, tagged.String(), opts, pw); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

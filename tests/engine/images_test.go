@@ -265,3 +265,17 @@ func TestSystemDf(t *testing.T) {
 		t.Errorf("system df images row %q in:\n%s", images, out)
 	}
 }
+
+func TestPullAllTags(t *testing.T) {
+	reg := registrytest.Start(t)
+	img := layered(t)
+	for _, tag := range []string{"a", "b"} {
+		pushImage(t, reg.Ref("berth-test/all:"+tag), img)
+	}
+	d := enginetest.Start(t, bin, "")
+	mustDocker(t, d, "pull", "--all-tags", reg.Ref("berth-test/all"))
+	out := mustDocker(t, d, "images", "--format", "{{.Tag}}")
+	if tags := strings.Fields(out); len(tags) != 2 || tags[0] != "a" && tags[1] != "a" {
+		t.Errorf("tags after pull --all-tags: %q", out)
+	}
+}
