@@ -232,6 +232,12 @@ func (s *Images) fetchAndUnpack(ctx context.Context, c *registry.Client, named r
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The first layer to unpack is unpacked as it downloads; the others
+	// download in parallel meanwhile and are unpacked from the store.
+	streamed := -1
+	if s.streamable(ctx, layers[fetch[0]]) {
+		streamed = fetch[0]
+	}
 	ready := make([]chan error, len(layers))
 	for _, i := range fetch {
 		ready[i] = make(chan error, 1)
@@ -240,6 +246,9 @@ func (s *Images) fetchAndUnpack(ctx context.Context, c *registry.Client, named r
 		sem := make(chan struct{}, s.cfg.MaxConcurrentDownloads)
 		var wg sync.WaitGroup
 		for _, i := range fetch {
+			if i == streamed {
+				continue
+			}
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
@@ -259,12 +268,19 @@ func (s *Images) fetchAndUnpack(ctx context.Context, c *registry.Client, named r
 		if !need[i] {
 			continue
 		}
-		if err := <-ready[i]; err != nil {
-			return false, err
-		}
 		var parent digest.Digest
 		if i > 0 {
 			parent = chainIDs[i-1]
+		}
+		if i == streamed {
+			if err := s.downloadAndUnpack(ctx, c, named, layers[i], parent, chainIDs[i], diffIDs[i], p); err != nil {
+				return false, err
+			}
+			p.send(shortDigest(layers[i].Digest), "Pull complete", "")
+			continue
+		}
+		if err := <-ready[i]; err != nil {
+			return false, err
 		}
 		if err := s.unpackBlob(ctx, layers[i], parent, chainIDs[i], diffIDs[i], p); err != nil {
 			return false, err
@@ -312,6 +328,71 @@ func (s *Images) download(ctx context.Context, c *registry.Client, named referen
 	}
 	p.send(id, "Download complete", "")
 	return nil
+}
+
+// streamable reports whether a layer can be unpacked as it downloads: it
+// is not in the store yet, and no earlier pull left part of it (that one
+// resumes instead).
+func (s *Images) streamable(ctx context.Context, desc ocispec.Descriptor) bool {
+	if _, err := s.content.Info(ctx, desc.Digest); err == nil {
+		return false
+	}
+	statuses, err := s.content.ListStatuses(ctx)
+	if err != nil {
+		return false
+	}
+	for _, st := range statuses {
+		if st.Ref == "pull-"+desc.Digest.String() && st.Offset > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// downloadAndUnpack fetches a layer and unpacks it in one pass: the bytes
+// go into the content store and through gunzip into the snapshot at once.
+// The snapshot is committed only after the blob's digest and size are
+// verified and it is committed to the store; on any error both are
+// discarded.
+func (s *Images) downloadAndUnpack(ctx context.Context, c *registry.Client, named reference.Named, desc ocispec.Descriptor, parent, chainID, diffID digest.Digest, p *pullProgress) error {
+	id := shortDigest(desc.Digest)
+	w, err := s.content.Writer(ctx, "pull-"+desc.Digest.String(), desc)
+	if errors.Is(err, errdefs.ErrAlreadyExists) {
+		return s.unpackBlob(ctx, desc, parent, chainID, diffID, p)
+	}
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	rc, err := c.FetchBlob(ctx, named, desc, 0)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	counter := &progressReader{r: io.TeeReader(rc, w), total: desc.Size, report: func(n, total int64) {
+		p.progress(id, "Downloading", n, total)
+	}}
+	tar, _, err := archive.DecompressStream(counter)
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", desc.Digest, err)
+	}
+	defer tar.Close()
+	_, _, err = s.unpacker.apply(ctx, parent, tar, func(got digest.Digest) (digest.Digest, error) {
+		if got != diffID {
+			return "", fmt.Errorf("%w: layer %s: content is %s, the image config says %s", errdefs.ErrFailedPrecondition, desc.Digest, got, diffID)
+		}
+		// Whatever follows the compressed stream's end is part of the
+		// blob too; the registry reader checks the digest at its end.
+		if _, err := io.Copy(w, rc); err != nil {
+			return "", fmt.Errorf("download layer %s: %w", desc.Digest, err)
+		}
+		if err := w.Commit(ctx, desc.Size, desc.Digest); err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
+			return "", fmt.Errorf("download layer %s: %w", desc.Digest, err)
+		}
+		p.send(id, "Download complete", "")
+		return chainID, nil
+	})
+	return err
 }
 
 // unpackBlob unpacks a downloaded layer blob into its snapshot.
