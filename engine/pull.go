@@ -392,7 +392,10 @@ func (s *Images) downloadAndUnpack(ctx context.Context, c *registry.Client, name
 		p.send(id, "Download complete", "")
 		return chainID, nil
 	})
-	return err
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", desc.Digest, err)
+	}
+	return nil
 }
 
 // unpackBlob unpacks a downloaded layer blob into its snapshot.
