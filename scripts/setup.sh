@@ -4,9 +4,9 @@ set -euo pipefail
 # busybox-static: test images and bundles; libseccomp-dev: the runtime; runc, crun:
 # references; docker.io: the docker CLI the API tests drive (its daemon is not
 # started); docker-registry: the registry the image tests push to and pull from;
-# umoci, skopeo: other tools' view of the images berth writes.
+# umoci, skopeo, podman: other tools' view of the images berth writes and reads.
 packages=(busybox-static libseccomp-dev pkg-config gcc make procps iproute2 runc crun time
-	docker.io docker-registry umoci skopeo)
+	docker.io docker-registry umoci skopeo podman)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

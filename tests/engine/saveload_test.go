@@ -136,3 +136,45 @@ func TestImport(t *testing.T) {
 		t.Errorf("import with an unsupported change: %d %s", code, errOut)
 	}
 }
+
+// What podman save writes (docker-archive and oci-archive) berth loads,
+// with the image's ID.
+func TestLoadPodmanSave(t *testing.T) {
+	podman, err := exec.LookPath("podman")
+	if err != nil {
+		t.Skip("needs podman")
+	}
+	img := images.Busybox(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "busybox.tar")
+	f, _ := os.Create(src)
+	if err := img.WriteDockerArchive(f, "berth-test/pm:1"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	root := t.TempDir()
+	pm := func(args ...string) {
+		t.Helper()
+		base := []string{"--root", filepath.Join(root, "root"), "--runroot", filepath.Join(root, "run"), "--storage-driver", "vfs"}
+		if out, err := exec.Command(podman, append(base, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("podman %v: %v\n%s", args, err, out)
+		}
+	}
+	defer pm("system", "reset", "-f")
+	pm("load", "-i", src)
+	for _, format := range []string{"docker-archive", "oci-archive"} {
+		t.Run(format, func(t *testing.T) {
+			saved := filepath.Join(dir, format+".tar")
+			pm("save", "--format", format, "-o", saved, "berth-test/pm:1")
+			d := enginetest.Start(t, bin, "")
+			out := mustDocker(t, d, "load", "-i", saved)
+			if !strings.Contains(out, "Loaded image") {
+				t.Fatalf("load:\n%s", out)
+			}
+			ids := mustDocker(t, d, "images", "-q", "--no-trunc")
+			if !strings.Contains(ids, img.ID().String()) {
+				t.Errorf("loaded images %q, want ID %s", ids, img.ID())
+			}
+		})
+	}
+}
