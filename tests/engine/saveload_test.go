@@ -5,7 +5,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"berth.dev/registry/registrytest"
 	"berth.dev/tests/enginetest"
@@ -176,5 +178,94 @@ func TestLoadPodmanSave(t *testing.T) {
 				t.Errorf("loaded images %q, want ID %s", ids, img.ID())
 			}
 		})
+	}
+}
+
+// startDockerd runs Debian's dockerd on a temp root for the test (no
+// networking set up), or skips.
+func startDockerd(t *testing.T) (docker func(args ...string) string) {
+	t.Helper()
+	dockerd, err := exec.LookPath("dockerd")
+	if err != nil {
+		t.Skip("needs dockerd (Debian docker.io)")
+	}
+	dockerCLI, err := exec.LookPath("docker")
+	if err != nil {
+		t.Skip("needs the docker CLI")
+	}
+	dir, err := os.MkdirTemp("/tmp", "berth-test-dockerd-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "docker.sock")
+	cmd := exec.Command(dockerd, "--iptables=false", "--ip6tables=false", "--bridge=none", "-H", "unix://"+sock,
+		"--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "exec"), "--pidfile", filepath.Join(dir, "pid"),
+		"--containerd-namespace", filepath.Base(dir), "--containerd-plugins-namespace", filepath.Base(dir)+"-plugins")
+	logf, _ := os.Create(filepath.Join(dir, "log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		logf.Close()
+		exec.Command("sh", "-c", `grep -o " `+dir+`[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l`).Run()
+		os.RemoveAll(dir)
+	})
+	docker = func(args ...string) string {
+		t.Helper()
+		c := exec.Command(dockerCLI, append([]string{"-H", "unix://" + sock}, args...)...)
+		c.Env = append(os.Environ(), "DOCKER_CONFIG="+dir)
+		out, err := c.CombinedOutput()
+		if err != nil {
+			log, _ := os.ReadFile(filepath.Join(dir, "log"))
+			t.Fatalf("docker %v: %v\n%s\ndockerd log:\n%s", args, err, out, log)
+		}
+		return string(out)
+	}
+	for i := 0; ; i++ {
+		c := exec.Command(dockerCLI, "-H", "unix://"+sock, "version")
+		if c.Run() == nil {
+			break
+		}
+		if i > 300 {
+			log, _ := os.ReadFile(filepath.Join(dir, "log"))
+			t.Fatalf("dockerd did not start:\n%s", log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return docker
+}
+
+// docker's own save loads into berth, and berth's save loads into docker,
+// each keeping the image ID.
+func TestSaveLoadWithDockerd(t *testing.T) {
+	docker := startDockerd(t)
+	img := images.Layered(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "layered.tar")
+	f, _ := os.Create(src)
+	if err := img.WriteDockerArchive(f, "berth-test/dk:1"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	docker("load", "-i", src)
+	fromDocker := filepath.Join(dir, "from-docker.tar")
+	docker("save", "-o", fromDocker, "berth-test/dk:1")
+
+	d := enginetest.Start(t, bin, "")
+	if out := mustDocker(t, d, "load", "-i", fromDocker); !strings.Contains(out, "Loaded image: berth-test/dk:1") {
+		t.Fatalf("berth load of docker's save:\n%s", out)
+	}
+	if got := strings.TrimSpace(mustDocker(t, d, "image", "inspect", "-f", "{{.Id}}", "berth-test/dk:1")); got != img.ID().String() {
+		t.Errorf("ID after docker save, berth load: %s, want %s", got, img.ID())
+	}
+	fromBerth := filepath.Join(dir, "from-berth.tar")
+	mustDocker(t, d, "tag", "berth-test/dk:1", "berth-test/dk:2")
+	mustDocker(t, d, "save", "-o", fromBerth, "berth-test/dk:2")
+	docker("load", "-i", fromBerth)
+	if got := strings.TrimSpace(docker("image", "inspect", "-f", "{{.Id}}", "berth-test/dk:2")); got != img.ID().String() {
+		t.Errorf("ID after berth save, docker load: %s, want %s", got, img.ID())
 	}
 }
