@@ -24,6 +24,7 @@ import (
 	"berth.dev/content"
 	"berth.dev/image"
 	"berth.dev/internal/errdefs"
+	"berth.dev/metadata"
 	"berth.dev/registry"
 	"berth.dev/snapshot"
 )
@@ -41,6 +42,7 @@ type Images struct {
 	events   *Events
 	log      *slog.Logger
 	unpacker *unpacker
+	dangling *dangling
 	platform ocispec.Platform
 
 	// mu serialises the changes that decide what may be collected
@@ -54,6 +56,7 @@ type ImagesConfig struct {
 	Content  *content.Store
 	Snaps    snapshot.Snapshotter
 	Names    *image.Store
+	DB       *metadata.DB // for the dangling images
 	Hosts    *registry.Hosts
 	Events   *Events
 	Log      *slog.Logger
@@ -74,6 +77,7 @@ func NewImages(c ImagesConfig) *Images {
 		cfg: c.Config, content: c.Content, snaps: c.Snaps, names: c.Names, hosts: c.Hosts,
 		events: c.Events, log: log, platform: p,
 		unpacker: &unpacker{snaps: c.Snaps, tmp: c.Config.tmpDir()},
+		dangling: &dangling{db: c.DB},
 	}
 }
 
@@ -147,7 +151,8 @@ func (s *Images) platformManifest(ctx context.Context, desc ocispec.Descriptor) 
 	return image.SelectManifest(*doc.Index, s.platform)
 }
 
-// records returns every name record, grouped by image ID.
+// records returns every image record, grouped by image ID: the named
+// ones and the dangling ones (a single record with no name).
 func (s *Images) records(ctx context.Context) (map[digest.Digest][]image.Image, error) {
 	all, err := s.names.List(ctx)
 	if err != nil {
@@ -156,6 +161,15 @@ func (s *Images) records(ctx context.Context) (map[digest.Digest][]image.Image, 
 	byID := map[digest.Digest][]image.Image{}
 	for _, r := range all {
 		byID[r.ConfigDigest] = append(byID[r.ConfigDigest], r)
+	}
+	dangling, err := s.dangling.list(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range dangling {
+		if _, named := byID[r.ConfigDigest]; !named {
+			byID[r.ConfigDigest] = []image.Image{r}
+		}
 	}
 	return byID, nil
 }
@@ -247,8 +261,16 @@ func (s *Images) List(ctx context.Context, opts backend.ImageListOptions) ([]mob
 
 // matchFilters applies docker images' filters to one image.
 func matchFilters(f backend.ImageFilters, recs []image.Image, r *resolved) bool {
-	if f.Dangling != nil && *f.Dangling {
-		return false // the name store holds named images only
+	if f.Dangling != nil {
+		tagged := false
+		for _, r := range recs {
+			if r.Name != "" {
+				tagged = true
+			}
+		}
+		if *f.Dangling == tagged {
+			return false
+		}
 	}
 	if len(f.Reference) > 0 {
 		ok := false
@@ -295,7 +317,7 @@ func matchReference(pattern string, ref reference.Named) bool {
 
 // Inspect describes one image.
 func (s *Images) Inspect(ctx context.Context, name string) (mobyimage.InspectResponse, error) {
-	m, err := s.names.Lookup(ctx, name)
+	m, err := s.lookup(ctx, name)
 	if err != nil {
 		return mobyimage.InspectResponse{}, noSuchImage(name, err)
 	}
@@ -348,7 +370,7 @@ func lastComment(cfg image.Config) string {
 
 // History lists the image's history, newest first.
 func (s *Images) History(ctx context.Context, name string) ([]mobyimage.HistoryResponseItem, error) {
-	m, err := s.names.Lookup(ctx, name)
+	m, err := s.lookup(ctx, name)
 	if err != nil {
 		return nil, noSuchImage(name, err)
 	}
@@ -390,7 +412,7 @@ func (s *Images) History(ctx context.Context, name string) ([]mobyimage.HistoryR
 
 // Tag gives the image source the additional name target.
 func (s *Images) Tag(ctx context.Context, source, target string) error {
-	m, err := s.names.Lookup(ctx, source)
+	m, err := s.lookup(ctx, source)
 	if err != nil {
 		return noSuchImage(source, err)
 	}
@@ -402,7 +424,7 @@ func (s *Images) Tag(ctx context.Context, source, target string) error {
 		return fmt.Errorf("%w: refusing to create a tag with a digest reference", errdefs.ErrInvalidArgument)
 	}
 	src := m.Images[0]
-	if _, err := s.names.Put(ctx, image.Image{Name: ref.String(), Target: src.Target, ConfigDigest: m.ID, Labels: src.Labels}); err != nil {
+	if _, err := s.putName(ctx, image.Image{Name: ref.String(), Target: src.Target, ConfigDigest: m.ID, Labels: src.Labels}); err != nil {
 		return err
 	}
 	s.events.Publish(events.ImageEventType, events.ActionTag, m.ID.String(), map[string]string{"name": image.FamiliarString(ref)})
@@ -421,7 +443,7 @@ func noSuchImage(name string, err error) error {
 func (s *Images) Remove(ctx context.Context, name string, opts backend.RemoveOptions) ([]mobyimage.DeleteResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m, err := s.names.Lookup(ctx, name)
+	m, err := s.lookup(ctx, name)
 	if err != nil {
 		return nil, noSuchImage(name, err)
 	}
@@ -464,10 +486,16 @@ func (s *Images) Remove(ctx context.Context, name string, opts backend.RemoveOpt
 			return nil, fmt.Errorf("%w: unable to delete %s (must be forced) - image is referenced in multiple repositories", errdefs.ErrConflict, image.ShortID(m.ID))
 		}
 		for _, rec := range m.Images {
+			if rec.Name == "" {
+				continue // a dangling image has no name to untag
+			}
 			if err := untag(rec); err != nil {
 				return out, err
 			}
 		}
+	}
+	if err := s.dangling.delete(ctx, m.ID); err != nil {
+		return out, err
 	}
 	out = append(out, mobyimage.DeleteResponse{Deleted: m.ID.String()})
 	s.events.Publish(events.ImageEventType, events.ActionDelete, m.ID.String(), nil)
@@ -484,6 +512,11 @@ func (s *Images) collect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	dangling, err := s.dangling.list(ctx)
+	if err != nil {
+		return err
+	}
+	recs = append(recs, dangling...)
 	keep := map[string]bool{}
 	var roots []ocispec.Descriptor
 	for _, rec := range recs {
@@ -530,14 +563,14 @@ func (s *Images) collect(ctx context.Context) error {
 	return err
 }
 
-// Prune removes the images the filters select. The name store holds only
-// named images, so there are no dangling ones: without dangling=false
-// nothing is selected; with it, every image (berth has no containers
+// Prune removes the images the filters select: the dangling ones, or with
+// dangling=false (image prune -a) every image (berth has no containers
 // yet that could be using one).
 func (s *Images) Prune(ctx context.Context, f backend.ImageFilters) (mobyimage.PruneReport, error) {
 	report := mobyimage.PruneReport{ImagesDeleted: []mobyimage.DeleteResponse{}}
-	if f.Dangling == nil || *f.Dangling {
-		return report, nil
+	if f.Dangling == nil {
+		yes := true
+		f.Dangling = &yes
 	}
 	byID, err := s.records(ctx)
 	if err != nil {
@@ -549,7 +582,9 @@ func (s *Images) Prune(ctx context.Context, f backend.ImageFilters) (mobyimage.P
 			continue
 		}
 		sel := f
-		sel.Dangling = nil
+		if !*f.Dangling {
+			sel.Dangling = nil // -a: every image, tagged or not
+		}
 		if !matchFilters(sel, recs, r) || hasAnyLabel(r.config.Config.Labels, f.LabelNot) {
 			continue
 		}

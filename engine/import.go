@@ -107,7 +107,7 @@ func (s *Images) Import(ctx context.Context, src io.Reader, opts backend.ImportO
 		if err != nil {
 			return "", err
 		}
-		if _, err := s.names.Put(ctx, image.Image{Name: ref.String(), Target: mdesc, ConfigDigest: id}); err != nil {
+		if _, err := s.putName(ctx, image.Image{Name: ref.String(), Target: mdesc, ConfigDigest: id}); err != nil {
 			return "", err
 		}
 	}

@@ -440,7 +440,7 @@ func (s *Images) recordLoaded(ctx context.Context, names []string, target ocispe
 		if _, ok := ref.(reference.Tagged); !ok {
 			continue
 		}
-		if _, err := s.names.Put(ctx, image.Image{Name: ref.String(), Target: target, ConfigDigest: id}); err != nil {
+		if _, err := s.putName(ctx, image.Image{Name: ref.String(), Target: target, ConfigDigest: id}); err != nil {
 			return out, err
 		}
 		fam := image.FamiliarString(ref)

@@ -119,7 +119,7 @@ func (s *Images) Pull(ctx context.Context, ref string, opts backend.PullOptions,
 		return err
 	}
 
-	res, err := s.names.Put(ctx, image.Image{Name: named.String(), Target: target, ConfigDigest: man.Config.Digest})
+	res, err := s.putName(ctx, image.Image{Name: named.String(), Target: target, ConfigDigest: man.Config.Digest})
 	if err != nil {
 		return err
 	}

@@ -41,7 +41,7 @@ func (s *Images) Save(ctx context.Context, names []string, w io.Writer) error {
 	byID := map[digest.Digest]*saved{}
 	var order []digest.Digest
 	for _, name := range names {
-		m, err := s.names.Lookup(ctx, name)
+		m, err := s.lookup(ctx, name)
 		if err != nil {
 			return noSuchImage(name, err)
 		}

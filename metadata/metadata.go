@@ -33,6 +33,9 @@ var (
 	BucketLeases     = []byte("leases")     // lease id -> content and snapshots it holds
 	BucketVolumes    = []byte("volumes")    // volume name -> volume record
 	BucketNetworks   = []byte("networks")   // network id -> network record
+	// BucketDanglingImages holds images that lost their last name (docker's
+	// <none>:<none>), keyed by image ID.
+	BucketDanglingImages = []byte("dangling-images")
 )
 
 var keyVersion = []byte("schema-version")
@@ -58,6 +61,10 @@ var migrations = []Migration{
 			}
 		}
 		return nil
+	}},
+	{From: 1, Name: "dangling images", Run: func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(BucketDanglingImages)
+		return err
 	}},
 }
 

@@ -63,7 +63,7 @@ func newDaemon(cfg *engine.Config, log *slog.Logger) (d *daemon, err error) {
 		return nil, fmt.Errorf("config [registry]: %w", err)
 	}
 	d.images = engine.NewImages(engine.ImagesConfig{
-		Config: cfg, Content: store, Snaps: d.snaps, Names: image.NewStore(d.db),
+		Config: cfg, Content: store, Snaps: d.snaps, Names: image.NewStore(d.db), DB: d.db,
 		Hosts: hosts, Events: d.events, Log: log,
 	})
 	if err := d.images.Recover(context.Background()); err != nil {

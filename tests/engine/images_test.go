@@ -279,3 +279,39 @@ func TestPullAllTags(t *testing.T) {
 		t.Errorf("tags after pull --all-tags: %q", out)
 	}
 }
+
+// A tag that moves to a newer image leaves the old one as <none>:<none>,
+// still there by ID, until image prune removes it.
+func TestDanglingImages(t *testing.T) {
+	reg := registrytest.Start(t)
+	ref := reg.Ref("berth-test/moving:latest")
+	old := layered(t)
+	pushImage(t, ref, old)
+	d := enginetest.Start(t, bin, "")
+	mustDocker(t, d, "pull", ref)
+	newer := images.Busybox(t)
+	pushImage(t, ref, newer)
+	mustDocker(t, d, "pull", ref)
+
+	out := mustDocker(t, d, "images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}")
+	if !strings.Contains(out, "<none>:<none> "+old.ID().Encoded()[:12]) || !strings.Contains(out, ref+" "+newer.ID().Encoded()[:12]) {
+		t.Errorf("images after the tag moved:\n%s", out)
+	}
+	if out := mustDocker(t, d, "images", "-q", "--filter", "dangling=true"); strings.TrimSpace(out) != old.ID().Encoded()[:12] {
+		t.Errorf("dangling images: %q", out)
+	}
+	if got := strings.TrimSpace(mustDocker(t, d, "image", "inspect", "-f", "{{.Id}}", old.ID().Encoded()[:12])); got != old.ID().String() {
+		t.Errorf("inspect of the dangling image by short ID: %q", got)
+	}
+	out = mustDocker(t, d, "image", "prune", "-f")
+	if !strings.Contains(out, "deleted: "+old.ID().String()) {
+		t.Errorf("prune:\n%s", out)
+	}
+	if out := mustDocker(t, d, "images", "-q", "--no-trunc"); strings.TrimSpace(out) != newer.ID().String() {
+		t.Errorf("images after prune: %q", out)
+	}
+	// The old image's layers went with it; busybox's stayed.
+	if dirs, _ := filepath.Glob(filepath.Join(d.Root, "snapshots", "[0-9]*")); len(dirs) != 1 {
+		t.Errorf("layer snapshots after prune: %v, want busybox's one", dirs)
+	}
+}
