@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -15,11 +16,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"berth.dev/cli/config"
+	berthregistry "berth.dev/registry"
 )
 
-// configFile loads config.json from --config, $DOCKER_CONFIG or ~/.docker.
-func (c *CLI) configFile() (*config.File, error) {
-	return config.Load(config.Dir(c.configDir, c.getenv))
+// configFile loads config.json from --config, $DOCKER_CONFIG or ~/.docker:
+// the file the docker CLI uses, with its credential helpers.
+func (c *CLI) configFile() (*berthregistry.DockerConfig, error) {
+	return berthregistry.LoadDockerConfig(filepath.Join(config.Dir(c.configDir, c.getenv), config.FileName))
 }
 
 // configFormat returns a format setting of config.json ("imagesFormat"),
@@ -41,8 +44,12 @@ func (c *CLI) registryAuth(ref reference.Named) (string, error) {
 		return "", nil
 	}
 	key := config.ServerKey(reference.Domain(ref))
-	creds, ok := cfg.Credentials(key)
-	if !ok {
+	creds, err := cfg.Get(key)
+	if err != nil {
+		fmt.Fprintf(c.errOut, "WARNING: %v\n", err)
+		return "", nil
+	}
+	if creds.Empty() {
 		return "", nil
 	}
 	return encodeAuth(registry.AuthConfig{
@@ -110,7 +117,7 @@ func (c *CLI) login(ctx context.Context, opts loginOptions) error {
 		return err
 	}
 	if opts.username == "" && opts.password == "" {
-		if creds, ok := cfg.Credentials(key); ok {
+		if creds, err := cfg.Get(key); err == nil && !creds.Empty() {
 			fmt.Fprintln(c.out, "Authenticating with existing credentials...")
 			err := c.authenticate(ctx, cfg, key, creds)
 			if err == nil || client.IsErrConnectionFailed(err) {
@@ -122,7 +129,7 @@ func (c *CLI) login(ctx context.Context, opts loginOptions) error {
 	if err := c.promptCredentials(&opts); err != nil {
 		return err
 	}
-	return c.authenticate(ctx, cfg, key, config.Credentials{Username: opts.username, Password: opts.password})
+	return c.authenticate(ctx, cfg, key, berthregistry.AuthConfig{Username: opts.username, Password: opts.password})
 }
 
 // promptCredentials asks for the user name and password that the flags
@@ -159,7 +166,7 @@ func (c *CLI) promptCredentials(opts *loginOptions) error {
 
 // authenticate checks credentials with the daemon (which asks the
 // registry) and stores them in config.json.
-func (c *CLI) authenticate(ctx context.Context, cfg *config.File, key string, creds config.Credentials) error {
+func (c *CLI) authenticate(ctx context.Context, cfg *berthregistry.DockerConfig, key string, creds berthregistry.AuthConfig) error {
 	api, err := c.client(ctx)
 	if err != nil {
 		return err
@@ -176,13 +183,14 @@ func (c *CLI) authenticate(ctx context.Context, cfg *config.File, key string, cr
 	if res.Auth.IdentityToken != "" {
 		creds.Password, creds.IdentityToken = "", res.Auth.IdentityToken
 	}
-	cfg.SetCredentials(key, creds)
-	if err := cfg.Save(); err != nil {
+	if err := cfg.Store(key, creds); err != nil {
 		return fmt.Errorf("Error saving credentials: %w", err)
 	}
-	fmt.Fprintf(c.errOut, "\nWARNING! Your credentials are stored unencrypted in '%s'.\n"+
-		"Configure a credential helper to remove this warning. See\n"+
-		"https://docs.docker.com/go/credential-store/\n\n", cfg.Path())
+	if !cfg.HasHelper(key) {
+		fmt.Fprintf(c.errOut, "\nWARNING! Your credentials are stored unencrypted in '%s'.\n"+
+			"Configure a credential helper to remove this warning. See\n"+
+			"https://docs.docker.com/go/credential-store/\n\n", cfg.Path())
+	}
 	fmt.Fprintln(c.out, "Login Succeeded")
 	return nil
 }
@@ -211,8 +219,5 @@ func (c *CLI) logout(server string) error {
 	}
 	// Docker 28 prints this whether or not there was a login.
 	fmt.Fprintf(c.out, "Removing login credentials for %s\n", key)
-	if !cfg.RemoveCredentials(key) {
-		return nil
-	}
-	return cfg.Save()
+	return cfg.Erase(key)
 }

@@ -104,6 +104,20 @@ func LoadDockerConfig(path string) (*DockerConfig, error) {
 	return c, nil
 }
 
+// String returns a top-level string setting of the file, such as the
+// docker CLI's "imagesFormat", or "" when it is absent or not a string.
+func (c *DockerConfig) String(key string) string {
+	var v string
+	if raw, ok := c.raw[key]; ok {
+		json.Unmarshal(raw, &v)
+	}
+	return v
+}
+
+// HasHelper reports whether host's credentials live in a credential
+// helper rather than in the file.
+func (c *DockerConfig) HasHelper(host string) bool { return c.helperFor(host) != "" }
+
 // Path is the file the config is read from and written to.
 func (c *DockerConfig) Path() string { return c.path }
 
