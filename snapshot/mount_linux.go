@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"berth.dev/internal/mountopt"
 	"errors"
 	"fmt"
 	"os"
@@ -28,50 +29,19 @@ type Mount struct {
 	Options []string
 }
 
-// flagOptions maps option names to the mount(2) flags they set (set=true)
-// or clear.
-var flagOptions = map[string]struct {
-	set  bool
-	flag uintptr
-}{
-	"ro":          {true, unix.MS_RDONLY},
-	"rw":          {false, unix.MS_RDONLY},
-	"bind":        {true, unix.MS_BIND},
-	"rbind":       {true, unix.MS_BIND | unix.MS_REC},
-	"nosuid":      {true, unix.MS_NOSUID},
-	"suid":        {false, unix.MS_NOSUID},
-	"nodev":       {true, unix.MS_NODEV},
-	"dev":         {false, unix.MS_NODEV},
-	"noexec":      {true, unix.MS_NOEXEC},
-	"exec":        {false, unix.MS_NOEXEC},
-	"noatime":     {true, unix.MS_NOATIME},
-	"atime":       {false, unix.MS_NOATIME},
-	"relatime":    {true, unix.MS_RELATIME},
-	"nodiratime":  {true, unix.MS_NODIRATIME},
-	"sync":        {true, unix.MS_SYNCHRONOUS},
-	"async":       {false, unix.MS_SYNCHRONOUS},
-	"strictatime": {true, unix.MS_STRICTATIME},
-}
-
-// parseOptions splits options into mount flags and filesystem data.
-func parseOptions(options []string) (flags uintptr, data []string) {
-	for _, o := range options {
-		if f, ok := flagOptions[o]; ok {
-			if f.set {
-				flags |= f.flag
-			} else {
-				flags &^= f.flag
-			}
-			continue
-		}
-		data = append(data, o)
-	}
-	return flags, data
+// parseOptions splits options into mount flags and filesystem data. The
+// snapshotters only make mounts with plain flag options; any other kind
+// is a programming error, reported when mounting.
+func parseOptions(options []string) (flags uintptr, data []string, err error) {
+	return mountopt.Flags(options)
 }
 
 // Mount mounts m at target, which must be an existing directory.
 func (m Mount) Mount(target string) error {
-	flags, data := parseOptions(m.Options)
+	flags, data, err := parseOptions(m.Options)
+	if err != nil {
+		return fmt.Errorf("mount %s at %s: %w", m.Type, target, err)
+	}
 	if flags&unix.MS_BIND != 0 || m.Type == "bind" {
 		return m.mountBind(target, flags, data)
 	}

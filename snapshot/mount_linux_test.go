@@ -25,7 +25,10 @@ func TestParseOptions(t *testing.T) {
 		{[]string{"ro", "rw"}, 0, nil},
 		{[]string{"nosuid", "lowerdir=/a:/b", "nodev", "index=off"}, unix.MS_NOSUID | unix.MS_NODEV, []string{"lowerdir=/a:/b", "index=off"}},
 	} {
-		flags, data := parseOptions(tc.options)
+		flags, data, err := parseOptions(tc.options)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if flags != tc.flags || !reflect.DeepEqual(data, tc.data) {
 			t.Errorf("parseOptions(%q) = %#x, %q; want %#x, %q", tc.options, flags, data, tc.flags, tc.data)
 		}

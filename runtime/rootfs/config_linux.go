@@ -1,6 +1,7 @@
 package rootfs
 
 import (
+	"berth.dev/internal/mountopt"
 	"errors"
 	"fmt"
 	"path"
@@ -171,7 +172,7 @@ func (p *plan) setPropagation(name string, noPivot bool) error {
 }
 
 func parseMounts(mounts []specs.Mount, bundle string) ([]mountEntry, error) {
-	table := mountOptionTable()
+	table := mountopt.Table()
 	out := make([]mountEntry, 0, len(mounts))
 	for i, m := range mounts {
 		e, err := parseMount(table, m, bundle)
@@ -183,7 +184,7 @@ func parseMounts(mounts []specs.Mount, bundle string) ([]mountEntry, error) {
 	return out, nil
 }
 
-func parseMount(table map[string]option, m specs.Mount, bundle string) (mountEntry, error) {
+func parseMount(table map[string]mountopt.Option, m specs.Mount, bundle string) (mountEntry, error) {
 	if m.Destination == "" {
 		return mountEntry{}, errors.New("empty destination")
 	}

@@ -1,14 +1,18 @@
 package rootfs
 
-import "sort"
+import (
+	"sort"
+
+	"berth.dev/internal/mountopt"
+)
 
 // MountOptions lists the mount option strings the package understands,
 // sorted, for the runtime's features document. idmap and ridmap are left
 // out: they are refused.
 func MountOptions() []string {
 	var out []string
-	for name, o := range mountOptionTable() {
-		if o.kind != optIDMap {
+	for name, o := range mountopt.Table() {
+		if o.Kind != mountopt.IDMap {
 			out = append(out, name)
 		}
 	}

@@ -1,111 +1,13 @@
 package rootfs
 
 import (
+	"berth.dev/internal/mountopt"
 	"errors"
 	"fmt"
 	"strings"
 
 	"golang.org/x/sys/unix"
 )
-
-// optionKind says what a mount option string does.
-type optionKind int
-
-const (
-	optSet         optionKind = iota // sets an MS_* flag
-	optClear                         // clears an MS_* flag
-	optPropagation                   // a propagation change applied by its own mount(2) call
-	optRecSet                        // sets a MOUNT_ATTR_* flag recursively (mount_setattr)
-	optRecClear                      // clears a MOUNT_ATTR_* flag recursively
-	optRecAtime                      // selects the recursive atime mode (an enum, not a bit)
-	optCopyUp                        // tmpcopyup: copy the directory's contents into the new tmpfs
-	optIDMap                         // idmap/ridmap: not supported
-)
-
-// option is one row of the mount option table.
-type option struct {
-	kind optionKind
-	flag uint64 // MS_* for optSet/optClear/optPropagation, MOUNT_ATTR_* for optRec*
-}
-
-// mountOptionTable maps the option strings of config.md "Linux mount
-// options" to their effect. Anything not listed is a filesystem-specific
-// option passed in mount(2)'s data argument. It is a function so the table
-// cannot be changed at run time.
-func mountOptionTable() map[string]option {
-	return map[string]option{
-		"async":         {optClear, unix.MS_SYNCHRONOUS},
-		"atime":         {optClear, unix.MS_NOATIME},
-		"bind":          {optSet, unix.MS_BIND},
-		"defaults":      {optSet, 0},
-		"dev":           {optClear, unix.MS_NODEV},
-		"diratime":      {optClear, unix.MS_NODIRATIME},
-		"dirsync":       {optSet, unix.MS_DIRSYNC},
-		"exec":          {optClear, unix.MS_NOEXEC},
-		"iversion":      {optSet, unix.MS_I_VERSION},
-		"lazytime":      {optSet, unix.MS_LAZYTIME},
-		"loud":          {optClear, unix.MS_SILENT},
-		"mand":          {optSet, unix.MS_MANDLOCK},
-		"noatime":       {optSet, unix.MS_NOATIME},
-		"nodev":         {optSet, unix.MS_NODEV},
-		"nodiratime":    {optSet, unix.MS_NODIRATIME},
-		"noexec":        {optSet, unix.MS_NOEXEC},
-		"noiversion":    {optClear, unix.MS_I_VERSION},
-		"nolazytime":    {optClear, unix.MS_LAZYTIME},
-		"nomand":        {optClear, unix.MS_MANDLOCK},
-		"norelatime":    {optClear, unix.MS_RELATIME},
-		"nostrictatime": {optClear, unix.MS_STRICTATIME},
-		"nosuid":        {optSet, unix.MS_NOSUID},
-		"nosymfollow":   {optSet, unix.MS_NOSYMFOLLOW},
-		"rbind":         {optSet, unix.MS_BIND | unix.MS_REC},
-		"relatime":      {optSet, unix.MS_RELATIME},
-		"remount":       {optSet, unix.MS_REMOUNT},
-		"ro":            {optSet, unix.MS_RDONLY},
-		"rw":            {optClear, unix.MS_RDONLY},
-		"silent":        {optSet, unix.MS_SILENT},
-		"strictatime":   {optSet, unix.MS_STRICTATIME},
-		"suid":          {optClear, unix.MS_NOSUID},
-		"symfollow":     {optClear, unix.MS_NOSYMFOLLOW},
-		"sync":          {optSet, unix.MS_SYNCHRONOUS},
-
-		"private":     {optPropagation, unix.MS_PRIVATE},
-		"rprivate":    {optPropagation, unix.MS_PRIVATE | unix.MS_REC},
-		"shared":      {optPropagation, unix.MS_SHARED},
-		"rshared":     {optPropagation, unix.MS_SHARED | unix.MS_REC},
-		"slave":       {optPropagation, unix.MS_SLAVE},
-		"rslave":      {optPropagation, unix.MS_SLAVE | unix.MS_REC},
-		"unbindable":  {optPropagation, unix.MS_UNBINDABLE},
-		"runbindable": {optPropagation, unix.MS_UNBINDABLE | unix.MS_REC},
-
-		"rro":          {optRecSet, unix.MOUNT_ATTR_RDONLY},
-		"rrw":          {optRecClear, unix.MOUNT_ATTR_RDONLY},
-		"rnosuid":      {optRecSet, unix.MOUNT_ATTR_NOSUID},
-		"rsuid":        {optRecClear, unix.MOUNT_ATTR_NOSUID},
-		"rnodev":       {optRecSet, unix.MOUNT_ATTR_NODEV},
-		"rdev":         {optRecClear, unix.MOUNT_ATTR_NODEV},
-		"rnoexec":      {optRecSet, unix.MOUNT_ATTR_NOEXEC},
-		"rexec":        {optRecClear, unix.MOUNT_ATTR_NOEXEC},
-		"rnodiratime":  {optRecSet, unix.MOUNT_ATTR_NODIRATIME},
-		"rdiratime":    {optRecClear, unix.MOUNT_ATTR_NODIRATIME},
-		"rnosymfollow": {optRecSet, unix.MOUNT_ATTR_NOSYMFOLLOW},
-		"rsymfollow":   {optRecClear, unix.MOUNT_ATTR_NOSYMFOLLOW},
-		// The atime mode is an enum in mount_setattr(2): the kernel refuses
-		// a partial MOUNT_ATTR__ATIME in attr_clr, so every atime option
-		// clears the whole field and selects one mode. Clearing noatime or
-		// strictatime falls back to the kernel default, relatime; clearing
-		// relatime means strictatime.
-		"rrelatime":      {optRecAtime, unix.MOUNT_ATTR_RELATIME},
-		"ratime":         {optRecAtime, unix.MOUNT_ATTR_RELATIME},
-		"rnostrictatime": {optRecAtime, unix.MOUNT_ATTR_RELATIME},
-		"rnoatime":       {optRecAtime, unix.MOUNT_ATTR_NOATIME},
-		"rstrictatime":   {optRecAtime, unix.MOUNT_ATTR_STRICTATIME},
-		"rnorelatime":    {optRecAtime, unix.MOUNT_ATTR_STRICTATIME},
-
-		"tmpcopyup": {optCopyUp, 0},
-		"idmap":     {optIDMap, 0},
-		"ridmap":    {optIDMap, 0},
-	}
-}
 
 // mountOptions is the parsed form of a mount's option strings.
 type mountOptions struct {
@@ -121,7 +23,7 @@ type mountOptions struct {
 // parseMountOptions applies opts in order (a later option overrides an
 // earlier one, as with mount(8)). Empty strings and userspace-only "x-*"
 // options are ignored, as mount(8) does.
-func parseMountOptions(table map[string]option, opts []string) (mountOptions, error) {
+func parseMountOptions(table map[string]mountopt.Option, opts []string) (mountOptions, error) {
 	var mo mountOptions
 	for _, o := range opts {
 		if o == "" || strings.HasPrefix(o, "x-") {
@@ -139,32 +41,32 @@ func parseMountOptions(table map[string]option, opts []string) (mountOptions, er
 	return mo, nil
 }
 
-func (mo *mountOptions) apply(name string, opt option) error {
-	f := uintptr(opt.flag)
-	switch opt.kind {
-	case optSet:
+func (mo *mountOptions) apply(name string, opt mountopt.Option) error {
+	f := uintptr(opt.Flag)
+	switch opt.Kind {
+	case mountopt.Set:
 		mo.flags |= f
 		mo.cleared &^= f
-	case optClear:
+	case mountopt.Clear:
 		mo.flags &^= f
 		mo.cleared |= f
-	case optPropagation:
+	case mountopt.Propagation:
 		mo.propagation = append(mo.propagation, f)
-	case optRecSet:
-		mo.recAttr.Attr_set |= opt.flag
-		mo.recAttr.Attr_clr &^= opt.flag
+	case mountopt.RecSet:
+		mo.recAttr.Attr_set |= opt.Flag
+		mo.recAttr.Attr_clr &^= opt.Flag
 		mo.hasRecAttr = true
-	case optRecClear:
-		mo.recAttr.Attr_clr |= opt.flag
-		mo.recAttr.Attr_set &^= opt.flag
+	case mountopt.RecClear:
+		mo.recAttr.Attr_clr |= opt.Flag
+		mo.recAttr.Attr_set &^= opt.Flag
 		mo.hasRecAttr = true
-	case optRecAtime:
+	case mountopt.RecAtime:
 		mo.recAttr.Attr_clr |= unix.MOUNT_ATTR__ATIME
-		mo.recAttr.Attr_set = mo.recAttr.Attr_set&^unix.MOUNT_ATTR__ATIME | opt.flag
+		mo.recAttr.Attr_set = mo.recAttr.Attr_set&^unix.MOUNT_ATTR__ATIME | opt.Flag
 		mo.hasRecAttr = true
-	case optCopyUp:
+	case mountopt.CopyUp:
 		mo.copyUp = true
-	case optIDMap:
+	case mountopt.IDMap:
 		return fmt.Errorf("mount option %q: idmapped mounts: %w", name, errors.ErrUnsupported)
 	}
 	return nil
@@ -188,7 +90,7 @@ func rootPropagation(name string) (uintptr, error) {
 	case "":
 		return 0, nil
 	case "private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable":
-		return uintptr(mountOptionTable()[name].flag), nil
+		return uintptr(mountopt.Table()[name].Flag), nil
 	}
 	return 0, fmt.Errorf("%w: linux.rootfsPropagation %q: want shared, slave, private or unbindable", ErrInvalid, name)
 }

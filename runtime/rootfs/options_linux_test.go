@@ -1,6 +1,7 @@
 package rootfs
 
 import (
+	"berth.dev/internal/mountopt"
 	"errors"
 	"reflect"
 	"testing"
@@ -55,7 +56,7 @@ func TestParseMountOptions(t *testing.T) {
 			mountOptions{hasRecAttr: true, recAttr: unix.MountAttr{Attr_set: unix.MOUNT_ATTR_STRICTATIME, Attr_clr: atime}}},
 		{"tmpcopyup", []string{"tmpcopyup", "mode=1777"}, mountOptions{copyUp: true, data: []string{"mode=1777"}}},
 	}
-	table := mountOptionTable()
+	table := mountopt.Table()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := parseMountOptions(table, tt.opts)
@@ -71,7 +72,7 @@ func TestParseMountOptions(t *testing.T) {
 
 func TestParseMountOptionsIDMapUnsupported(t *testing.T) {
 	for _, o := range []string{"idmap", "ridmap"} {
-		_, err := parseMountOptions(mountOptionTable(), []string{"rbind", o})
+		_, err := parseMountOptions(mountopt.Table(), []string{"rbind", o})
 		if !errors.Is(err, errors.ErrUnsupported) {
 			t.Errorf("%s: got %v, want ErrUnsupported", o, err)
 		}
@@ -88,7 +89,7 @@ func TestSpecOptionsAreAllKnown(t *testing.T) {
 		"rnosymfollow", "ro", "rprivate", "rrelatime", "rro", "rrw", "rshared", "rslave",
 		"rstrictatime", "rsuid", "rsymfollow", "runbindable", "rw", "shared", "silent", "slave",
 		"strictatime", "suid", "symfollow", "sync", "tmpcopyup", "unbindable", "idmap", "ridmap"}
-	table := mountOptionTable()
+	table := mountopt.Table()
 	for _, o := range spec {
 		if _, ok := table[o]; !ok {
 			t.Errorf("option %q is not in the table", o)
@@ -110,7 +111,7 @@ func TestNeedsRemount(t *testing.T) {
 		{[]string{"rbind", "rro"}, false}, // recursive attributes go through mount_setattr
 	}
 	for _, tt := range tests {
-		mo, err := parseMountOptions(mountOptionTable(), tt.opts)
+		mo, err := parseMountOptions(mountopt.Table(), tt.opts)
 		if err != nil {
 			t.Fatal(err)
 		}
