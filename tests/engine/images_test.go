@@ -315,3 +315,50 @@ func TestDanglingImages(t *testing.T) {
 		t.Errorf("layer snapshots after prune: %v, want busybox's one", dirs)
 	}
 }
+
+// The berth CLI's registry and archive commands against berthd: login to a
+// registry with a password, push, save, load, logout.
+func TestBerthCLIRegistryAndArchives(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.WithHtpasswd("berth", "s3cret"))
+	d := enginetest.Start(t, bin, "")
+	img := images.Busybox(t)
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "busybox.tar")
+	f, _ := os.Create(archive)
+	if err := img.WriteDockerArchive(f, "berth-test/cli:1"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if out := mustBerth(t, d, "load", "-i", archive); !strings.Contains(out, "Loaded image: berth-test/cli:1") {
+		t.Fatalf("berth load: %s", out)
+	}
+	ref := reg.Ref("berth-test/cli:1")
+	mustBerth(t, d, "tag", "berth-test/cli:1", ref)
+	if _, errOut, code := d.Berth("push", ref); code == 0 || !strings.Contains(strings.ToLower(errOut), "auth") {
+		t.Errorf("push without login: %d %s", code, errOut)
+	}
+	_, errOut, code := d.Berth("login", "-u", "berth", "--password-stdin", reg.Host())
+	if code == 0 {
+		t.Errorf("login without a password on stdin succeeded: %s", errOut)
+	}
+	cmd := exec.Command(bin.Berth, "login", "-u", "berth", "--password-stdin", reg.Host())
+	cmd.Env = append(os.Environ(), "BERTH_HOST=unix://"+d.Socket, "DOCKER_CONFIG="+filepath.Join(filepath.Dir(d.Config), "docker-config"))
+	cmd.Stdin = strings.NewReader("s3cret\n")
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "Login Succeeded") {
+		t.Fatalf("berth login: %v\n%s", err, out)
+	}
+	if out := mustBerth(t, d, "push", ref); !strings.Contains(out, "1: digest: "+img.Manifest.Digest.String()) {
+		t.Errorf("berth push:\n%s", out)
+	}
+	saved := filepath.Join(dir, "saved.tar")
+	mustBerth(t, d, "save", "-o", saved, ref)
+	mustBerth(t, d, "rmi", ref, "berth-test/cli:1")
+	if out := mustBerth(t, d, "load", "-i", saved); !strings.Contains(out, "Loaded image: "+ref) {
+		t.Errorf("load of berth's save: %s", out)
+	}
+	mustBerth(t, d, "logout", reg.Host())
+	mustBerth(t, d, "rmi", ref)
+	if _, errOut, code := d.Berth("pull", ref); code == 0 {
+		t.Errorf("pull after logout succeeded: %s", errOut)
+	}
+}
