@@ -1,0 +1,318 @@
+package shim
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"berth.dev/internal/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Ready is the message berth-shim writes on its --ready-fd: the
+// container's pid, or why it could not be created.
+type Ready struct {
+	Pid   int    `json:"pid,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// StartOptions are the flags berth-shim is started with (see Config).
+type StartOptions struct {
+	Binary      string // berth-shim; found in $PATH when empty
+	ID          string
+	Bundle      string
+	Dir         string
+	Runtime     string
+	RuntimeRoot string
+	LogPath     string
+	Log         LogOptions
+	Stdin       bool
+	Tty         bool
+}
+
+// Client talks to the shim of one container through <dir>/shim.sock. Each
+// call uses a connection of its own, so a Client is safe for concurrent use.
+type Client struct {
+	dir string
+}
+
+// Start execs berth-shim detached (it leaves the caller's session and is
+// not its child once ready) and waits until the container is created. A
+// failed create returns the runtime's message, wrapped with
+// errdefs.ErrFailedPrecondition.
+func Start(ctx context.Context, o StartOptions) (*Client, int, error) {
+	bin := o.Binary
+	if bin == "" {
+		bin = "berth-shim"
+	}
+	args := []string{"--id", o.ID, "--bundle", o.Bundle, "--dir", o.Dir, "--runtime", o.Runtime,
+		"--log-max-size", strconv.FormatInt(o.Log.MaxSize, 10), "--log-max-files", strconv.Itoa(o.Log.MaxFiles),
+		"--ready-fd", "3"}
+	if o.RuntimeRoot != "" {
+		args = append(args, "--runtime-root", o.RuntimeRoot)
+	}
+	if o.LogPath != "" {
+		args = append(args, "--log-path", o.LogPath)
+	}
+	if o.Stdin {
+		args = append(args, "--stdin")
+	}
+	if o.Tty {
+		args = append(args, "--tty")
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, 0, err
+	}
+	defer r.Close()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Run() // returns once the shim has daemonized
+	w.Close()
+	if err != nil {
+		return nil, 0, fmt.Errorf("start shim for %s: %w", o.ID, err)
+	}
+	type result struct {
+		ready Ready
+		err   error
+	}
+	got := make(chan result, 1)
+	go func() {
+		data, err := io.ReadAll(r)
+		var res result
+		if err == nil && len(data) == 0 {
+			err = fmt.Errorf("shim exited before it was ready (see %s): %w",
+				filepath.Join(o.Dir, "shim.log"), errdefs.ErrUnavailable)
+		} else if err == nil {
+			err = json.Unmarshal(data, &res.ready)
+		}
+		res.err = err
+		got <- res
+	}()
+	var res result
+	select {
+	case res = <-got:
+	case <-ctx.Done():
+		r.Close()
+		return nil, 0, fmt.Errorf("start shim for %s: %w", o.ID, ctx.Err())
+	}
+	if res.err != nil {
+		return nil, 0, fmt.Errorf("start shim for %s: %w", o.ID, res.err)
+	}
+	if res.ready.Error != "" {
+		return nil, 0, fmt.Errorf("create %s: %s: %w", o.ID, res.ready.Error, errdefs.ErrFailedPrecondition)
+	}
+	return &Client{dir: o.Dir}, res.ready.Pid, nil
+}
+
+// Connect returns a Client for the shim already running in dir (after the
+// engine restarted). It fails with errdefs.ErrUnavailable when no shim
+// answers there; ReadExit then tells whether the container exited.
+func Connect(ctx context.Context, dir string) (*Client, error) {
+	c := &Client{dir: dir}
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	conn.Close()
+	return c, nil
+}
+
+// Dir is the shim's directory.
+func (c *Client) Dir() string { return c.dir }
+
+func (c *Client) dial(ctx context.Context) (*net.UnixConn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", filepath.Join(c.dir, SocketFile))
+	if err != nil {
+		return nil, fmt.Errorf("connect to shim in %s: %w: %w", c.dir, errdefs.ErrUnavailable, err)
+	}
+	return conn.(*net.UnixConn), nil
+}
+
+// call sends req and reads the response; the connection is returned open
+// with its reader for streaming ops, and closed otherwise.
+func (c *Client) call(ctx context.Context, req Request, keep bool) (Response, *net.UnixConn, *bufio.Reader, error) {
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return Response{}, nil, nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	data, _ := json.Marshal(req)
+	if _, err := conn.Write(append(data, '\n')); err != nil {
+		conn.Close()
+		return Response{}, nil, nil, fmt.Errorf("shim %s: %w", req.Op, err)
+	}
+	br := bufio.NewReader(conn)
+	line, err := br.ReadBytes('\n')
+	if err != nil {
+		conn.Close()
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return Response{}, nil, nil, fmt.Errorf("shim %s: %w", req.Op, err)
+	}
+	var resp Response
+	if err := json.Unmarshal(line, &resp); err != nil {
+		conn.Close()
+		return Response{}, nil, nil, fmt.Errorf("shim %s: bad response: %w", req.Op, err)
+	}
+	if err := resp.err(); err != nil || !keep {
+		conn.Close()
+		return resp, nil, nil, err
+	}
+	return resp, conn, br, nil
+}
+
+// StartContainer runs `runtime start`.
+func (c *Client) StartContainer(ctx context.Context) error {
+	_, _, _, err := c.call(ctx, Request{Op: OpStart}, false)
+	return err
+}
+
+// Kill sends sig to the container's init (to every process with all).
+func (c *Client) Kill(ctx context.Context, sig syscall.Signal, all bool) error {
+	_, _, _, err := c.call(ctx, Request{Op: OpKill, Signal: int(sig), All: all}, false)
+	return err
+}
+
+// Resize sets the container's terminal size; execID names an exec's
+// terminal instead when not empty.
+func (c *Client) Resize(ctx context.Context, execID string, width, height uint16) error {
+	_, _, _, err := c.call(ctx, Request{Op: OpResize, Exec: execID, Width: width, Height: height}, false)
+	return err
+}
+
+// State is the container as its shim sees it.
+type State struct {
+	Pid    int
+	Status string // StatusCreated, StatusRunning or StatusStopped
+	Exit   *Exit  // set once stopped
+}
+
+// State asks the shim for the container's state.
+func (c *Client) State(ctx context.Context) (State, error) {
+	resp, _, _, err := c.call(ctx, Request{Op: OpState}, false)
+	if err != nil {
+		return State{}, err
+	}
+	return State{Pid: resp.Pid, Status: resp.Status, Exit: resp.Exit}, nil
+}
+
+// Wait blocks until the container has exited and returns its exit. When
+// the shim is gone (it exits right after the container) the exit files
+// answer instead.
+func (c *Client) Wait(ctx context.Context) (Exit, error) {
+	resp, _, _, err := c.call(ctx, Request{Op: OpWait}, false)
+	if err == nil && resp.Exit != nil {
+		return *resp.Exit, nil
+	}
+	if ctx.Err() != nil {
+		return Exit{}, ctx.Err()
+	}
+	if e, rerr := ReadExit(c.dir); rerr == nil {
+		return e, nil
+	}
+	if err == nil {
+		err = fmt.Errorf("shim closed without an exit: %w", errdefs.ErrUnavailable)
+	}
+	return Exit{}, err
+}
+
+// Streams are the ends of an attach or exec; nil members are not wanted.
+type Streams struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// CloseStdin closes the process's stdin when Stdin ends.
+	CloseStdin bool
+}
+
+// Attach streams the container's stdio until its output ends (it exited)
+// or ctx is done. With tty the output is raw and goes to Stdout.
+func (c *Client) Attach(ctx context.Context, s Streams, tty bool) error {
+	req := Request{Op: OpAttach, Stdin: s.Stdin != nil, Stdout: s.Stdout != nil, Stderr: s.Stderr != nil, CloseStdin: s.CloseStdin}
+	_, conn, br, err := c.call(ctx, req, true)
+	if err != nil {
+		return err
+	}
+	return stream(ctx, conn, br, s, tty)
+}
+
+// stream copies s.Stdin to conn and conn's output to s until the output
+// ends.
+func stream(ctx context.Context, conn *net.UnixConn, br *bufio.Reader, s Streams, tty bool) error {
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	if s.Stdin != nil {
+		go func() {
+			io.Copy(conn, s.Stdin)
+			conn.CloseWrite()
+		}()
+	}
+	var err error
+	if tty {
+		out := s.Stdout
+		if out == nil {
+			out = io.Discard
+		}
+		_, err = io.Copy(out, br)
+	} else {
+		err = Demux(br, s.Stdout, s.Stderr)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("attach: %w", err)
+	}
+	return nil
+}
+
+// ExecOptions describe a process to run in the running container.
+type ExecOptions struct {
+	ID      string // unique among the container's execs; no / or .
+	Process *specs.Process
+	Tty     bool
+	Streams
+}
+
+// Exec runs a process in the container, streams its stdio until it ends
+// and returns its exit code (Docker's: 128+signal when killed).
+func (c *Client) Exec(ctx context.Context, o ExecOptions) (int, error) {
+	req := Request{Op: OpExec, ID: o.ID, Process: o.Process, Tty: o.Tty, Stdin: o.Stdin != nil}
+	_, conn, br, err := c.call(ctx, req, true)
+	if err != nil {
+		return 0, err
+	}
+	s := o.Streams
+	s.CloseStdin = true
+	if err := stream(ctx, conn, br, s, o.Tty); err != nil {
+		return 0, err
+	}
+	return readExecExit(c.dir, o.ID)
+}
+
+func readExecExit(dir, id string) (int, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "exec-"+id+".exit"))
+	if err != nil {
+		return 0, fmt.Errorf("exec %s: exit code: %w: %w", id, errdefs.ErrUnavailable, err)
+	}
+	code, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		return 0, fmt.Errorf("exec %s: exit code %q: %w", id, data, errdefs.ErrInvalidArgument)
+	}
+	return code, nil
+}

@@ -1,0 +1,90 @@
+package shim
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"berth.dev/internal/errdefs"
+)
+
+// Files the shim writes in its directory when the container exits. exit is
+// written last, so its presence means the others are complete.
+const (
+	ExitFile     = "exit"      // the exit code as a decimal number
+	ExitedAtFile = "exited-at" // the exit time, RFC 3339 with nanoseconds
+	OOMFile      = "oom"       // present when the kernel OOM-killed a process of the container
+	SocketFile   = "shim.sock" // the shim's socket while it runs
+)
+
+// Exit is how a container (or exec) ended. Code follows Docker: the exit
+// status, or 128+signal for a process killed by a signal.
+type Exit struct {
+	Code     int       `json:"code"`
+	ExitedAt time.Time `json:"exitedAt"`
+	OOM      bool      `json:"oom,omitempty"`
+}
+
+// ReadExit reads the exit files a shim left in dir. It needs no running
+// shim. It returns an error wrapping errdefs.ErrNotFound while the
+// container has not exited (or its shim died before recording it).
+func ReadExit(dir string) (Exit, error) {
+	data, err := os.ReadFile(filepath.Join(dir, ExitFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Exit{}, fmt.Errorf("exit status in %s: %w", dir, errdefs.ErrNotFound)
+	}
+	if err != nil {
+		return Exit{}, fmt.Errorf("read exit status: %w", err)
+	}
+	var e Exit
+	if e.Code, err = strconv.Atoi(strings.TrimSpace(string(data))); err != nil {
+		return Exit{}, fmt.Errorf("exit status in %s: %w: %w", dir, errdefs.ErrInvalidArgument, err)
+	}
+	if data, err = os.ReadFile(filepath.Join(dir, ExitedAtFile)); err == nil {
+		e.ExitedAt, _ = time.Parse(time.RFC3339Nano, strings.TrimSpace(string(data)))
+	}
+	_, err = os.Stat(filepath.Join(dir, OOMFile))
+	e.OOM = err == nil
+	return e, nil
+}
+
+// writeExit records e in dir: each file written to a temporary name,
+// synced and renamed, and the exit file last.
+func writeExit(dir string, e Exit) error {
+	if e.OOM {
+		if err := writeFileAtomic(dir, OOMFile, []byte("1\n")); err != nil {
+			return err
+		}
+	}
+	if err := writeFileAtomic(dir, ExitedAtFile, []byte(e.ExitedAt.Format(time.RFC3339Nano)+"\n")); err != nil {
+		return err
+	}
+	return writeFileAtomic(dir, ExitFile, []byte(strconv.Itoa(e.Code)+"\n"))
+}
+
+func writeFileAtomic(dir, name string, data []byte) error {
+	f, err := os.CreateTemp(dir, "."+name+"-")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), filepath.Join(dir, name))
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}

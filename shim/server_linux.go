@@ -1,0 +1,504 @@
+package shim
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"berth.dev/internal/errdefs"
+	"golang.org/x/sys/unix"
+)
+
+// Config is what berth-shim is started with.
+type Config struct {
+	ID          string // container id
+	Bundle      string // OCI bundle (config.json, rootfs)
+	Dir         string // the shim's directory: socket, exit files
+	Runtime     string // OCI runtime binary (berth-runtime, runc, crun)
+	RuntimeRoot string // the runtime's --root; empty for its default
+	LogPath     string // json-file log; empty for none
+	Log         LogOptions
+	Stdin       bool // keep a stdin pipe for attach -i
+	Tty         bool // give the container a terminal
+}
+
+// Shim monitors one container: New creates it through the runtime, Serve
+// answers clients until it has exited.
+type Shim struct {
+	cfg    Config
+	reaper *reaper
+	io     *processIO
+	pid    int
+	cgroup string // the container's memory cgroup directory, for OOM kills
+	l      *net.UnixListener
+
+	mu     sync.Mutex
+	status string
+	exit   *Exit
+	exited chan struct{} // closed once exit is recorded
+	execs  map[string]*processIO
+	conns  sync.WaitGroup
+}
+
+// New makes the shim a child subreaper, listens on its socket and runs
+// `runtime create`. The error of a failed create carries the runtime's
+// message.
+func New(ctx context.Context, cfg Config) (_ *Shim, err error) {
+	if cfg.ID == "" || cfg.Bundle == "" || cfg.Dir == "" || cfg.Runtime == "" {
+		return nil, fmt.Errorf("shim: id, bundle, dir and runtime are required: %w", errdefs.ErrInvalidArgument)
+	}
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return nil, fmt.Errorf("shim: become child subreaper: %w", err)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("shim: %w", err)
+	}
+	s := &Shim{cfg: cfg, reaper: newReaper(), status: StatusCreated, exited: make(chan struct{}), execs: map[string]*processIO{}}
+	sock := filepath.Join(cfg.Dir, SocketFile)
+	os.Remove(sock)
+	if s.l, err = net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"}); err != nil {
+		return nil, fmt.Errorf("shim: listen: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			s.l.Close()
+		}
+	}()
+	log, err := openLog(cfg.LogPath, cfg.Log)
+	if err != nil {
+		return nil, fmt.Errorf("shim: %w", err)
+	}
+	pio, pid, err := s.runWithIO(ctx, cfg.Tty, cfg.Stdin, "init", "create", "--bundle", cfg.Bundle)
+	if err != nil {
+		log.Close()
+		return nil, err
+	}
+	pio.log = log
+	s.io, s.pid = pio, pid
+	s.cgroup = memoryCgroup(pid)
+	pio.start()
+	return s, nil
+}
+
+// Pid is the container's init pid.
+func (s *Shim) Pid() int { return s.pid }
+
+// runWithIO runs a runtime command that makes a process (create, or exec
+// -d), with new stdio for it, and returns the stdio and the pid.
+func (s *Shim) runWithIO(ctx context.Context, tty, stdin bool, name string, args ...string) (*processIO, int, error) {
+	var pio *processIO
+	var console *consoleSocket
+	var err error
+	if tty {
+		if pio, err = newTTYIO(); err != nil {
+			return nil, 0, err
+		}
+		if console, err = listenConsole(filepath.Join(s.cfg.Dir, name+".console.sock")); err != nil {
+			pio.closeChild()
+			return nil, 0, err
+		}
+		defer console.close()
+		args = append(args, "--console-socket", console.path)
+	} else if pio, err = newPipeIO(stdin); err != nil {
+		return nil, 0, err
+	}
+	pidFile := filepath.Join(s.cfg.Dir, name+".pid")
+	os.Remove(pidFile)
+	args = append(args, "--pid-file", pidFile, s.cfg.ID)
+	err = s.runtime(ctx, pio.child, args...)
+	pio.closeChild()
+	if err == nil && console != nil {
+		pio.tty, err = console.master()
+	}
+	var pid int
+	if err == nil {
+		pid, err = readPid(pidFile)
+	}
+	if err != nil {
+		pio.close()
+		return nil, 0, err
+	}
+	return pio, pid, nil
+}
+
+func readPid(path string) (int, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("shim: read pid file: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("shim: pid file %s holds %q", path, data)
+	}
+	return pid, nil
+}
+
+// runtime runs the OCI runtime with stdio (nil entries get /dev/null) and
+// waits for it through the reaper. A failure carries the runtime's last
+// logged error.
+func (s *Shim) runtime(ctx context.Context, stdio [3]*os.File, args ...string) error {
+	logPath := filepath.Join(s.cfg.Dir, "runtime.log")
+	global := []string{"--log", logPath, "--log-format", "json"}
+	if s.cfg.RuntimeRoot != "" {
+		global = append(global, "--root", s.cfg.RuntimeRoot)
+	}
+	cmd := exec.Command(s.cfg.Runtime, append(global, args...)...)
+	for i, f := range stdio {
+		if f == nil {
+			null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+			if err != nil {
+				return err
+			}
+			defer null.Close()
+			stdio[i] = null
+		}
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]
+	before := fileSize(logPath)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("shim: run %s: %w", s.cfg.Runtime, err)
+	}
+	var st unix.WaitStatus
+	select {
+	case st = <-s.reaper.wait(cmd.Process.Pid):
+	case <-ctx.Done():
+		cmd.Process.Kill()
+		st = <-s.reaper.wait(cmd.Process.Pid)
+	}
+	cmd.Process.Release()
+	if st.Exited() && st.ExitStatus() == 0 {
+		return nil
+	}
+	msg := lastRuntimeError(logPath, before)
+	if msg == "" {
+		msg = fmt.Sprintf("exit status %d", exitCode(st))
+	}
+	return fmt.Errorf("%s %s: %s", filepath.Base(s.cfg.Runtime), args[0], msg)
+}
+
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// lastRuntimeError is the message of the last error the runtime logged
+// after offset in its JSON log.
+func lastRuntimeError(path string, offset int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, 0); err != nil {
+		return ""
+	}
+	var msg string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var e struct{ Level, Msg string }
+		if json.Unmarshal(sc.Bytes(), &e) == nil && e.Level == "error" {
+			msg = e.Msg
+		}
+	}
+	return msg
+}
+
+// memoryCgroup finds the directory of pid's memory cgroup (v2, or the v1
+// memory hierarchy), where the kernel counts OOM kills; "" if unknown.
+func memoryCgroup(pid int) string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if parts[0] == "0" && parts[1] == "" {
+			return filepath.Join("/sys/fs/cgroup", parts[2])
+		}
+		for _, c := range strings.Split(parts[1], ",") {
+			if c == "memory" {
+				return filepath.Join("/sys/fs/cgroup/memory", parts[2])
+			}
+		}
+	}
+	return ""
+}
+
+// oomKilled reports whether the kernel OOM-killed a process in the cgroup
+// (memory.events on v2, memory.oom_control on v1: both have oom_kill).
+func oomKilled(dir string) bool {
+	if dir == "" {
+		return false
+	}
+	for _, name := range []string{"memory.events", "memory.oom_control"} {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "oom_kill "); ok {
+				n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+				return n > 0
+			}
+		}
+	}
+	return false
+}
+
+// Serve answers clients until the container has exited, its output is
+// drained and its exit recorded; then it closes the socket and returns.
+func (s *Shim) Serve(ctx context.Context) error {
+	go s.accept()
+	st := <-s.reaper.wait(s.pid)
+	exit := Exit{Code: exitCode(st), ExitedAt: time.Now().UTC(), OOM: oomKilled(s.cgroup)}
+	// Processes of the container that outlive its init (a host PID
+	// namespace) may hold the output open: give the output a bound.
+	select {
+	case <-s.io.done:
+	case <-time.After(5 * time.Second):
+	}
+	s.io.detachAll()
+	werr := writeExit(s.cfg.Dir, exit)
+	lerr := s.io.log.Close()
+	s.mu.Lock()
+	s.status, s.exit = StatusStopped, &exit
+	close(s.exited)
+	s.mu.Unlock()
+	s.l.Close()
+	os.Remove(filepath.Join(s.cfg.Dir, SocketFile))
+	// Let the connections answer their waiters.
+	done := make(chan struct{})
+	go func() { s.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+	s.io.close()
+	return errors.Join(werr, lerr)
+}
+
+func (s *Shim) accept() {
+	for {
+		conn, err := s.l.AcceptUnix()
+		if err != nil {
+			return
+		}
+		s.conns.Add(1)
+		go func() {
+			defer s.conns.Done()
+			defer conn.Close()
+			s.handle(conn)
+		}()
+	}
+}
+
+func (s *Shim) handle(conn *net.UnixConn) {
+	r := bufio.NewReader(conn)
+	line, err := r.ReadBytes('\n')
+	if err != nil {
+		return
+	}
+	var req Request
+	if err := json.Unmarshal(line, &req); err != nil {
+		reply(conn, errorResponse(fmt.Errorf("bad request: %w", errdefs.ErrInvalidArgument)))
+		return
+	}
+	switch req.Op {
+	case OpAttach:
+		s.attach(conn, r, req)
+	case OpExec:
+		s.exec(conn, r, req)
+	case OpWait:
+		select {
+		case <-s.exited:
+		case <-s.closedBy(r):
+			return
+		}
+		reply(conn, s.state())
+	default:
+		reply(conn, s.control(req))
+	}
+}
+
+// closedBy returns a channel closed when the client hangs up.
+func (s *Shim) closedBy(r *bufio.Reader) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		r.ReadByte()
+		close(ch)
+	}()
+	return ch
+}
+
+func reply(conn net.Conn, r Response) error {
+	data, _ := json.Marshal(r)
+	_, err := conn.Write(append(data, '\n'))
+	return err
+}
+
+func (s *Shim) state() Response {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Response{Pid: s.pid, Status: s.status, Exit: s.exit}
+}
+
+// control runs the requests that need no stream.
+func (s *Shim) control(req Request) Response {
+	ctx := context.Background()
+	var err error
+	switch req.Op {
+	case OpState:
+		return s.state()
+	case OpStart:
+		s.mu.Lock()
+		if s.status != StatusCreated {
+			s.mu.Unlock()
+			return errorResponse(fmt.Errorf("container is %s: %w", s.status, errdefs.ErrConflict))
+		}
+		s.mu.Unlock()
+		if err = s.runtime(ctx, [3]*os.File{}, "start", s.cfg.ID); err == nil {
+			s.mu.Lock()
+			if s.status == StatusCreated {
+				s.status = StatusRunning
+			}
+			s.mu.Unlock()
+		}
+	case OpKill:
+		if s.state().Status == StatusStopped {
+			return errorResponse(fmt.Errorf("container has exited: %w", errdefs.ErrFailedPrecondition))
+		}
+		args := []string{"kill"}
+		if req.All {
+			args = append(args, "--all")
+		}
+		sig := req.Signal
+		if sig == 0 {
+			sig = int(unix.SIGTERM)
+		}
+		err = s.runtime(ctx, [3]*os.File{}, append(args, s.cfg.ID, strconv.Itoa(sig))...)
+	case OpResize:
+		pio := s.io
+		if req.Exec != "" {
+			s.mu.Lock()
+			pio = s.execs[req.Exec]
+			s.mu.Unlock()
+			if pio == nil {
+				return errorResponse(fmt.Errorf("exec %s: %w", req.Exec, errdefs.ErrNotFound))
+			}
+		}
+		if err = pio.resize(req.Width, req.Height); errors.Is(err, errNoTTY) {
+			err = fmt.Errorf("%w: %w", err, errdefs.ErrFailedPrecondition)
+		}
+	default:
+		err = fmt.Errorf("unknown op %q: %w", req.Op, errdefs.ErrNotImplemented)
+	}
+	if err != nil {
+		return errorResponse(err)
+	}
+	return s.state()
+}
+
+// attach streams the container's stdio over conn until its output ends
+// or the client goes away.
+func (s *Shim) attach(conn *net.UnixConn, r *bufio.Reader, req Request) {
+	if req.Stdin && s.io.stdinWriter() == nil {
+		reply(conn, errorResponse(fmt.Errorf("container has no stdin: %w", errdefs.ErrFailedPrecondition)))
+		return
+	}
+	c := &client{w: conn, stdout: req.Stdout, stderr: req.Stderr}
+	if err := reply(conn, s.state()); err != nil {
+		return
+	}
+	s.io.attach(c)
+	if req.Stdin {
+		go s.io.copyInput(r, req.CloseStdin)
+	}
+	<-c.gone
+}
+
+// exec runs a process in the container with `runtime exec -d` and streams
+// its stdio over conn; once it has exited and its output is drained, its
+// exit code is written to exec-<id>.exit and the connection closed.
+func (s *Shim) exec(conn *net.UnixConn, r *bufio.Reader, req Request) {
+	pio, pid, err := s.startExec(req)
+	if err != nil {
+		reply(conn, errorResponse(err))
+		return
+	}
+	defer func() {
+		s.mu.Lock()
+		delete(s.execs, req.ID)
+		s.mu.Unlock()
+		pio.close()
+	}()
+	c := &client{w: conn, stdout: true, stderr: true}
+	pio.attach(c)
+	status := s.reaper.wait(pid)
+	if err := reply(conn, Response{Pid: pid, Status: StatusRunning}); err != nil {
+		pio.detachAll()
+	}
+	pio.start()
+	if req.Stdin {
+		go pio.copyInput(r, true)
+	}
+	st := <-status
+	select {
+	case <-pio.done:
+	case <-time.After(5 * time.Second):
+	}
+	pio.detachAll()
+	writeFileAtomic(s.cfg.Dir, "exec-"+req.ID+".exit", []byte(strconv.Itoa(exitCode(st))+"\n"))
+}
+
+func (s *Shim) startExec(req Request) (*processIO, int, error) {
+	if req.ID == "" || strings.ContainsAny(req.ID, "/.") || req.Process == nil {
+		return nil, 0, fmt.Errorf("exec needs an id (no / or .) and a process: %w", errdefs.ErrInvalidArgument)
+	}
+	if s.state().Status != StatusRunning {
+		return nil, 0, fmt.Errorf("container is not running: %w", errdefs.ErrFailedPrecondition)
+	}
+	s.mu.Lock()
+	if _, ok := s.execs[req.ID]; ok {
+		s.mu.Unlock()
+		return nil, 0, fmt.Errorf("exec %s: %w", req.ID, errdefs.ErrAlreadyExists)
+	}
+	s.execs[req.ID] = nil
+	s.mu.Unlock()
+	name := "exec-" + req.ID
+	p := *req.Process
+	p.Terminal = req.Tty
+	data, err := json.Marshal(&p)
+	if err == nil {
+		err = writeFileAtomic(s.cfg.Dir, name+".json", data)
+	}
+	var pio *processIO
+	var pid int
+	if err == nil {
+		pio, pid, err = s.runWithIO(context.Background(), req.Tty, req.Stdin, name,
+			"exec", "--process", filepath.Join(s.cfg.Dir, name+".json"), "--detach")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		delete(s.execs, req.ID)
+		return nil, 0, err
+	}
+	s.execs[req.ID] = pio
+	return pio, pid, nil
+}

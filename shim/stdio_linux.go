@@ -1,0 +1,347 @@
+package shim
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxLogLine is where a line without a newline is cut into a partial log
+// entry, as Docker's json-file driver does.
+const maxLogLine = 16 * 1024
+
+// processIO holds one process's stdio on the shim's side: the pty master
+// for a tty, else the parent ends of its pipes. Output is copied to the log
+// (if any) and to the attached clients.
+type processIO struct {
+	tty    *os.File // pty master, nil without a tty
+	stdin  *os.File // write end of the stdin pipe, nil without one
+	stdout *os.File // read ends of the output pipes
+	stderr *os.File
+	// child ends for the runtime: stdin, stdout, stderr.
+	child [3]*os.File
+
+	log  logSink
+	done chan struct{} // closed when all output has been copied
+
+	mu      sync.Mutex
+	clients map[*client]struct{}
+	stdinMu sync.Mutex
+}
+
+// client is one attached connection.
+type client struct {
+	w              io.Writer
+	stdout, stderr bool
+	gone           chan struct{}
+}
+
+// newPipeIO makes the pipes of a process without a tty; withStdin keeps a
+// stdin pipe, else the process reads /dev/null.
+func newPipeIO(withStdin bool) (_ *processIO, err error) {
+	p := &processIO{clients: map[*client]struct{}{}, done: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			p.closeChild()
+			p.close()
+		}
+	}()
+	if withStdin {
+		if p.child[0], p.stdin, err = os.Pipe(); err != nil {
+			return nil, fmt.Errorf("stdin pipe: %w", err)
+		}
+	} else if p.child[0], err = os.Open(os.DevNull); err != nil {
+		return nil, err
+	}
+	if p.stdout, p.child[1], err = os.Pipe(); err != nil {
+		return nil, fmt.Errorf("stdout pipe: %w", err)
+	}
+	if p.stderr, p.child[2], err = os.Pipe(); err != nil {
+		return nil, fmt.Errorf("stderr pipe: %w", err)
+	}
+	return p, nil
+}
+
+// newTTYIO gives the runtime /dev/null as stdio; the pty master arrives
+// later through setTTY.
+func newTTYIO() (*processIO, error) {
+	p := &processIO{clients: map[*client]struct{}{}, done: make(chan struct{})}
+	for i := range p.child {
+		f, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+		if err != nil {
+			p.closeChild()
+			return nil, err
+		}
+		p.child[i] = f
+	}
+	return p, nil
+}
+
+// closeChild closes the shim's copies of the child ends, once the runtime
+// has handed them on, so that output ends when the process's copies close.
+func (p *processIO) closeChild() {
+	for i, f := range p.child {
+		if f != nil {
+			f.Close()
+			p.child[i] = nil
+		}
+	}
+}
+
+// start copies output until every output stream ends.
+func (p *processIO) start() {
+	var wg sync.WaitGroup
+	copyOut := func(f *os.File, stream byte, name string) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.copyOutput(f, stream, name)
+		}()
+	}
+	if p.tty != nil {
+		copyOut(p.tty, StreamStdout, "stdout")
+	} else {
+		copyOut(p.stdout, StreamStdout, "stdout")
+		copyOut(p.stderr, StreamStderr, "stderr")
+	}
+	go func() {
+		wg.Wait()
+		if p.log != nil {
+			p.log.Flush()
+		}
+		close(p.done)
+	}()
+}
+
+func (p *processIO) copyOutput(f *os.File, stream byte, name string) {
+	buf := make([]byte, 32*1024)
+	var line []byte
+	for {
+		n, err := f.Read(buf)
+		if n > 0 {
+			p.broadcast(stream, buf[:n])
+			if p.log != nil {
+				line = p.logLines(name, append(line, buf[:n]...))
+			}
+		}
+		if err != nil { // EOF, or EIO on a pty master once the slave is gone
+			break
+		}
+	}
+	if p.log != nil && len(line) > 0 {
+		p.log.WriteLog(name, line, time.Now())
+	}
+}
+
+// logLines logs each complete line of data (newline included) and cuts
+// lines longer than maxLogLine; it returns the incomplete rest.
+func (p *processIO) logLines(stream string, data []byte) []byte {
+	now := time.Now()
+	for {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			if len(data) < maxLogLine {
+				break
+			}
+			i = maxLogLine - 1
+		}
+		p.log.WriteLog(stream, data[:i+1], now)
+		data = data[i+1:]
+	}
+	// Keep the rest in a buffer of its own: data aliases the read buffer.
+	return append([]byte(nil), data...)
+}
+
+func (p *processIO) broadcast(stream byte, data []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.clients {
+		if stream == StreamStdout && !c.stdout || stream == StreamStderr && !c.stderr {
+			continue
+		}
+		var err error
+		if p.tty != nil {
+			_, err = c.w.Write(data)
+		} else {
+			err = writeFrame(c.w, stream, data)
+		}
+		if err != nil {
+			delete(p.clients, c)
+			close(c.gone)
+		}
+	}
+}
+
+// attach adds a client; its gone channel closes when output has ended or
+// writing to it failed.
+func (p *processIO) attach(c *client) {
+	c.gone = make(chan struct{})
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.done:
+		close(c.gone)
+		return
+	default:
+	}
+	p.clients[c] = struct{}{}
+}
+
+// detachAll ends every client, after the output has ended.
+func (p *processIO) detachAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.clients {
+		delete(p.clients, c)
+		close(c.gone)
+	}
+}
+
+// copyInput copies a client's input to the process's stdin; closeStdin
+// ends that stdin when the input ends (a tty gets ^D instead, since
+// closing the master would hang up the terminal).
+func (p *processIO) copyInput(r io.Reader, closeStdin bool) {
+	w := p.stdinWriter()
+	if w == nil {
+		return
+	}
+	buf := make([]byte, 32*1024)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	if !closeStdin {
+		return
+	}
+	if p.tty != nil {
+		p.tty.Write([]byte{4})
+		return
+	}
+	p.stdinMu.Lock()
+	defer p.stdinMu.Unlock()
+	if p.stdin != nil {
+		p.stdin.Close()
+		p.stdin = nil
+	}
+}
+
+func (p *processIO) stdinWriter() io.Writer {
+	if p.tty != nil {
+		return p.tty
+	}
+	p.stdinMu.Lock()
+	defer p.stdinMu.Unlock()
+	if p.stdin == nil {
+		return nil
+	}
+	return p.stdin
+}
+
+// resize sets the terminal size.
+func (p *processIO) resize(width, height uint16) error {
+	if p.tty == nil {
+		return errNoTTY
+	}
+	ws := &unix.Winsize{Col: width, Row: height}
+	if err := unix.IoctlSetWinsize(int(p.tty.Fd()), unix.TIOCSWINSZ, ws); err != nil {
+		return fmt.Errorf("resize: %w", err)
+	}
+	return nil
+}
+
+// close releases the shim's ends.
+func (p *processIO) close() {
+	for _, f := range []*os.File{p.tty, p.stdout, p.stderr} {
+		if f != nil {
+			f.Close()
+		}
+	}
+	p.stdinMu.Lock()
+	if p.stdin != nil {
+		p.stdin.Close()
+		p.stdin = nil
+	}
+	p.stdinMu.Unlock()
+}
+
+var errNoTTY = errors.New("the process has no terminal")
+
+// consoleSocket listens for the one pty master the runtime sends over
+// --console-socket.
+type consoleSocket struct {
+	path string
+	l    *net.UnixListener
+	got  chan consoleResult
+}
+
+type consoleResult struct {
+	f   *os.File
+	err error
+}
+
+func listenConsole(path string) (*consoleSocket, error) {
+	os.Remove(path)
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("console socket: %w", err)
+	}
+	c := &consoleSocket{path: path, l: l, got: make(chan consoleResult, 1)}
+	go func() {
+		f, err := c.receive()
+		c.got <- consoleResult{f, err}
+	}()
+	return c, nil
+}
+
+func (c *consoleSocket) receive() (*os.File, error) {
+	conn, err := c.l.AcceptUnix()
+	if err != nil {
+		return nil, fmt.Errorf("console socket: %w", err)
+	}
+	defer conn.Close()
+	buf := make([]byte, 4096)
+	oob := make([]byte, unix.CmsgSpace(4))
+	_, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return nil, fmt.Errorf("console socket: receive: %w", err)
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) == 0 {
+		return nil, fmt.Errorf("console socket: no descriptor received")
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) == 0 {
+		return nil, fmt.Errorf("console socket: no descriptor received")
+	}
+	for _, fd := range fds[1:] {
+		unix.Close(fd)
+	}
+	unix.CloseOnExec(fds[0])
+	return os.NewFile(uintptr(fds[0]), "pty-master"), nil
+}
+
+// master returns the received pty master; call it after the runtime
+// succeeded.
+func (c *consoleSocket) master() (*os.File, error) {
+	r := <-c.got
+	return r.f, r.err
+}
+
+func (c *consoleSocket) close() {
+	c.l.Close()
+	os.Remove(c.path)
+}
