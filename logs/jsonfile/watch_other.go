@@ -1,0 +1,5 @@
+//go:build !linux
+
+package jsonfile
+
+func newWatcher(string) watcher { return poller{} }
