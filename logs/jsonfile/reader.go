@@ -263,7 +263,7 @@ func (r *reader) follow(ctx context.Context, w watcher, cur **logFile) error {
 				r.endFile()
 			}
 			if err != nil || r.stopped {
-				closeAll(next[i:len(next)-1])
+				closeAll(next[i : len(next)-1])
 				return err
 			}
 			lf.f.Close()
