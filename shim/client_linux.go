@@ -242,12 +242,40 @@ type Streams struct {
 // Attach streams the container's stdio until its output ends (it exited)
 // or ctx is done. With tty the output is raw and goes to Stdout.
 func (c *Client) Attach(ctx context.Context, s Streams, tty bool) error {
-	req := Request{Op: OpAttach, Stdin: s.Stdin != nil, Stdout: s.Stdout != nil, Stderr: s.Stderr != nil, CloseStdin: s.CloseStdin}
-	_, conn, br, err := c.call(ctx, req, true)
+	a, err := c.AttachStream(ctx, s, tty)
 	if err != nil {
 		return err
 	}
-	return stream(ctx, conn, br, s, tty)
+	return a.Wait()
+}
+
+// Attached is an attach in progress.
+type Attached struct {
+	done chan struct{}
+	err  error
+}
+
+// Wait blocks until the attach ends: the container's output ended, or the
+// context given to AttachStream was done.
+func (a *Attached) Wait() error {
+	<-a.done
+	return a.err
+}
+
+// AttachStream is Attach that returns once the shim has taken the client
+// in, so that a container started afterwards loses no output to it.
+func (c *Client) AttachStream(ctx context.Context, s Streams, tty bool) (*Attached, error) {
+	req := Request{Op: OpAttach, Stdin: s.Stdin != nil, Stdout: s.Stdout != nil, Stderr: s.Stderr != nil, CloseStdin: s.CloseStdin}
+	_, conn, br, err := c.call(ctx, req, true)
+	if err != nil {
+		return nil, err
+	}
+	a := &Attached{done: make(chan struct{})}
+	go func() {
+		a.err = stream(ctx, conn, br, s, tty)
+		close(a.done)
+	}()
+	return a, nil
 }
 
 // stream copies s.Stdin to conn and conn's output to s until the output

@@ -20,6 +20,7 @@ const (
 	ExitedAtFile = "exited-at" // the exit time, RFC 3339 with nanoseconds
 	OOMFile      = "oom"       // present when the kernel OOM-killed a process of the container
 	SocketFile   = "shim.sock" // the shim's socket while it runs
+	PidFile      = "shim.pid"  // the shim's own pid
 )
 
 // Exit is how a container (or exec) ended. Code follows Docker: the exit

@@ -63,6 +63,9 @@ func New(ctx context.Context, cfg Config) (_ *Shim, err error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("shim: %w", err)
 	}
+	if err := writeFileAtomic(cfg.Dir, PidFile, []byte(strconv.Itoa(os.Getpid())+"\n")); err != nil {
+		return nil, fmt.Errorf("shim: %w", err)
+	}
 	s := &Shim{cfg: cfg, reaper: newReaper(), status: StatusCreated, exited: make(chan struct{}), execs: map[string]*processIO{}}
 	sock := filepath.Join(cfg.Dir, SocketFile)
 	os.Remove(sock)
@@ -421,11 +424,13 @@ func (s *Shim) attach(conn *net.UnixConn, r *bufio.Reader, req Request) {
 		reply(conn, errorResponse(fmt.Errorf("container has no stdin: %w", errdefs.ErrFailedPrecondition)))
 		return
 	}
+	// Registered before the reply, so that a client that attaches before
+	// start misses no output.
 	c := &client{w: conn, stdout: req.Stdout, stderr: req.Stderr}
+	s.io.attach(c)
 	if err := reply(conn, s.state()); err != nil {
 		return
 	}
-	s.io.attach(c)
 	if req.Stdin {
 		go s.io.copyInput(r, req.CloseStdin)
 	}
