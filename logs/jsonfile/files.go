@@ -44,6 +44,9 @@ func listNames(path string) ([]string, error) {
 	var rotated []numbered
 	live := false
 	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
 		name := e.Name()
 		if name == base {
 			live = true

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -49,7 +51,9 @@ type Writer struct {
 	size    int64
 	partial map[string][]byte
 	buf     []byte // entries encoded but not yet written
-	closed  bool
+	// rotateErr is a rotation failure to report when the call ends.
+	rotateErr error
+	closed    bool
 }
 
 // NewWriter opens the log at path for appending, creating it if needed. The
@@ -119,7 +123,7 @@ func (w *Writer) WriteLog(stream string, line []byte, t time.Time) error {
 	}
 	// Keep the tail in the stream's own buffer: data may alias the caller's.
 	w.partial[stream] = append(w.partial[stream][:0], data...)
-	return w.write()
+	return w.finish()
 }
 
 // add encodes one entry, writing out what is pending and rotating first if
@@ -135,17 +139,31 @@ func (w *Writer) add(stream string, log []byte, t time.Time) error {
 	if err := w.write(); err != nil {
 		return err
 	}
-	if err := w.rotate(); err != nil {
-		return err
-	}
+	// A failed rotation must not cost the entry: it then goes to whichever
+	// file is live, and the error is reported once the chunk is written.
+	w.rotateErr = errors.Join(w.rotateErr, w.rotate())
 	w.buf = append(w.buf, entry...)
 	return nil
+}
+
+// finish writes the pending entries and reports a rotation that failed on
+// the way.
+func (w *Writer) finish() error {
+	err := errors.Join(w.rotateErr, w.write())
+	w.rotateErr = nil
+	return err
 }
 
 // write appends the pending entries to the live file in one write.
 func (w *Writer) write() error {
 	if len(w.buf) == 0 {
 		return nil
+	}
+	if w.f == nil {
+		// A rotation failed to open the new file: try again.
+		if err := w.open(); err != nil {
+			return err
+		}
 	}
 	n, err := w.f.Write(w.buf)
 	w.size += int64(n)
@@ -160,7 +178,9 @@ func (w *Writer) write() error {
 // live file to path.1 and opens a new live file. Every step is a rename, so
 // a file a reader holds open stays whole.
 func (w *Writer) rotate() error {
-	if err := w.f.Close(); err != nil {
+	err := w.f.Close()
+	w.f = nil
+	if err != nil {
 		return fmt.Errorf("rotate json-file log: %w", err)
 	}
 	if w.opts.MaxFiles == 1 {
@@ -195,7 +215,8 @@ func (w *Writer) Flush() error {
 }
 
 func (w *Writer) flush(t time.Time) error {
-	for stream, p := range w.partial {
+	for _, stream := range slices.Sorted(maps.Keys(w.partial)) {
+		p := w.partial[stream]
 		if len(p) == 0 {
 			continue
 		}
@@ -204,7 +225,7 @@ func (w *Writer) flush(t time.Time) error {
 		}
 		w.partial[stream] = p[:0]
 	}
-	return w.write()
+	return w.finish()
 }
 
 // Close flushes unterminated output and closes the file. Later calls return
@@ -217,9 +238,11 @@ func (w *Writer) Close() error {
 	}
 	w.closed = true
 	ferr := w.flush(time.Now())
-	cerr := w.f.Close()
-	if cerr != nil {
-		cerr = fmt.Errorf("close json-file log: %w", cerr)
+	var cerr error
+	if w.f != nil {
+		if err := w.f.Close(); err != nil {
+			cerr = fmt.Errorf("close json-file log: %w", err)
+		}
 	}
 	return errors.Join(ferr, cerr)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -229,5 +230,36 @@ func BenchmarkWriteLog(b *testing.B) {
 		if err := w.WriteLog("stdout", chunk, now); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestFailedRotationKeepsEntries(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	// A non-empty directory where the live file must be renamed to.
+	if err := os.MkdirAll(filepath.Join(path+".1", "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWriter(path, Options{MaxSize: 100, MaxFiles: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failures := 0
+	for i := range 5 {
+		if err := w.WriteLog("stdout", fmt.Appendf(nil, "line %d\n", i), t0); err != nil {
+			failures++
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if failures != 4 {
+		t.Fatalf("%d WriteLog calls failed, want 4 (each rotation)", failures)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(data, []byte("\n")); n != 5 {
+		t.Fatalf("live file has %d entries, want all 5:\n%s", n, data)
 	}
 }
