@@ -391,3 +391,107 @@ func TestShimSurvivesStarter(t *testing.T) {
 		t.Fatalf("log %q", log)
 	}
 }
+
+func TestOOMKill(t *testing.T) {
+	c := newContainer(t, false, false, "sh", "-c", `x=$(dd if=/dev/zero bs=1M count=256 2>/dev/null | tr '\0' a); echo survived`)
+	limit := int64(16 << 20)
+	if err := setSpec(c.opts.Bundle, func(s *specs.Spec) {
+		s.Linux.Resources = &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit, Swap: &limit}}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cl, _ := c.start(t)
+	ctx := context.Background()
+	if err := cl.StartContainer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e, err := cl.Wait(ctx)
+	if err != nil || !e.OOM {
+		t.Fatalf("Wait = %+v, %v; want an OOM kill", e, err)
+	}
+	waitShimGone(t, c.dir)
+	if fe, err := shim.ReadExit(c.dir); err != nil || !fe.OOM || fe.Code != e.Code {
+		t.Fatalf("ReadExit = %+v, %v; Wait said %+v", fe, err, e)
+	}
+}
+
+// setSpec rewrites the bundle's config.json through mod.
+func setSpec(bundle string, mod func(*specs.Spec)) error {
+	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return err
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(data, &s); err != nil {
+		return err
+	}
+	mod(&s)
+	return fixtures.WriteConfig(bundle, &s)
+}
+
+// The live log file is never lost to rotation: with max-size and two files
+// the log holds the newest lines across json.log.1 and json.log.
+func TestLogRotation(t *testing.T) {
+	c := newContainer(t, false, false, "sh", "-c", "i=0; while [ $i -lt 300 ]; do echo line$i; i=$((i+1)); done")
+	c.opts.Log = shim.LogOptions{MaxSize: 2048, MaxFiles: 2}
+	cl, _ := c.start(t)
+	ctx := context.Background()
+	if err := cl.StartContainer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := cl.Wait(ctx); err != nil || e.Code != 0 {
+		t.Fatalf("Wait = %+v, %v", e, err)
+	}
+	waitShimGone(t, c.dir)
+	live, rotated := readFile(c.log), readFile(c.log+".1")
+	if _, err := os.Stat(c.log + ".2"); err == nil {
+		t.Errorf("%s.2 exists with max-files 2", c.log)
+	}
+	if int64(len(live)) > 2048 || int64(len(rotated)) > 2048 || rotated == "" {
+		t.Fatalf("live %d bytes, rotated %d bytes; want both within 2048 and a rotation", len(live), len(rotated))
+	}
+	if !strings.Contains(live, `"line299\n"`) {
+		t.Fatalf("live log lacks the last line: %q", live)
+	}
+	if strings.Contains(rotated+live, `"line0\n"`) {
+		t.Fatalf("line0 should have rotated away")
+	}
+}
+
+// Other OCI runtimes work in place of berth-runtime.
+func TestOtherRuntimes(t *testing.T) {
+	for _, name := range []string{"runc", "crun"} {
+		t.Run(name, func(t *testing.T) {
+			bin, err := exec.LookPath(name)
+			if err != nil {
+				t.Skipf("%s is not installed", name)
+			}
+			if data, _ := os.ReadFile("/sys/fs/cgroup/unified/cgroup.controllers"); name == "crun" && len(bytes.TrimSpace(data)) > 0 {
+				t.Skip("crun refuses a hybrid cgroup host whose cgroup2 mount has controllers")
+			}
+			testutil.RequiresRoot(t)
+			for _, tty := range []bool{false, true} {
+				t.Run(fmt.Sprintf("tty=%v", tty), func(t *testing.T) {
+					c := newContainer(t, tty, false, "sh", "-c", "echo hi; exit 4")
+					if err := setSpec(c.opts.Bundle, func(s *specs.Spec) { s.Version = "1.0.2" }); err != nil {
+						t.Fatal(err)
+					}
+					c.opts.Runtime = bin
+					t.Cleanup(func() { exec.Command(bin, "--root", c.rt.Root, "delete", "--force", c.id).Run() })
+					cl, _ := c.start(t)
+					ctx := context.Background()
+					if err := cl.StartContainer(ctx); err != nil {
+						t.Fatal(err)
+					}
+					if e, err := cl.Wait(ctx); err != nil || e.Code != 4 {
+						t.Fatalf("Wait = %+v, %v; want code 4", e, err)
+					}
+					waitShimGone(t, c.dir)
+					if log := readFile(c.log); !strings.Contains(log, `"hi\n"`) && !strings.Contains(log, `"hi\r\n"`) {
+						t.Fatalf("log %q lacks hi", log)
+					}
+				})
+			}
+		})
+	}
+}

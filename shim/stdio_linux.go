@@ -1,7 +1,6 @@
 package shim
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -12,10 +11,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// maxLogLine is where a line without a newline is cut into a partial log
-// entry, as Docker's json-file driver does.
-const maxLogLine = 16 * 1024
 
 // processIO holds one process's stdio on the shim's side: the pty master
 // for a tty, else the parent ends of its pipes. Output is copied to the log
@@ -122,41 +117,18 @@ func (p *processIO) start() {
 
 func (p *processIO) copyOutput(f *os.File, stream byte, name string) {
 	buf := make([]byte, 32*1024)
-	var line []byte
 	for {
 		n, err := f.Read(buf)
 		if n > 0 {
 			p.broadcast(stream, buf[:n])
 			if p.log != nil {
-				line = p.logLines(name, append(line, buf[:n]...))
+				p.log.WriteLog(name, buf[:n], time.Now())
 			}
 		}
 		if err != nil { // EOF, or EIO on a pty master once the slave is gone
-			break
+			return
 		}
 	}
-	if p.log != nil && len(line) > 0 {
-		p.log.WriteLog(name, line, time.Now())
-	}
-}
-
-// logLines logs each complete line of data (newline included) and cuts
-// lines longer than maxLogLine; it returns the incomplete rest.
-func (p *processIO) logLines(stream string, data []byte) []byte {
-	now := time.Now()
-	for {
-		i := bytes.IndexByte(data, '\n')
-		if i < 0 {
-			if len(data) < maxLogLine {
-				break
-			}
-			i = maxLogLine - 1
-		}
-		p.log.WriteLog(stream, data[:i+1], now)
-		data = data[i+1:]
-	}
-	// Keep the rest in a buffer of its own: data aliases the read buffer.
-	return append([]byte(nil), data...)
 }
 
 func (p *processIO) broadcast(stream byte, data []byte) {
