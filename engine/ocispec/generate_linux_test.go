@@ -182,7 +182,7 @@ func allows(sc *specs.LinuxSeccomp, name string) bool {
 func TestGeneratePrivileged(t *testing.T) {
 	s := generate(t, testImage(), RunOptions{Privileged: true})
 	all := readHostFacts().allCaps
-	if len(all) < 38 || !reflect.DeepEqual(s.Process.Capabilities.Bounding, all) {
+	if len(all) < 30 || !reflect.DeepEqual(s.Process.Capabilities.Bounding, all) {
 		t.Errorf("privileged caps = %v, want all %d", s.Process.Capabilities.Bounding, len(all))
 	}
 	if s.Linux.Seccomp != nil || s.Linux.MaskedPaths != nil || s.Linux.ReadonlyPaths != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -13,8 +14,8 @@ type hostFacts struct {
 	cgroup2  bool
 	apparmor bool
 	selinux  bool
-	// allCaps are the capabilities the kernel knows, for --privileged and
-	// --cap-add ALL.
+	// allCaps are the capabilities the kernel knows and this process may
+	// grant, for --privileged and --cap-add ALL.
 	allCaps []string
 }
 
@@ -34,6 +35,31 @@ func readHostFacts() hostFacts {
 			last = n
 		}
 	}
-	h.allCaps = append([]string(nil), knownCapabilities[:last+1]...)
+	bounding := boundingSet()
+	for i, c := range knownCapabilities[:last+1] {
+		if bounding&(1<<i) != 0 {
+			h.allCaps = append(h.allCaps, c)
+		}
+	}
 	return h
+}
+
+// boundingSet is the capability bounding set of this process (all ones if
+// it cannot be read). A container cannot be granted a capability outside
+// it: when berthd itself runs in a container that lacks some, "all
+// capabilities" means all that berthd has, or the runtime would fail to
+// apply them.
+func boundingSet() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return ^uint64(0)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapBnd:"); ok {
+			if n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil {
+				return n
+			}
+		}
+	}
+	return ^uint64(0)
 }
