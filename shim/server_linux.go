@@ -451,6 +451,8 @@ func (s *Shim) exec(conn *net.UnixConn, r *bufio.Reader, req Request) {
 		delete(s.execs, req.ID)
 		s.mu.Unlock()
 		pio.close()
+		os.Remove(filepath.Join(s.cfg.Dir, "exec-"+req.ID+".json"))
+		os.Remove(filepath.Join(s.cfg.Dir, "exec-"+req.ID+".pid"))
 	}()
 	c := &client{w: conn, stdout: true, stderr: true}
 	pio.attach(c)

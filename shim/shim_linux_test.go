@@ -100,6 +100,7 @@ func newContainer(t *testing.T, tty, stdin bool, args ...string) *container {
 	bundle := fixtures.Bundle(t, fixtures.WithArgs(args...), func(s *specs.Spec) { s.Process.Terminal = tty })
 	dir := t.TempDir()
 	c := &container{id: testutil.UniqueName(t), dir: dir, log: filepath.Join(dir, "json.log")}
+	t.Cleanup(func() { checkNoCgroup(t, c.id) })
 	t.Cleanup(func() { waitShimGone(t, dir) })
 	c.rt = runtimetest.New(t, runtimeBin)
 	c.opts = shim.StartOptions{
@@ -119,6 +120,16 @@ func (c *container) start(t *testing.T) (*shim.Client, int) {
 		t.Fatalf("shim.Start: pid %d", pid)
 	}
 	return cl, pid
+}
+
+// checkNoCgroup fails the test if a cgroup named id (the runtimes' default
+// path, /<id>) is left in any hierarchy.
+func checkNoCgroup(t *testing.T, id string) {
+	left, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", id))
+	more, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", id))
+	if left = append(left, more...); len(left) > 0 {
+		t.Errorf("cgroups left behind: %v", left)
+	}
 }
 
 func readFile(path string) string {
