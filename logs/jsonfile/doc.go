@@ -18,6 +18,6 @@
 // every step is a rename, so a reader holding the old file open loses nothing.
 //
 // Read returns the entries of the rotated files, oldest first, then of the
-// live file, and with Follow keeps returning new ones, following rotations,
-// until its context ends.
+// live file, and with Follow keeps returning new ones, following rotations, until
+// its context ends or ReadOptions.Done is closed.
 package jsonfile

@@ -246,3 +246,26 @@ func TestReadCallbackError(t *testing.T) {
 		t.Fatalf("Read: %v after %d entries, want the callback's error after 3", err, n)
 	}
 }
+
+func TestReadDockerWrittenLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	// As dockerd writes them with --log-opt labels=...: attrs are ignored.
+	content := `{"log":"\u003cb\u003e hi\n","stream":"stderr","attrs":{"app":"web"},"time":"2026-11-26T22:00:00.5Z"}` + "\n" +
+		`{"log":"partial","stream":"stdout","time":"2026-11-26T23:00:00.000000001+01:00"}` + "\n"
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, path, ReadOptions{Tail: -1})
+	want := []Entry{
+		{"stderr", []byte("<b> hi\n"), t0.Add(-123456789 + 500000000)},
+		{"stdout", []byte("partial"), t0.Add(-123456789 + 1)},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d entries, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].Stream != want[i].Stream || string(got[i].Line) != string(want[i].Line) || !got[i].Time.Equal(want[i].Time) {
+			t.Errorf("entry %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
