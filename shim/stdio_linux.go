@@ -229,8 +229,18 @@ func (p *processIO) resize(width, height uint16) error {
 		return errNoTTY
 	}
 	ws := &unix.Winsize{Col: width, Row: height}
-	if err := unix.IoctlSetWinsize(int(p.tty.Fd()), unix.TIOCSWINSZ, ws); err != nil {
+	// Through the raw conn: File.Fd would put the master back in blocking
+	// mode.
+	rc, err := p.tty.SyscallConn()
+	if err != nil {
 		return fmt.Errorf("resize: %w", err)
+	}
+	var ierr error
+	if err := rc.Control(func(fd uintptr) { ierr = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, ws) }); err != nil {
+		return fmt.Errorf("resize: %w", err)
+	}
+	if ierr != nil {
+		return fmt.Errorf("resize: %w", ierr)
 	}
 	return nil
 }
@@ -303,6 +313,12 @@ func (c *consoleSocket) receive() (*os.File, error) {
 		unix.Close(fd)
 	}
 	unix.CloseOnExec(fds[0])
+	// Non-blocking, the master joins Go's poller: reading it holds no
+	// thread, and Close interrupts a read.
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		unix.Close(fds[0])
+		return nil, fmt.Errorf("console socket: %w", err)
+	}
 	return os.NewFile(uintptr(fds[0]), "pty-master"), nil
 }
 
