@@ -54,14 +54,56 @@ func userDevices(devs []Device) ([]specs.LinuxDevice, []specs.LinuxDeviceCgroup,
 		if strings.Trim(perms, "rwm") != "" {
 			return nil, nil, invalidf("invalid device cgroup permissions %q (a combination of r, w and m)", perms)
 		}
-		n, err := device(d.PathOnHost, filepath.Clean(dst))
+		found, err := devicesAt(d.PathOnHost, filepath.Clean(dst))
 		if err != nil {
 			return nil, nil, err
 		}
-		nodes = append(nodes, n)
-		rules = append(rules, devRule(n.Type, n.Major, n.Minor, perms))
+		for _, n := range found {
+			nodes = append(nodes, n)
+			rules = append(rules, devRule(n.Type, n.Major, n.Minor, perms))
+		}
 	}
 	return nodes, rules, nil
+}
+
+// devicesAt is the device node at host, or, when host is a directory
+// (--device /dev/snd), every device node under it, at the same relative
+// path under dst.
+func devicesAt(host, dst string) ([]specs.LinuxDevice, error) {
+	fi, err := os.Stat(host)
+	if err != nil || !fi.IsDir() {
+		d, err := device(host, dst)
+		if err != nil {
+			return nil, err
+		}
+		return []specs.LinuxDevice{d}, nil
+	}
+	var out []specs.LinuxDevice
+	err = filepath.WalkDir(host, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if e.Type()&fs.ModeDevice == 0 {
+			return nil
+		}
+		rel, err := filepath.Rel(host, p)
+		if err != nil {
+			return err
+		}
+		d, err := device(p, filepath.Join(dst, rel))
+		if err != nil {
+			return err
+		}
+		out = append(out, d)
+		return nil
+	})
+	if err != nil {
+		return nil, invalidf("error gathering device information while adding custom device %q: %w", host, err)
+	}
+	if len(out) == 0 {
+		return nil, invalidf("no device nodes under %q", host)
+	}
+	return out, nil
 }
 
 // hostDevices lists the host's device nodes under /dev for a privileged

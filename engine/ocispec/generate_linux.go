@@ -110,6 +110,9 @@ func process(s *specs.Spec, img image.Config, rootfs string, o RunOptions, sec s
 	if err != nil {
 		return err
 	}
+	if err := checkRlimitCeilings(rl); err != nil {
+		return err
+	}
 	if o.OomScoreAdj < -1000 || o.OomScoreAdj > 1000 {
 		return invalidf("invalid value %d, range for oom score adj is [-1000, 1000]", o.OomScoreAdj)
 	}

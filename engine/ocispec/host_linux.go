@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"os"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -50,16 +49,5 @@ func readHostFacts() hostFacts {
 // capabilities" means all that berthd has, or the runtime would fail to
 // apply them.
 func boundingSet() uint64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return ^uint64(0)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "CapBnd:"); ok {
-			if n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil {
-				return n
-			}
-		}
-	}
-	return ^uint64(0)
+	return statusCaps("CapBnd:", ^uint64(0))
 }

@@ -15,14 +15,18 @@ import (
 func TestMain(m *testing.M) { fixtures.Main(m) }
 
 // TestGeneratedSpecRuns runs generated configurations with runc, the
-// reference runtime, and looks at what the process sees: its user, its
+// reference runtime (or the runtime binary named by BERTH_TEST_RUNTIME), and looks at what the process sees: its user, its
 // capabilities (docker's default set is the well-known a80425fb), the
 // seccomp filter, no_new_privs, the engine's /etc files and a tmpfs.
 func TestGeneratedSpecRuns(t *testing.T) {
 	testutil.RequiresRoot(t)
-	runc, err := exec.LookPath("runc")
+	name := os.Getenv("BERTH_TEST_RUNTIME")
+	if name == "" {
+		name = "runc"
+	}
+	runc, err := exec.LookPath(name)
 	if err != nil {
-		t.Skip("runc is not installed")
+		t.Skipf("%s is not installed", name)
 	}
 	script := `id; grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status; cat /etc/hosts /etc/hostname; ` +
 		`echo HOME=$HOME; grep ' /scratch ' /proc/self/mounts | cut -d' ' -f3; touch /rootfs-write 2>/dev/null && echo writable || echo readonly`
@@ -75,7 +79,7 @@ func TestGeneratedSpecRuns(t *testing.T) {
 			t.Cleanup(func() { _ = exec.Command(runc, "--root", root, "delete", "--force", o.ID).Run() })
 			out, err := exec.Command(runc, "--root", root, "run", "--bundle", bundle, o.ID).CombinedOutput()
 			if err != nil {
-				t.Fatalf("runc run: %v: %s", err, out)
+				t.Fatalf("%s run: %v: %s", name, err, out)
 			}
 			lines := strings.Split(string(out), "\n")
 			for _, w := range tt.want {
