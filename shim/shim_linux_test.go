@@ -1,6 +1,7 @@
 package shim_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -373,12 +374,11 @@ func TestShimSurvivesStarter(t *testing.T) {
 	if err := starter.Start(); err != nil {
 		t.Fatal(err)
 	}
-	line := make([]byte, 64)
-	n, _ := out.Read(line)
-	if pid, err := strconv.Atoi(strings.TrimSpace(string(line[:n]))); err != nil || pid <= 0 {
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	if pid, err := strconv.Atoi(strings.TrimSpace(line)); err != nil || pid <= 0 {
 		starter.Process.Kill()
 		starter.Wait()
-		t.Fatalf("starter said %q", line[:n])
+		t.Fatalf("starter said %q", line)
 	}
 	starter.Process.Kill()
 	starter.Wait()
@@ -504,5 +504,37 @@ func TestOtherRuntimes(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// Requests that do not fit the container's state fail with its category.
+func TestStateErrors(t *testing.T) {
+	c := newContainer(t, false, false, "sleep", "1000")
+	cl, _ := c.start(t)
+	ctx := context.Background()
+	if _, err := cl.Exec(ctx, shim.ExecOptions{ID: "early", Process: &specs.Process{Args: []string{"true"}, Cwd: "/"}}); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("Exec before start: %v, want ErrFailedPrecondition", err)
+	}
+	if err := cl.StartContainer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.StartContainer(ctx); !errors.Is(err, errdefs.ErrConflict) {
+		t.Errorf("second start: %v, want ErrConflict", err)
+	}
+	if _, err := cl.Exec(ctx, shim.ExecOptions{ID: "../x", Process: &specs.Process{Args: []string{"true"}, Cwd: "/"}}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("exec id ../x: %v, want ErrInvalidArgument", err)
+	}
+	if err := cl.Kill(ctx, syscall.SIGKILL, false); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := cl.Wait(ctx); err != nil || e.Code != 137 {
+		t.Fatalf("Wait = %+v, %v", e, err)
+	}
+	waitShimGone(t, c.dir)
+	if err := cl.Kill(ctx, syscall.SIGKILL, false); !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Errorf("Kill after the shim exited: %v, want ErrUnavailable", err)
+	}
+	if e, err := cl.Wait(ctx); err != nil || e.Code != 137 {
+		t.Errorf("Wait after the shim exited = %+v, %v; want 137 from the exit files", e, err)
 	}
 }
