@@ -18,8 +18,8 @@ func HostsFile(hostname string, extra []string) []byte {
 	var b bytes.Buffer
 	b.WriteString("127.0.0.1\tlocalhost\n")
 	b.WriteString("::1\tlocalhost ip6-localhost ip6-loopback\n")
-	b.WriteString("fe00::\tip6-localnet\n")
-	b.WriteString("ff00::\tip6-mcastprefix\n")
+	b.WriteString("fe00::0\tip6-localnet\n")
+	b.WriteString("ff00::0\tip6-mcastprefix\n")
 	b.WriteString("ff02::1\tip6-allnodes\n")
 	b.WriteString("ff02::2\tip6-allrouters\n")
 	named := false
@@ -48,7 +48,8 @@ func HostsFile(hostname string, extra []string) []byte {
 // host's nameservers, search domains and options. When no nameserver is
 // left, none is invented (the machine may have no route to a public
 // resolver): a comment says so, and the resolver library falls back to
-// its defaults.
+// its defaults. A container on the host's network uses the host's file
+// unchanged.
 func ResolvConf(hostResolv []byte, dns, search, opts []string) []byte {
 	var servers, domains, options, other []string
 	sc := bufio.NewScanner(bytes.NewReader(hostResolv))
