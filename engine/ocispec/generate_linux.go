@@ -266,8 +266,30 @@ func linuxResources(s *specs.Spec, o RunOptions) error {
 	if err != nil {
 		return err
 	}
+	if hasNet && !strings.HasPrefix(o.NetworkMode, "container:") {
+		sc = privateNetSysctls(sc)
+	}
 	s.Linux.Sysctl = sc
 	return nil
+}
+
+// privateNetSysctls adds what docker sets in a network namespace of the
+// container's own, unless the user set it: any port may be bound without
+// CAP_NET_BIND_SERVICE, and any group may open ICMP echo sockets (ping
+// without CAP_NET_RAW). Both only concern the container's namespace.
+func privateNetSysctls(sc map[string]string) map[string]string {
+	if sc == nil {
+		sc = map[string]string{}
+	}
+	for k, v := range map[string]string{
+		"net.ipv4.ip_unprivileged_port_start": "0",
+		"net.ipv4.ping_group_range":           "0 2147483647",
+	} {
+		if _, ok := sc[k]; !ok {
+			sc[k] = v
+		}
+	}
+	return sc
 }
 
 func namespaceOf(s *specs.Spec, t specs.LinuxNamespaceType) (specs.LinuxNamespace, bool) {
@@ -287,8 +309,13 @@ func privileges(s *specs.Spec, o RunOptions, sec securityOpts, host hostFacts) e
 	if err != nil {
 		return err
 	}
-	s.Process.Capabilities = &specs.LinuxCapabilities{
-		Bounding: caps, Effective: caps, Permitted: caps,
+	// Like docker, a process of another user than root only keeps the
+	// bounding set: it may regain capabilities through file capabilities
+	// or setuid binaries (unless no-new-privileges), not start with them.
+	s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: caps}
+	if s.Process.User.UID == 0 {
+		s.Process.Capabilities.Effective = caps
+		s.Process.Capabilities.Permitted = caps
 	}
 	if !o.Privileged && !sec.systemPathsUnconfined {
 		s.Linux.MaskedPaths = maskedPaths()

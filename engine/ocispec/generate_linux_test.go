@@ -133,6 +133,9 @@ func TestGenerateDefaults(t *testing.T) {
 	if d := s.Linux.Resources.Devices; len(d) == 0 || d[0].Allow || d[0].Access != "rwm" {
 		t.Errorf("device rules do not start by denying all: %+v", d)
 	}
+	if s.Linux.Sysctl["net.ipv4.ip_unprivileged_port_start"] != "0" || s.Linux.Sysctl["net.ipv4.ping_group_range"] != "0 2147483647" {
+		t.Errorf("sysctls = %v, want docker's unprivileged ports and ping", s.Linux.Sysctl)
+	}
 	if s.Annotations[StopSignalAnnotation] != "SIGTERM" {
 		t.Errorf("stop signal annotation %q", s.Annotations[StopSignalAnnotation])
 	}
@@ -363,11 +366,16 @@ func TestGenerateOptions(t *testing.T) {
 			eq(t, "annotation", s.Annotations[StopSignalAnnotation], "SIGINT")
 		}},
 		{"sysctls", nil, RunOptions{Sysctls: map[string]string{"net.ipv4.ip_forward": "1", "kernel.shmmax": "1000"}}, func(t *testing.T, s *specs.Spec) {
-			eq(t, "sysctl", s.Linux.Sysctl, map[string]string{"net.ipv4.ip_forward": "1", "kernel.shmmax": "1000"})
+			eq(t, "sysctl", s.Linux.Sysctl, map[string]string{"net.ipv4.ip_forward": "1", "kernel.shmmax": "1000",
+				"net.ipv4.ip_unprivileged_port_start": "0", "net.ipv4.ping_group_range": "0 2147483647"})
+		}},
+		{"sysctl overrides docker's", nil, RunOptions{Sysctls: map[string]string{"net.ipv4.ip_unprivileged_port_start": "1024"}}, func(t *testing.T, s *specs.Spec) {
+			eq(t, "port start", s.Linux.Sysctl["net.ipv4.ip_unprivileged_port_start"], "1024")
 		}},
 		{"network host", nil, RunOptions{NetworkMode: "host"}, func(t *testing.T, s *specs.Spec) {
 			_, ok := namespaceOf(s, specs.NetworkNamespace)
 			eq(t, "has netns", ok, false)
+			eq(t, "sysctls", s.Linux.Sysctl, map[string]string(nil))
 		}},
 		{"network none", nil, RunOptions{NetworkMode: "none"}, func(t *testing.T, s *specs.Spec) {
 			n, ok := namespaceOf(s, specs.NetworkNamespace)
@@ -376,6 +384,7 @@ func TestGenerateOptions(t *testing.T) {
 		{"network container", nil, RunOptions{NetworkMode: "container:abc", NetNSPath: "/proc/self/ns/net"}, func(t *testing.T, s *specs.Spec) {
 			n, _ := namespaceOf(s, specs.NetworkNamespace)
 			eq(t, "netns path", n.Path, "/proc/self/ns/net")
+			eq(t, "sysctls", s.Linux.Sysctl, map[string]string(nil))
 		}},
 		{"cgroupns host", nil, RunOptions{CgroupnsMode: "host"}, func(t *testing.T, s *specs.Spec) {
 			_, ok := namespaceOf(s, specs.CgroupNamespace)
@@ -391,6 +400,8 @@ func TestGenerateOptions(t *testing.T) {
 		{"user from image", func(c *image.Config) { c.Config.User = "app" }, RunOptions{}, func(t *testing.T, s *specs.Spec) {
 			eq(t, "user", s.Process.User, specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{10, 29}})
 			eq(t, "HOME", slices.Contains(s.Process.Env, "HOME=/home/app"), true)
+			c := s.Process.Capabilities
+			eq(t, "caps", [3]int{len(c.Bounding), len(c.Effective), len(c.Permitted)}, [3]int{len(DefaultCapabilities()), 0, 0})
 		}},
 		{"-u overrides image", func(c *image.Config) { c.Config.User = "app" }, RunOptions{User: "daemon:staff", GroupAdd: []string{"audio", "4242"}}, func(t *testing.T, s *specs.Spec) {
 			eq(t, "user", s.Process.User, specs.User{UID: 1, GID: 50, AdditionalGids: []uint32{29, 4242}})

@@ -44,7 +44,7 @@ func userMounts(o RunOptions) ([]specs.Mount, error) {
 		if f.src == "" || hasDestination(out, f.dst) {
 			continue
 		}
-		opts := []string{"rbind", "rprivate", "nosuid", "nodev", "noexec"}
+		opts := []string{"rbind", "rprivate"}
 		if o.ReadOnly {
 			opts = append(opts, "ro")
 		}
@@ -106,8 +106,9 @@ func tmpfsOptions(user string) []string {
 
 // mergeMounts puts the user's mounts over the defaults: a user mount
 // replaces a default at the same destination, and a user mount of /dev
-// drops the defaults under /dev. The result is ordered so that a mount
-// comes after the mounts of its parent directories.
+// drops the defaults under /dev. The defaults keep their order and the
+// user's follow, ordered so that a mount comes after the mounts of its
+// parent directories.
 func mergeMounts(defaults, user []specs.Mount) []specs.Mount {
 	var out []specs.Mount
 	for _, d := range defaults {
@@ -118,9 +119,9 @@ func mergeMounts(defaults, user []specs.Mount) []specs.Mount {
 			out = append(out, d)
 		}
 	}
-	out = append(out, user...)
-	sort.SliceStable(out, func(i, j int) bool { return depth(out[i].Destination) < depth(out[j].Destination) })
-	return out
+	user = slices.Clone(user)
+	sort.SliceStable(user, func(i, j int) bool { return depth(user[i].Destination) < depth(user[j].Destination) })
+	return append(out, user...)
 }
 
 func depth(p string) int {

@@ -17,7 +17,8 @@ func TestMain(m *testing.M) { fixtures.Main(m) }
 // TestGeneratedSpecRuns runs generated configurations with runc, the
 // reference runtime (or the runtime binary named by BERTH_TEST_RUNTIME), and looks at what the process sees: its user, its
 // capabilities (docker's default set is the well-known a80425fb), the
-// seccomp filter, no_new_privs, the engine's /etc files and a tmpfs.
+// seccomp filter, no_new_privs, the engine's /etc files, a tmpfs and
+// docker's sysctls.
 func TestGeneratedSpecRuns(t *testing.T) {
 	testutil.RequiresRoot(t)
 	name := os.Getenv("BERTH_TEST_RUNTIME")
@@ -29,7 +30,8 @@ func TestGeneratedSpecRuns(t *testing.T) {
 		t.Skipf("%s is not installed", name)
 	}
 	script := `id; grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status; cat /etc/hosts /etc/hostname; ` +
-		`echo HOME=$HOME; grep ' /scratch ' /proc/self/mounts | cut -d' ' -f3; touch /rootfs-write 2>/dev/null && echo writable || echo readonly`
+		`echo HOME=$HOME; grep ' /scratch ' /proc/self/mounts | cut -d' ' -f3; touch /rootfs-write 2>/dev/null && echo writable || echo readonly; ` +
+		`echo port_start=$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start)`
 	tests := []struct {
 		name string
 		opts RunOptions
@@ -37,7 +39,7 @@ func TestGeneratedSpecRuns(t *testing.T) {
 	}{
 		{"defaults", RunOptions{}, []string{
 			"uid=0(root) gid=0(root)", "CapEff:\t00000000a80425fb", "Seccomp:\t2", "NoNewPrivs:\t0",
-			"127.0.0.1\tweb", "web", "HOME=/root", "tmpfs", "writable"}},
+			"127.0.0.1\tweb", "web", "HOME=/root", "tmpfs", "writable", "port_start=0"}},
 		{"user, read-only, no-new-privileges", RunOptions{User: "berth", ReadOnly: true, SecurityOpt: []string{"no-new-privileges"}}, []string{
 			"uid=1000(berth) gid=1000(berth)", "CapEff:\t0000000000000000", "NoNewPrivs:\t1", "HOME=/home/berth", "readonly"}},
 		{"privileged", RunOptions{Privileged: true}, []string{"Seccomp:\t0", "writable"}},
