@@ -28,8 +28,8 @@ import (
 //
 // The result passes berth.dev/runtime/spec.Validate for creation.
 func Generate(img image.Config, rootfs string, o RunOptions) (*specs.Spec, error) {
-	if o.ID == "" {
-		return nil, invalidf("container ID is required")
+	if !validID(o.ID) {
+		return nil, invalidf("container ID %q: want letters, digits, '_', '.' and '-', starting with a letter or digit", o.ID)
 	}
 	if !path.IsAbs(rootfs) {
 		return nil, invalidf("rootfs %q is not an absolute path", rootfs)
@@ -67,6 +67,24 @@ func Generate(img image.Config, rootfs string, o RunOptions) (*specs.Spec, error
 		}
 	}
 	return s, nil
+}
+
+// validID accepts the IDs that can name a cgroup directory without
+// leaving the parent: no "/", no "." or "..".
+func validID(id string) bool {
+	if id == "" || !isAlnum(id[0]) {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !isAlnum(c) && c != '_' && c != '.' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
 // cgroupsPath is <parent>/<id>, the parent being /berth by default.

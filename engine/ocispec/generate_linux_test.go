@@ -488,6 +488,11 @@ func TestGenerateErrors(t *testing.T) {
 			msg  string
 		}{"selinux absent", RunOptions{SecurityOpt: []string{"label=type:svirt_t"}}, nil, errdefs.ErrInvalidArgument, "SELinux is not enabled"})
 	}
+	for _, id := range []string{"", "../etc", "a/b", ".hidden"} {
+		if _, err := Generate(testImage(), fakeRootfs(t), RunOptions{ID: id}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("Generate with ID %q = %v, want ErrInvalidArgument", id, err)
+		}
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			img := testImage()
