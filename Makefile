@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 GOFLAGS  ?= -trimpath
 LDFLAGS  := -s -w -X main.version=$(VERSION)
-BINARIES := berth-runtime berthd berth
+BINARIES := berth-runtime berthd berth berth-shim
 
 .PHONY: all $(BINARIES) install test test-unit test-integration conformance bench fmt vet clean
 
@@ -17,8 +17,8 @@ all: $(BINARIES)
 berth-runtime:
 	CGO_ENABLED=1 $(GO) build $(GOFLAGS) -tags netgo,osusergo -ldflags "$(LDFLAGS) -linkmode external -extldflags -static" -o bin/$@ ./cmd/$@
 
-# The engine daemon and the CLI are pure Go.
-berthd berth:
+# The engine daemon, the CLI and the shim are pure Go.
+berthd berth berth-shim:
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -ldflags "$(LDFLAGS) -X main.commit=$(COMMIT)" -o bin/$@ ./cmd/$@
 
 install: all
