@@ -77,8 +77,13 @@ func TestSameAsDocker(t *testing.T) {
 // sortedLines keeps the first line (a header) and sorts the others.
 func sortedLines(s string) string {
 	lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
-	if len(lines) > 1 {
-		slices.Sort(lines[1:])
+	// A table's header stays on top; JSON lines have none.
+	first := 1
+	if len(lines) > 0 && strings.HasPrefix(lines[0], "{") {
+		first = 0
+	}
+	if len(lines) > first {
+		slices.Sort(lines[first:])
 	}
 	return strings.Join(lines, "\n") + "\n"
 }
