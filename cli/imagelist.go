@@ -20,12 +20,19 @@ import (
 	"berth.dev/cli/format"
 )
 
-const formatHelp = `Format output using a custom template:
+// formatHelp and formatHelpNoTable are docker's help for --format, with
+// and without the table forms.
+const (
+	formatHelp = `Format output using a custom template:
 'table':            Print output in table format with column headers (default)
 'table TEMPLATE':   Print output in table format using the given Go template
-'json':             Print in JSON format
+` + formatHelpTail
+	formatHelpNoTable = `Format output using a custom template:
+` + formatHelpTail
+	formatHelpTail = `'json':             Print in JSON format
 'TEMPLATE':         Print output using the given Go template.
 Refer to https://docs.docker.com/go/formatting/ for more information about formatting output with templates`
+)
 
 func (c *CLI) imagesCommand(name string) *cobra.Command {
 	var opts imagesOptions
@@ -345,10 +352,7 @@ func (c *CLI) inspectCommand(topLevel bool) *cobra.Command {
 			return c.inspect(cmd.Context(), args, tmpl, platform, topLevel)
 		},
 	}
-	cmd.Flags().StringVarP(&tmpl, "format", "f", "", `Format output using a custom template:
-'json':             Print in JSON format
-'TEMPLATE':         Print output using the given Go template.
-Refer to https://docs.docker.com/go/formatting/ for more information about formatting output with templates`)
+	cmd.Flags().StringVarP(&tmpl, "format", "f", "", formatHelpNoTable)
 	cmd.Flags().StringVar(&platform, "platform", "", "Inspect a specific platform of the multi-platform image")
 	if topLevel {
 		cmd.Use = "inspect [OPTIONS] NAME|ID [NAME|ID...]"

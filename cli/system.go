@@ -36,10 +36,7 @@ func (c *CLI) versionCommand() *cobra.Command {
 			return c.showVersion(cmd.Context(), tmpl)
 		},
 	}
-	cmd.Flags().StringVarP(&tmpl, "format", "f", "", `Format output using a custom template:
-'json':             Print in JSON format
-'TEMPLATE':         Print output using the given Go template.
-Refer to https://docs.docker.com/go/formatting/ for more information about formatting output with templates`)
+	cmd.Flags().StringVarP(&tmpl, "format", "f", "", formatHelpNoTable)
 	return cmd
 }
 
@@ -179,10 +176,7 @@ func (c *CLI) infoCommand() *cobra.Command {
 			return c.info(cmd.Context(), tmpl)
 		},
 	}
-	cmd.Flags().StringVarP(&tmpl, "format", "f", "", `Format output using a custom template:
-'json':             Print in JSON format
-'TEMPLATE':         Print output using the given Go template.
-Refer to https://docs.docker.com/go/formatting/ for more information about formatting output with templates`)
+	cmd.Flags().StringVarP(&tmpl, "format", "f", "", formatHelpNoTable)
 	return cmd
 }
 
