@@ -1,0 +1,162 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"berth.dev/content"
+	"berth.dev/engine/ocispec"
+	"berth.dev/image"
+	"berth.dev/internal/testutil"
+	"berth.dev/metadata"
+	"berth.dev/snapshot/overlay"
+	"berth.dev/tests/fixtures/images"
+	"berth.dev/tests/runtimetest"
+	"golang.org/x/sys/unix"
+)
+
+// A container made from a loaded image runs in its own shim under
+// berth-runtime, its output goes to the json-file log, its exit code
+// comes back, and removing it leaves no mount, snapshot or directory.
+func TestContainerFromImage(t *testing.T) {
+	testutil.RequiresRoot(t)
+	// The shim leaves its starter's family; as a subreaper this process
+	// inherits it and reaps it below, instead of leaving a zombie to an
+	// init that may not reap.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	// The shim's socket path must fit in a sockaddr_un (108 bytes) with a
+	// 64-hex container ID in it: a short run-time root, as /run/berth is.
+	root := t.TempDir()
+	run, rerr := os.MkdirTemp("/tmp", "bt")
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	t.Cleanup(func() { os.RemoveAll(run) })
+	cfg := DefaultConfig()
+	cfg.Root, cfg.ExecRoot = root, run
+	db, err := metadata.Open(cfg.MetadataPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	store, err := content.Open(cfg.ContentDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	snaps, err := overlay.New(cfg.SnapshotDir())
+	if err != nil {
+		t.Skip(err)
+	}
+	defer snaps.Close()
+	imgs := NewImages(ImagesConfig{Config: cfg, Content: store, Snaps: snaps, Names: image.NewStore(db), DB: db, Events: NewEvents(10)})
+
+	var archive bytes.Buffer
+	if err := images.Busybox(t).WriteDockerArchive(&archive, "busybox:latest"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := imgs.Load(ctx, &archive, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	runtimeBin, cleanup, err := runtimetest.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	shimBin := os.Getenv("BERTH_SHIM_BINARY")
+	if shimBin == "" {
+		if _, err := exec.LookPath("go"); err != nil {
+			t.Skip("needs BERTH_SHIM_BINARY or the go command to build berth-shim")
+		}
+		shimBin = filepath.Join(t.TempDir(), "berth-shim")
+		if out, err := exec.Command("go", "build", "-o", shimBin, "berth.dev/cmd/berth-shim").CombinedOutput(); err != nil {
+			t.Fatalf("build berth-shim: %v\n%s", err, out)
+		}
+	}
+	cs := NewContainers(cfg, imgs, snaps, db, runtimeBin, shimBin)
+
+	// A cgroup parent of the test's own, removed at the end (berthd's
+	// default, /berth, is left in place like dockerd's /docker).
+	parent := "/" + testutil.UniqueName(t)
+	t.Cleanup(func() {
+		dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", parent))
+		if d := filepath.Join("/sys/fs/cgroup", parent); !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+		for _, d := range dirs {
+			if err := os.Remove(d); err != nil && !os.IsNotExist(err) {
+				t.Logf("remove %s: %v", d, err)
+			}
+		}
+	})
+	ctr, err := cs.Create(ctx, "busybox", ocispec.RunOptions{CgroupParent: parent, Cmd: []string{"sh", "-c", "echo hello from $(cat /etc/hostname 2>/dev/null || hostname); echo oops >&2; exit 3"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := cs.Run(ctx, ctr.ID)
+	if err != nil {
+		cs.Remove(ctx, ctr.ID)
+		t.Fatal(err)
+	}
+	exit, err := cl.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reapShim(t, filepath.Join(run, "containers", ctr.ID, "shim.pid"))
+	if exit.Code != 3 {
+		t.Errorf("exit code %d, want 3", exit.Code)
+	}
+	log, err := os.ReadFile(cs.LogPath(ctr.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), `"log":"hello from `) || !strings.Contains(string(log), `"stream":"stderr"`) {
+		t.Errorf("log:\n%s", log)
+	}
+	if err := cs.Remove(ctx, ctr.ID); err != nil {
+		t.Fatal(err)
+	}
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), run) {
+		t.Errorf("mounts left under %s", run)
+	}
+	if _, err := snaps.Stat(ctx, snapshotKey(ctr.ID)); err == nil {
+		t.Error("the container's snapshot is left")
+	}
+	if _, err := os.Stat(filepath.Join(run, "containers", ctr.ID)); !os.IsNotExist(err) {
+		t.Error("the container's directory is left")
+	}
+	if err := cs.Remove(ctx, ctr.ID); err == nil {
+		t.Error("a second remove succeeded")
+	}
+}
+
+// reapShim waits for the shim whose pid is in pidFile to exit and reaps it.
+func reapShim(t *testing.T, pidFile string) {
+	t.Helper()
+	data, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatalf("shim pid: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var ws unix.WaitStatus
+		if p, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil); p == pid || err == unix.ECHILD {
+			return
+		}
+	}
+	t.Errorf("the shim (pid %d) did not exit after its container", pid)
+}
