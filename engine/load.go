@@ -56,7 +56,7 @@ func (s *Images) Load(ctx context.Context, r io.Reader, pw backend.ProgressWrite
 	if err := extractArchive(r, dir); err != nil {
 		return nil, fmt.Errorf("%w: load: %w", errdefs.ErrInvalidArgument, err)
 	}
-	p := &pullProgress{w: pw}
+	p := &reporter{w: pw}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if _, err := os.Stat(filepath.Join(dir, "manifest.json")); err == nil {
@@ -189,7 +189,7 @@ func (s *Images) storeFile(ctx context.Context, dir, name, mediaType string) (oc
 }
 
 // loadDocker loads a docker save archive through its manifest.json.
-func (s *Images) loadDocker(ctx context.Context, dir string, p *pullProgress) ([]string, error) {
+func (s *Images) loadDocker(ctx context.Context, dir string, p *reporter) ([]string, error) {
 	var entries []dockerManifestEntry
 	if err := readJSONIn(dir, "manifest.json", &entries); err != nil {
 		return nil, fmt.Errorf("%w: load: %w", errdefs.ErrInvalidArgument, err)
@@ -246,7 +246,7 @@ func (s *Images) loadDocker(ctx context.Context, dir string, p *pullProgress) ([
 
 // storeLayerFile stores one layer of a docker archive, uncompressed or
 // compressed as it is, with the media type that says which.
-func (s *Images) storeLayerFile(ctx context.Context, dir, name string, p *pullProgress) (ocispec.Descriptor, error) {
+func (s *Images) storeLayerFile(ctx context.Context, dir, name string, p *reporter) (ocispec.Descriptor, error) {
 	f, err := openIn(dir, name)
 	if err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("load: layer %s: %w", name, err)
@@ -329,7 +329,7 @@ func readBlobIn(dir string, d ocispec.Descriptor) ([]byte, error) {
 }
 
 // loadOCI loads an OCI image layout: every manifest of its index.json.
-func (s *Images) loadOCI(ctx context.Context, dir string, p *pullProgress) ([]string, error) {
+func (s *Images) loadOCI(ctx context.Context, dir string, p *reporter) ([]string, error) {
 	var index ocispec.Index
 	if err := readJSONIn(dir, "index.json", &index); err != nil {
 		return nil, fmt.Errorf("%w: load: %w", errdefs.ErrInvalidArgument, err)
@@ -400,7 +400,7 @@ func (s *Images) loadOCI(ctx context.Context, dir string, p *pullProgress) ([]st
 }
 
 // unpackAll unpacks the layers of a loaded image that are not unpacked yet.
-func (s *Images) unpackAll(ctx context.Context, man ocispec.Manifest, diffIDs []digest.Digest, p *pullProgress) error {
+func (s *Images) unpackAll(ctx context.Context, man ocispec.Manifest, diffIDs []digest.Digest, p *reporter) error {
 	if len(diffIDs) != len(man.Layers) {
 		return fmt.Errorf("%w: the manifest has %d layers, the config %d", errdefs.ErrInvalidArgument, len(man.Layers), len(diffIDs))
 	}

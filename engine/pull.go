@@ -49,7 +49,7 @@ func (s *Images) Pull(ctx context.Context, ref string, opts backend.PullOptions,
 			return err
 		}
 	}
-	p := &pullProgress{w: pw}
+	p := &reporter{w: pw}
 	c := s.client(opts.Auth)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -62,7 +62,7 @@ func (s *Images) Pull(ctx context.Context, ref string, opts backend.PullOptions,
 	if t, ok := named.(reference.Tagged); ok {
 		tagOrDigest = t.Tag()
 	}
-	p.send("", "Pulling from "+reference.FamiliarName(named), tagOrDigest)
+	p.send(tagOrDigest, "Pulling from "+reference.Path(named)) // "library/busybox", as dockerd
 
 	target := desc
 	mdesc := desc
@@ -124,13 +124,13 @@ func (s *Images) Pull(ctx context.Context, ref string, opts backend.PullOptions,
 		return err
 	}
 	if _, ok := named.(reference.Digested); !ok {
-		p.send("", "Digest: "+target.Digest.String(), "")
+		p.send("", "Digest: "+target.Digest.String())
 	}
 	fam := image.FamiliarString(named)
 	if existed && res.Previous != nil && res.Previous.ConfigDigest == man.Config.Digest && res.Previous.Target.Digest == target.Digest {
-		p.send("", "Status: Image is up to date for "+fam, "")
+		p.send("", "Status: Image is up to date for "+fam)
 	} else {
-		p.send("", "Status: Downloaded newer image for "+fam, "")
+		p.send("", "Status: Downloaded newer image for "+fam)
 	}
 	s.events.Publish(events.ImageEventType, events.ActionPull, fam, map[string]string{"name": fam})
 	return nil
@@ -210,7 +210,7 @@ func (s *Images) storeBytes(ctx context.Context, desc ocispec.Descriptor, data [
 // parallel (at most max_concurrent_downloads at once) and unpacked in
 // order as soon as each and its parent are ready. It reports whether every
 // layer was already there.
-func (s *Images) fetchAndUnpack(ctx context.Context, c *registry.Client, named reference.Named, layers []ocispec.Descriptor, diffIDs, chainIDs []digest.Digest, p *pullProgress) (allExisted bool, err error) {
+func (s *Images) fetchAndUnpack(ctx context.Context, c *registry.Client, named reference.Named, layers []ocispec.Descriptor, diffIDs, chainIDs []digest.Digest, p *reporter) (allExisted bool, err error) {
 	need := make([]bool, len(layers))
 	var fetch []int
 	for i := range layers {
@@ -220,11 +220,11 @@ func (s *Images) fetchAndUnpack(ctx context.Context, c *registry.Client, named r
 		}
 		id := shortDigest(layers[i].Digest)
 		if has {
-			p.send(id, "Already exists", "")
+			p.send(id, "Already exists")
 			continue
 		}
 		need[i] = true
-		p.send(id, "Pulling fs layer", "")
+		p.send(id, "Pulling fs layer")
 		fetch = append(fetch, i)
 	}
 	if len(fetch) == 0 {
@@ -276,7 +276,7 @@ func (s *Images) fetchAndUnpack(ctx context.Context, c *registry.Client, named r
 			if err := s.downloadAndUnpack(ctx, c, named, layers[i], parent, chainIDs[i], diffIDs[i], p); err != nil {
 				return false, err
 			}
-			p.send(shortDigest(layers[i].Digest), "Pull complete", "")
+			p.send(shortDigest(layers[i].Digest), "Pull complete")
 			continue
 		}
 		if err := <-ready[i]; err != nil {
@@ -285,22 +285,22 @@ func (s *Images) fetchAndUnpack(ctx context.Context, c *registry.Client, named r
 		if err := s.unpackBlob(ctx, layers[i], parent, chainIDs[i], diffIDs[i], p); err != nil {
 			return false, err
 		}
-		p.send(shortDigest(layers[i].Digest), "Pull complete", "")
+		p.send(shortDigest(layers[i].Digest), "Pull complete")
 	}
 	return false, nil
 }
 
 // download fetches one layer blob into the content store, resuming a
 // partial download a previous pull left, and verifying it as it goes.
-func (s *Images) download(ctx context.Context, c *registry.Client, named reference.Named, desc ocispec.Descriptor, p *pullProgress) error {
+func (s *Images) download(ctx context.Context, c *registry.Client, named reference.Named, desc ocispec.Descriptor, p *reporter) error {
 	id := shortDigest(desc.Digest)
 	if _, err := s.content.Info(ctx, desc.Digest); err == nil {
-		p.send(id, "Download complete", "")
+		p.send(id, "Download complete")
 		return nil
 	}
 	w, err := s.content.Writer(ctx, "pull-"+desc.Digest.String(), desc)
 	if errors.Is(err, errdefs.ErrAlreadyExists) {
-		p.send(id, "Download complete", "")
+		p.send(id, "Download complete")
 		return nil
 	}
 	if err != nil {
@@ -322,11 +322,11 @@ func (s *Images) download(ctx context.Context, c *registry.Client, named referen
 	if _, err := io.CopyBuffer(w, counter, make([]byte, 1<<20)); err != nil {
 		return fmt.Errorf("download layer %s: %w", desc.Digest, err)
 	}
-	p.send(id, "Verifying Checksum", "")
+	p.send(id, "Verifying Checksum")
 	if err := w.Commit(ctx, desc.Size, desc.Digest); err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
 		return fmt.Errorf("download layer %s: %w", desc.Digest, err)
 	}
-	p.send(id, "Download complete", "")
+	p.send(id, "Download complete")
 	return nil
 }
 
@@ -354,7 +354,7 @@ func (s *Images) streamable(ctx context.Context, desc ocispec.Descriptor) bool {
 // The snapshot is committed only after the blob's digest and size are
 // verified and it is committed to the store; on any error both are
 // discarded.
-func (s *Images) downloadAndUnpack(ctx context.Context, c *registry.Client, named reference.Named, desc ocispec.Descriptor, parent, chainID, diffID digest.Digest, p *pullProgress) error {
+func (s *Images) downloadAndUnpack(ctx context.Context, c *registry.Client, named reference.Named, desc ocispec.Descriptor, parent, chainID, diffID digest.Digest, p *reporter) error {
 	id := shortDigest(desc.Digest)
 	w, err := s.content.Writer(ctx, "pull-"+desc.Digest.String(), desc)
 	if errors.Is(err, errdefs.ErrAlreadyExists) {
@@ -389,7 +389,7 @@ func (s *Images) downloadAndUnpack(ctx context.Context, c *registry.Client, name
 		if err := w.Commit(ctx, desc.Size, desc.Digest); err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
 			return "", fmt.Errorf("download layer %s: %w", desc.Digest, err)
 		}
-		p.send(id, "Download complete", "")
+		p.send(id, "Download complete")
 		return chainID, nil
 	})
 	if err != nil {
@@ -399,7 +399,7 @@ func (s *Images) downloadAndUnpack(ctx context.Context, c *registry.Client, name
 }
 
 // unpackBlob unpacks a downloaded layer blob into its snapshot.
-func (s *Images) unpackBlob(ctx context.Context, desc ocispec.Descriptor, parent, chainID, diffID digest.Digest, p *pullProgress) error {
+func (s *Images) unpackBlob(ctx context.Context, desc ocispec.Descriptor, parent, chainID, diffID digest.Digest, p *reporter) error {
 	id := shortDigest(desc.Digest)
 	ra, err := s.content.ReaderAt(ctx, desc)
 	if err != nil {
@@ -427,26 +427,34 @@ func shortDigest(d digest.Digest) string {
 	return e
 }
 
-// pullProgress serialises progress messages and rate-limits byte counts.
-type pullProgress struct {
+// reporter sends the progress of a pull, push or load to the client,
+// one message at a time (layers download in parallel), with byte counts
+// rate-limited.
+type reporter struct {
 	w  backend.ProgressWriter
 	mu sync.Mutex
 	// last is when each ID last reported bytes.
 	last map[string]time.Time
 }
 
-func (p *pullProgress) send(id, status, _ string) {
+// write sends one message; a nil writer discards it.
+func (p *reporter) write(m backend.Progress) {
 	if p.w == nil {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.w.WriteProgress(backend.Progress{ID: id, Status: status})
+	p.w.WriteProgress(m)
+}
+
+// send reports a status line, for the layer id ("" for a line of its own).
+func (p *reporter) send(id, status string) {
+	p.write(backend.Progress{ID: id, Status: status})
 }
 
 // progress reports n of total bytes, at most every 100 ms per ID and at
 // the end.
-func (p *pullProgress) progress(id, status string, n, total int64) {
+func (p *reporter) progress(id, status string, n, total int64) {
 	if p.w == nil {
 		return
 	}

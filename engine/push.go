@@ -58,8 +58,8 @@ func (s *Images) Push(ctx context.Context, ref string, opts backend.PushOptions,
 	if len(todo) == 0 {
 		return fmt.Errorf("%w: An image does not exist locally with the tag: %s", errdefs.ErrNotFound, image.FamiliarString(named))
 	}
-	p := &pullProgress{w: pw}
-	p.send("", "The push refers to repository ["+named.Name()+"]", "")
+	p := &reporter{w: pw}
+	p.send("", "The push refers to repository ["+named.Name()+"]")
 	c := s.client(opts.Auth)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -72,7 +72,7 @@ func (s *Images) Push(ctx context.Context, ref string, opts backend.PushOptions,
 	return nil
 }
 
-func (s *Images) pushOne(ctx context.Context, c *registry.Client, named reference.Named, rec image.Image, p *pullProgress) error {
+func (s *Images) pushOne(ctx context.Context, c *registry.Client, named reference.Named, rec image.Image, p *reporter) error {
 	top := rec.Target
 	var manifests []ocispec.Descriptor
 	if image.IsIndex(top.MediaType) {
@@ -145,12 +145,8 @@ func (s *Images) pushOne(ctx context.Context, c *registry.Client, named referenc
 	if t, ok := named.(reference.Tagged); ok {
 		tag = t.Tag()
 	}
-	p.mu.Lock()
-	if p.w != nil {
-		p.w.WriteProgress(backend.Progress{Status: fmt.Sprintf("%s: digest: %s size: %d", tag, desc.Digest, desc.Size)})
-		p.w.WriteProgress(backend.Progress{Aux: pushAux{Tag: tag, Digest: desc.Digest.String(), Size: int(desc.Size)}})
-	}
-	p.mu.Unlock()
+	p.send("", fmt.Sprintf("%s: digest: %s size: %d", tag, desc.Digest, desc.Size))
+	p.write(backend.Progress{Aux: pushAux{Tag: tag, Digest: desc.Digest.String(), Size: int(desc.Size)}})
 	fam := image.FamiliarString(named)
 	s.events.Publish(events.ImageEventType, events.ActionPush, fam, map[string]string{"name": fam})
 	return nil
@@ -158,10 +154,10 @@ func (s *Images) pushOne(ctx context.Context, c *registry.Client, named referenc
 
 // pushBlob uploads one blob unless the registry has it; layers report
 // progress under their short digest, as docker shows them.
-func (s *Images) pushBlob(ctx context.Context, c *registry.Client, named reference.Named, desc ocispec.Descriptor, p *pullProgress, layer bool) error {
+func (s *Images) pushBlob(ctx context.Context, c *registry.Client, named reference.Named, desc ocispec.Descriptor, p *reporter, layer bool) error {
 	id := shortDigest(desc.Digest)
 	if layer {
-		p.send(id, "Preparing", "")
+		p.send(id, "Preparing")
 	}
 	ra, err := s.content.ReaderAt(ctx, desc)
 	if err != nil {
@@ -183,11 +179,11 @@ func (s *Images) pushBlob(ctx context.Context, c *registry.Client, named referen
 	if layer {
 		switch st {
 		case registry.BlobExisted:
-			p.send(id, "Layer already exists", "")
+			p.send(id, "Layer already exists")
 		case registry.BlobMounted:
-			p.send(id, "Mounted from "+s.mountSource(ctx, named, desc), "")
+			p.send(id, "Mounted from "+s.mountSource(ctx, named, desc))
 		default:
-			p.send(id, "Pushed", "")
+			p.send(id, "Pushed")
 		}
 	}
 	return nil

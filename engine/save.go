@@ -15,7 +15,6 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"berth.dev/content"
 	"berth.dev/image"
 )
 
@@ -163,13 +162,4 @@ func (s *Images) Save(ctx context.Context, names []string, w io.Writer) error {
 		s.events.Publish(events.ImageEventType, events.ActionSave, id.String(), nil)
 	}
 	return nil
-}
-
-// readBlobDesc reads a stored blob by digest alone.
-func (s *Images) readBlobDesc(ctx context.Context, d digest.Digest) ([]byte, error) {
-	info, err := s.content.Info(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	return content.ReadBlob(ctx, s.content, ocispec.Descriptor{Digest: d, Size: info.Size})
 }

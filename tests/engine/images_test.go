@@ -74,7 +74,7 @@ func TestPullThroughDockerCLI(t *testing.T) {
 	d := enginetest.Start(t, bin, "")
 
 	out := mustDocker(t, d, "pull", ref)
-	for _, want := range []string{"Pull complete", "Digest: " + manifest.String(), "Status: Downloaded newer image for " + ref} {
+	for _, want := range []string{"1: Pulling from berth-test/busybox", "Pull complete", "Digest: " + manifest.String(), "Status: Downloaded newer image for " + ref} {
 		if !strings.Contains(out, want) {
 			t.Errorf("pull output lacks %q:\n%s", want, out)
 		}
