@@ -215,18 +215,37 @@ func (s *Images) layersSize(ctx context.Context, r *resolved) int64 {
 
 // List returns the images for docker images, newest first.
 func (s *Images) List(ctx context.Context, opts backend.ImageListOptions) ([]mobyimage.Summary, error) {
+	listed, err := s.list(ctx, opts.Filters)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]mobyimage.Summary, len(listed))
+	for i, l := range listed {
+		out[i] = l.summary
+	}
+	return out, nil
+}
+
+// listed is an image of List with the chain IDs of its layers.
+type listed struct {
+	summary  mobyimage.Summary
+	chainIDs []digest.Digest
+}
+
+// list returns the images the filters select, newest first.
+func (s *Images) list(ctx context.Context, f backend.ImageFilters) ([]listed, error) {
 	byID, err := s.records(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := []mobyimage.Summary{}
+	out := []listed{}
 	for id, recs := range byID {
 		r, err := s.load(ctx, recs[0])
 		if err != nil {
 			s.log.Warn("list: skipping unreadable image", "id", id, "err", err)
 			continue
 		}
-		if !matchFilters(opts.Filters, recs, r) {
+		if !matchFilters(f, recs, r) {
 			continue
 		}
 		tags, digests := repoTagsDigests(recs)
@@ -238,7 +257,7 @@ func (s *Images) List(ctx context.Context, opts backend.ImageListOptions) ([]mob
 		if r.config.Config.Labels != nil {
 			labels = r.config.Config.Labels
 		}
-		out = append(out, mobyimage.Summary{
+		out = append(out, listed{chainIDs: r.chainIDs, summary: mobyimage.Summary{
 			ID:          id.String(),
 			ParentID:    "",
 			RepoTags:    tags,
@@ -248,13 +267,14 @@ func (s *Images) List(ctx context.Context, opts backend.ImageListOptions) ([]mob
 			SharedSize:  -1,
 			Labels:      labels,
 			Containers:  -1,
-		})
+		}})
 	}
 	sort.Slice(out, func(i, j int) bool {
-		if out[i].Created != out[j].Created {
-			return out[i].Created > out[j].Created
+		a, b := out[i].summary, out[j].summary
+		if a.Created != b.Created {
+			return a.Created > b.Created
 		}
-		return out[i].ID < out[j].ID
+		return a.ID < b.ID
 	})
 	return out, nil
 }
@@ -635,28 +655,18 @@ func (s *Images) DiskUsage(ctx context.Context, opts backend.DiskUsageOptions) (
 	if !all && !opts.Images {
 		return du, nil
 	}
-	list, err := s.List(ctx, backend.ImageListOptions{})
+	images, err := s.list(ctx, backend.ImageFilters{})
 	if err != nil {
 		return du, err
 	}
 	// Layers used by more than one image are shared.
 	users := map[string]int{}
-	sizes := map[string]int64{}
-	perImage := map[string][]string{}
-	byID, err := s.records(ctx)
-	if err != nil {
-		return du, err
-	}
-	for id, recs := range byID {
-		r, err := s.load(ctx, recs[0])
-		if err != nil {
-			continue
-		}
-		for _, c := range r.chainIDs {
+	for _, img := range images {
+		for _, c := range img.chainIDs {
 			users[c.String()]++
-			perImage[id.String()] = append(perImage[id.String()], c.String())
 		}
 	}
+	sizes := map[string]int64{}
 	err = s.snaps.Walk(ctx, func(ctx context.Context, info snapshot.Info) error {
 		if info.Kind == snapshot.Committed {
 			if u, err := s.snaps.Usage(ctx, info.Name); err == nil {
@@ -669,13 +679,15 @@ func (s *Images) DiskUsage(ctx context.Context, opts backend.DiskUsageOptions) (
 	if err != nil {
 		return du, err
 	}
-	for i := range list {
+	list := make([]mobyimage.Summary, len(images))
+	for i, img := range images {
 		var shared int64
-		for _, c := range perImage[list[i].ID] {
-			if users[c] > 1 {
-				shared += sizes[c]
+		for _, c := range img.chainIDs {
+			if users[c.String()] > 1 {
+				shared += sizes[c.String()]
 			}
 		}
+		list[i] = img.summary
 		list[i].SharedSize = shared
 		list[i].Containers = 0
 	}

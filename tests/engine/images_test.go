@@ -3,6 +3,7 @@ package engine_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -254,15 +255,47 @@ func TestSystemDf(t *testing.T) {
 	mustDocker(t, d, "pull", ref)
 	mustDocker(t, d, "tag", ref, "berth-test/df:2")
 	out := mustDocker(t, d, "system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Size}}")
-	var images string
+	var imagesRow string
 	for _, line := range strings.Split(out, "\n") {
 		if strings.HasPrefix(line, "Images ") {
-			images = line
+			imagesRow = line
 		}
 	}
-	f := strings.Fields(images)
+	f := strings.Fields(imagesRow)
 	if len(f) != 3 || f[1] != "1" || f[2] == "0B" {
-		t.Errorf("system df images row %q in:\n%s", images, out)
+		t.Errorf("system df images row %q in:\n%s", imagesRow, out)
+	}
+
+	// busybox and the many-layer image share their bottom layer.
+	many := reg.Ref("berth-test/df-many:1")
+	pushImage(t, many, images.Many(t, 3))
+	bb := reg.Ref("berth-test/df-bb:1")
+	pushImage(t, bb, images.Busybox(t))
+	mustDocker(t, d, "pull", many)
+	mustDocker(t, d, "pull", bb)
+	resp, err := d.HTTPClient().Get("http://berth/system/df")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var df struct {
+		Images []struct {
+			RepoTags   []string
+			Size       int64
+			SharedSize int64
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&df); err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range df.Images {
+		shares := len(img.RepoTags) > 0 && (img.RepoTags[0] == many || img.RepoTags[0] == bb)
+		if shares && (img.SharedSize <= 0 || img.SharedSize > img.Size) {
+			t.Errorf("%v: shared size %d of %d", img.RepoTags, img.SharedSize, img.Size)
+		}
+		if !shares && img.SharedSize != 0 {
+			t.Errorf("%v shares nothing but reports %d", img.RepoTags, img.SharedSize)
+		}
 	}
 }
 
