@@ -27,7 +27,7 @@ import (
 // instructions: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, VOLUME,
 // WORKDIR, STOPSIGNAL) and a history entry with opts.Message. With
 // opts.Ref the image is named; without, it has only its ID.
-func (s *Images) Import(ctx context.Context, src io.Reader, opts backend.ImportOptions, pw backend.ProgressWriter) (string, error) {
+func (s *Images) Import(ctx context.Context, src io.Reader, opts backend.ImportOptions, pw backend.ProgressWriter) (_ string, err error) {
 	platform := s.platform
 	if opts.Platform != "" {
 		var err error
@@ -53,11 +53,18 @@ func (s *Images) Import(ctx context.Context, src io.Reader, opts backend.ImportO
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	// The layer blob: the tar, gzip'd on the way into the content store.
-	w, err := s.content.Writer(ctx, fmt.Sprintf("import-%d", created.UnixNano()), ocispec.Descriptor{})
+	ref := fmt.Sprintf("import-%d", created.UnixNano())
+	w, err := s.content.Writer(ctx, ref, ocispec.Descriptor{})
 	if err != nil {
 		return "", err
 	}
-	defer w.Close()
+	defer func() {
+		w.Close()
+		if err != nil {
+			// Nothing to resume: an import is never retried from where it stopped.
+			s.content.Abort(context.WithoutCancel(ctx), ref)
+		}
+	}()
 	gz, err := archive.CompressStream(w, archive.Gzip)
 	if err != nil {
 		return "", err

@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -167,22 +169,34 @@ func readJSONIn(dir, name string, v any) error {
 // storeFile puts a file of the archive into the content store and returns
 // its descriptor: the digest it has, which the caller checks against what
 // the archive claims.
-func (s *Images) storeFile(ctx context.Context, dir, name, mediaType string) (ocispec.Descriptor, error) {
+func (s *Images) storeFile(ctx context.Context, dir, name, mediaType string) (desc ocispec.Descriptor, err error) {
 	f, err := openIn(dir, name)
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
 	defer f.Close()
-	d := digest.Canonical.Digester()
-	n, err := io.Copy(d.Hash(), f)
+	// One pass: the store hashes what it is written, and the digest is
+	// known at the end. The ingest has a name of its own, so a failed load
+	// leaves nothing to resume: it is aborted.
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	ref := "load-" + hex.EncodeToString(rnd[:])
+	w, err := s.content.Writer(ctx, ref, ocispec.Descriptor{})
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
-	desc := ocispec.Descriptor{MediaType: mediaType, Digest: d.Digest(), Size: n}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
+	defer func() {
+		w.Close()
+		if err != nil {
+			s.content.Abort(context.WithoutCancel(ctx), ref)
+		}
+	}()
+	n, err := io.CopyBuffer(w, f, make([]byte, 1<<20))
+	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
-	if err := content.WriteBlob(ctx, s.content, "load-"+desc.Digest.String(), f, desc); err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
+	desc = ocispec.Descriptor{MediaType: mediaType, Digest: w.Digest(), Size: n}
+	if err := w.Commit(ctx, n, desc.Digest); err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
 		return ocispec.Descriptor{}, err
 	}
 	return desc, nil

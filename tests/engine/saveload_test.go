@@ -137,6 +137,17 @@ func TestImport(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "RUN make") {
 		t.Errorf("import with an unsupported change: %d %s", code, errOut)
 	}
+	garbage := filepath.Join(dir, "garbage.tar")
+	os.WriteFile(garbage, []byte(strings.Repeat("not a tar archive ", 100)), 0o644)
+	if _, errOut, code := d.Docker("import", garbage, "berth-test/garbage:1"); code == 0 {
+		t.Errorf("import of a file that is not a tar succeeded: %s", errOut)
+	}
+	if ingests, _ := os.ReadDir(filepath.Join(d.Root, "content", "ingest")); len(ingests) != 0 {
+		t.Errorf("a failed import left %d ingests", len(ingests))
+	}
+	if got := strings.TrimSpace(mustDocker(t, d, "images", "-q")); strings.Count(got, "\n") != 0 {
+		t.Errorf("images after a failed import: %q", got)
+	}
 }
 
 // What podman save writes (docker-archive and oci-archive) berth loads,
