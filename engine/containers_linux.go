@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -173,8 +172,9 @@ func (c *Containers) Remove(ctx context.Context, id string) error {
 		return err
 	}
 	var errs []error
-	out, err := exec.CommandContext(ctx, c.Runtime, "--root", c.runtimeRoot(), "delete", "--force", id).CombinedOutput()
-	if err != nil && !isNotExistOutput(out) {
+	// delete --force succeeds for a container the runtime no longer knows
+	// (berth-runtime, runc and crun alike).
+	if out, err := exec.CommandContext(ctx, c.Runtime, "--root", c.runtimeRoot(), "delete", "--force", id).CombinedOutput(); err != nil {
 		errs = append(errs, fmt.Errorf("runtime delete: %v: %s", err, out))
 	}
 	if err := snapshot.UnmountAll(c.rootfs(id)); err != nil {
@@ -191,12 +191,4 @@ func (c *Containers) Remove(ctx context.Context, id string) error {
 	return c.db.Update(ctx, func(tx *bolt.Tx) error {
 		return tx.Bucket(metadata.BucketContainers).Delete([]byte(id))
 	})
-}
-
-// isNotExistOutput reports whether a runtime's delete said the container
-// was already gone (runc, crun and berth-runtime word it alike; it is
-// another program's output, so its text is all there is).
-func isNotExistOutput(out []byte) bool {
-	s := strings.ToLower(string(out))
-	return strings.Contains(s, "does not exist") || strings.Contains(s, "not found")
 }

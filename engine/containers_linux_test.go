@@ -124,6 +124,11 @@ func TestContainerFromImage(t *testing.T) {
 	if !strings.Contains(string(log), `"log":"hello from `) || !strings.Contains(string(log), `"stream":"stderr"`) {
 		t.Errorf("log:\n%s", log)
 	}
+	// The runtime's state may already be gone (deleted by hand, or lost
+	// with /run at a reboot): Remove still cleans up the rest.
+	if out, err := exec.Command(runtimeBin, "--root", filepath.Join(run, "runtime"), "delete", "--force", ctr.ID).CombinedOutput(); err != nil {
+		t.Fatalf("runtime delete: %v\n%s", err, out)
+	}
 	if err := cs.Remove(ctx, ctr.ID); err != nil {
 		t.Fatal(err)
 	}
