@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"berth.dev/internal/atomicfile"
 	"context"
 	"errors"
 	"fmt"
@@ -299,28 +300,8 @@ func (c *CLI) save(ctx context.Context, names []string, output, platform string)
 		_, err := io.Copy(c.out, body)
 		return err
 	}
-	return writeFileAtomic(output, body)
-}
-
-// writeFileAtomic writes r to path through a temporary file in the same
-// directory, so that a failed save leaves no truncated archive behind.
-func writeFileAtomic(path string, r io.Reader) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".berth-save-*")
-	if err != nil {
-		return fmt.Errorf("failed to save image: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, r); err != nil {
-		tmp.Close()
-		return fmt.Errorf("failed to save image: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("failed to save image: %w", err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("failed to save image: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	// Through a temp file: a failed save leaves no truncated archive.
+	if err := atomicfile.Write(output, body, 0o644); err != nil {
 		return fmt.Errorf("failed to save image: %w", err)
 	}
 	return nil

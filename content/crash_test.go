@@ -1,6 +1,7 @@
 package content
 
 import (
+	"berth.dev/internal/atomicfile"
 	"bytes"
 	"context"
 	"os"
@@ -87,6 +88,29 @@ func TestOpenRemovesHalfMadeIngests(t *testing.T) {
 	}
 	if _, err := os.Stat(half); !os.IsNotExist(err) {
 		t.Fatalf("half-made ingest survived Open: %v", err)
+	}
+}
+
+// TestOpenRemovesHalfWrittenIndex: a crash in the middle of writing
+// index.json leaves its temp file, which the next Open removes; the
+// index itself is untouched.
+func TestOpenRemovesHalfWrittenIndex(t *testing.T) {
+	root := t.TempDir()
+	if _, err := Open(root); err != nil {
+		t.Fatal(err)
+	}
+	half := filepath.Join(root, atomicfile.TempPrefix(ocispec.ImageIndexFile)+"123")
+	if err := os.WriteFile(half, []byte(`{"schemaVer`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(half); !os.IsNotExist(err) {
+		t.Fatalf("half-written index.json survived Open: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, ocispec.ImageIndexFile)); err != nil {
+		t.Fatalf("index.json: %v", err)
 	}
 }
 

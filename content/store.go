@@ -1,6 +1,7 @@
 package content
 
 import (
+	"berth.dev/internal/atomicfile"
 	"context"
 	_ "crypto/sha256" // digest algorithms the store can verify
 	_ "crypto/sha512"
@@ -104,7 +105,7 @@ func (s *Store) initLayout() error {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		layout, _ := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
-		if err := writeFileAtomic(s.root, ocispec.ImageLayoutFile, layout, 0o644); err != nil {
+		if err := atomicfile.WriteBytes(filepath.Join(s.root, ocispec.ImageLayoutFile), layout, 0o644, atomicfile.Durable()); err != nil {
 			return err
 		}
 	case err != nil:
@@ -121,11 +122,22 @@ func (s *Store) initLayout() error {
 			MediaType: ocispec.MediaTypeImageIndex,
 			Manifests: []ocispec.Descriptor{},
 		})
-		return writeFileAtomic(s.root, ocispec.ImageIndexFile, index, 0o644)
+		return atomicfile.WriteBytes(filepath.Join(s.root, ocispec.ImageIndexFile), index, 0o644, atomicfile.Durable())
 	} else if err != nil {
 		return err
 	}
 	return nil
+}
+
+// isLayoutTemp reports whether name is a temp file of a crashed write of
+// oci-layout or index.json.
+func isLayoutTemp(name string) bool {
+	for _, f := range []string{ocispec.ImageLayoutFile, ocispec.ImageIndexFile} {
+		if strings.HasPrefix(name, atomicfile.TempPrefix(f)) {
+			return true
+		}
+	}
+	return false
 }
 
 // removeLeftovers deletes the temporary files and ingest directories a crash
@@ -137,7 +149,7 @@ func (s *Store) removeLeftovers() error {
 			return err
 		}
 		for _, e := range entries {
-			if strings.HasPrefix(e.Name(), tmpPrefix) {
+			if strings.HasPrefix(e.Name(), tmpPrefix) || dir == s.root && isLayoutTemp(e.Name()) {
 				if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
 					return err
 				}
@@ -296,39 +308,6 @@ func (c *contextReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
-}
-
-// writeFileAtomic writes name in dir through a temporary file: fsync, rename,
-// fsync of dir. Readers see the old file or the new one, never a part.
-func writeFileAtomic(dir, name string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(dir, tmpPrefix+name+"-")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if err := writeSyncClose(f, data, perm); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(dir)
-}
-
-func writeSyncClose(f *os.File, data []byte, perm os.FileMode) error {
-	_, err := f.Write(data)
-	if err == nil {
-		err = f.Chmod(perm)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // syncDir flushes a directory, so the names created or removed in it survive

@@ -1,11 +1,11 @@
 package engine
 
 import (
+	"berth.dev/internal/atomicfile"
 	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -102,7 +102,7 @@ func engineID(path string) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o711); err != nil {
 		return "", err
 	}
-	return id, writeFileAtomic(path, []byte(id+"\n"), 0o644)
+	return id, atomicfile.WriteBytes(path, []byte(id+"\n"), 0o644, atomicfile.Durable())
 }
 
 // Info describes the engine and its host.
@@ -245,35 +245,4 @@ func osRelease(key string) string {
 		}
 	}
 	return ""
-}
-
-// writeFileAtomic writes data to path through a temp file, fsync and
-// rename, so a crash leaves the old file or the new one.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Chmod(perm)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		err = errors.Join(d.Sync(), d.Close())
-		return err
-	}
-	return nil
 }

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"berth.dev/internal/atomicfile"
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
@@ -265,22 +266,8 @@ func (c *DockerConfig) save() error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("docker config: %w", err)
 	}
-	f, err := os.CreateTemp(dir, ".config.json.*")
-	if err != nil {
-		return fmt.Errorf("docker config: %w", err)
-	}
-	_, err = f.Write(append(data, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), c.path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
+	// Credentials are private: 0600, as the docker CLI writes the file.
+	if err := atomicfile.WriteBytes(c.path, append(data, '\n'), 0o600, atomicfile.Durable()); err != nil {
 		return fmt.Errorf("docker config: write %s: %w", c.path, err)
 	}
 	return nil

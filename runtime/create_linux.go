@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"berth.dev/internal/atomicfile"
 	"errors"
 	"fmt"
 	"io"
@@ -138,7 +139,7 @@ func Create(o CreateOptions) (c *Container, err error) {
 		return nil, err
 	}
 	if o.PidFile != "" {
-		if err := writeFileAtomic(o.PidFile, []byte(strconv.Itoa(init.pid)), 0o644); err != nil {
+		if err := atomicfile.WriteBytes(o.PidFile, []byte(strconv.Itoa(init.pid)), 0o644); err != nil {
 			return nil, fmt.Errorf("write pid file: %w", err)
 		}
 	}

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"berth.dev/internal/atomicfile"
 	"errors"
 	"fmt"
 	"golang.org/x/sys/unix"
@@ -124,7 +125,7 @@ func (c *Container) Exec(o ExecOptions) (int, error) {
 		return 0, err
 	}
 	if o.PidFile != "" {
-		if err := writeFileAtomic(o.PidFile, []byte(strconv.Itoa(proc.pid)), 0o644); err != nil {
+		if err := atomicfile.WriteBytes(o.PidFile, []byte(strconv.Itoa(proc.pid)), 0o644); err != nil {
 			return proc.pid, fmt.Errorf("write pid file: %w", err)
 		}
 	}

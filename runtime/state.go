@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"berth.dev/internal/atomicfile"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -82,35 +83,12 @@ func (s *saved) rootfsPath() string {
 	return filepath.Join(s.Bundle, s.Rootfs)
 }
 
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	// No fsync: this is run-time state (a container does not survive a
-	// reboot), usually on a tmpfs, and readers see the whole file or the
-	// old one thanks to the rename.
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
-
 func (s *saved) save(dir string) error {
 	data, err := json.Marshal(s)
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, stateFile), data, 0o600)
+	return atomicfile.WriteBytes(filepath.Join(dir, stateFile), data, 0o600)
 }
 
 func loadSaved(dir string) (*saved, error) {

@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"berth.dev/internal/atomicfile"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -58,33 +59,20 @@ func ReadExit(dir string) (Exit, error) {
 // synced and renamed, and the exit file last.
 func writeExit(dir string, e Exit) error {
 	if e.OOM {
-		if err := writeFileAtomic(dir, OOMFile, []byte("1\n")); err != nil {
+		if err := writeFile(dir, OOMFile, []byte("1\n")); err != nil {
 			return err
 		}
 	}
-	if err := writeFileAtomic(dir, ExitedAtFile, []byte(e.ExitedAt.Format(time.RFC3339Nano)+"\n")); err != nil {
+	if err := writeFile(dir, ExitedAtFile, []byte(e.ExitedAt.Format(time.RFC3339Nano)+"\n")); err != nil {
 		return err
 	}
-	return writeFileAtomic(dir, ExitFile, []byte(strconv.Itoa(e.Code)+"\n"))
+	return writeFile(dir, ExitFile, []byte(strconv.Itoa(e.Code)+"\n"))
 }
 
-func writeFileAtomic(dir, name string, data []byte) error {
-	f, err := os.CreateTemp(dir, "."+name+"-")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(dir, name))
-	}
-	if err != nil {
-		os.Remove(f.Name())
+// writeFile writes a file of the shim dir, durably: the exit files are all
+// that is left of a container once its shim is gone.
+func writeFile(dir, name string, data []byte) error {
+	if err := atomicfile.WriteBytes(filepath.Join(dir, name), data, 0o600, atomicfile.Durable()); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil

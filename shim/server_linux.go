@@ -63,7 +63,7 @@ func New(ctx context.Context, cfg Config) (_ *Shim, err error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("shim: %w", err)
 	}
-	if err := writeFileAtomic(cfg.Dir, PidFile, []byte(strconv.Itoa(os.Getpid())+"\n")); err != nil {
+	if err := writeFile(cfg.Dir, PidFile, []byte(strconv.Itoa(os.Getpid())+"\n")); err != nil {
 		return nil, fmt.Errorf("shim: %w", err)
 	}
 	s := &Shim{cfg: cfg, reaper: newReaper(), status: StatusCreated, exited: make(chan struct{}), execs: map[string]*processIO{}}
@@ -470,7 +470,7 @@ func (s *Shim) exec(conn *net.UnixConn, r *bufio.Reader, req Request) {
 	case <-time.After(5 * time.Second):
 	}
 	pio.detachAll()
-	writeFileAtomic(s.cfg.Dir, "exec-"+req.ID+".exit", []byte(strconv.Itoa(exitCode(st))+"\n"))
+	writeFile(s.cfg.Dir, "exec-"+req.ID+".exit", []byte(strconv.Itoa(exitCode(st))+"\n"))
 }
 
 func (s *Shim) startExec(req Request) (*processIO, int, error) {
@@ -492,7 +492,7 @@ func (s *Shim) startExec(req Request) (*processIO, int, error) {
 	p.Terminal = req.Tty
 	data, err := json.Marshal(&p)
 	if err == nil {
-		err = writeFileAtomic(s.cfg.Dir, name+".json", data)
+		err = writeFile(s.cfg.Dir, name+".json", data)
 	}
 	var pio *processIO
 	var pid int
