@@ -31,8 +31,10 @@ const MinAPIVersion = "1.24"
 // Backends are the engine services behind the routes. A nil backend makes
 // its routes answer 501 Not Implemented.
 type Backends struct {
-	System SystemBackend
-	Images ImageBackend
+	System     SystemBackend
+	Images     ImageBackend
+	Containers ContainerBackend
+	Volumes    VolumeBackend
 }
 
 // Server is the Docker Engine API over HTTP. It is safe for concurrent use

@@ -6,6 +6,7 @@
 package backend
 
 import (
+	"io"
 	"time"
 
 	"github.com/moby/moby/api/types/build"
@@ -141,3 +142,116 @@ type DiskUsage struct {
 	Volumes    []volume.Volume
 	BuildCache []build.CacheRecord
 }
+
+// ContainerFilters are the filters of GET /containers/json and POST
+// /containers/prune, checked by the server (unknown keys and malformed
+// values are refused there) and passed as given: key → values. Keys:
+// ancestor, before, since, exited, health, id, isolation, label, label!,
+// name, network, publish, expose, status, volume, until. Values of one key
+// are alternatives (OR); different keys must all match (AND).
+type ContainerFilters map[string][]string
+
+// ContainerListOptions are the options of GET /containers/json.
+type ContainerListOptions struct {
+	// All includes containers that are not running.
+	All bool
+	// Limit returns only the Limit newest containers (0: no limit); it
+	// implies All.
+	Limit int
+	// Size fills Summary.SizeRw and SizeRootFs.
+	Size    bool
+	Filters ContainerFilters
+}
+
+// ContainerRemoveOptions are the options of DELETE /containers/{id}.
+type ContainerRemoveOptions struct {
+	// Force kills a running container first.
+	Force bool
+	// RemoveVolumes removes the container's anonymous volumes.
+	RemoveVolumes bool
+}
+
+// StopOptions are the options of POST /containers/{id}/stop and /restart.
+type StopOptions struct {
+	// Signal replaces the container's stop signal when not empty.
+	Signal string
+	// Timeout is the seconds to wait before SIGKILL: nil means the
+	// container's StopTimeout (10 if unset), -1 waits forever.
+	Timeout *int
+}
+
+// AttachOptions are the streams of an attach (POST
+// /containers/{id}/attach), already hijacked by the server. A nil stream is
+// not attached. Stdout and Stderr are the same writer, without
+// multiplexing, when the container has a terminal.
+type AttachOptions struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// Logs replays the container's log before the live output; Stream
+	// attaches to the live streams (one of them at least is set).
+	Logs, Stream bool
+	// DetachKeys is the detach sequence ("ctrl-p,ctrl-q" when empty); when
+	// the client types it the attach ends and the container keeps running.
+	DetachKeys string
+}
+
+// LogsOptions are the options of GET /containers/{id}/logs.
+type LogsOptions struct {
+	Stdout, Stderr bool
+	// Follow keeps streaming until the container stops or the client goes.
+	Follow bool
+	// Since and Until bound the entries' times (zero: no bound).
+	Since, Until time.Time
+	// Tail is the number of last lines to show; -1 means all.
+	Tail int
+}
+
+// LogMessage is one entry of a container's log.
+type LogMessage struct {
+	// Stream is "stdout" or "stderr".
+	Stream string
+	Time   time.Time
+	// Line is the output, with its newline when it had one.
+	Line []byte
+}
+
+// ExecStartOptions are the streams of POST /exec/{id}/start, hijacked by
+// the server unless Detach. Stdout and Stderr are the same writer when the
+// exec has a terminal.
+type ExecStartOptions struct {
+	Detach         bool
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// ConsoleSize is the initial [height, width] of the exec's terminal.
+	ConsoleSize *[2]uint
+}
+
+// ArchiveOptions are the options of PUT /containers/{id}/archive.
+type ArchiveOptions struct {
+	// NoOverwriteDirNonDir refuses to replace a directory with a
+	// non-directory or the reverse.
+	NoOverwriteDirNonDir bool
+	// CopyUIDGID keeps the archive's owners (otherwise files belong to the
+	// container's root, as docker cp without -a).
+	CopyUIDGID bool
+}
+
+// CommitOptions are the options of POST /commit.
+type CommitOptions struct {
+	// Ref is the normalized name to give the image ("" for none).
+	Ref     string
+	Comment string
+	Author  string
+	// Pause freezes the container while its changes are copied.
+	Pause bool
+	// Changes are Dockerfile instructions applied to the config.
+	Changes []string
+	// Config, when set, is merged over the container's config (docker
+	// commit's request body).
+	Config *container.Config
+}
+
+// VolumeFilters are the filters of GET /volumes and POST /volumes/prune,
+// passed as given like ContainerFilters. Keys: dangling, driver, label,
+// label!, name, all (prune).
+type VolumeFilters map[string][]string
