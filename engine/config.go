@@ -32,6 +32,10 @@ type Config struct {
 	Runtime                string `toml:"runtime"`
 	MaxConcurrentDownloads int    `toml:"max_concurrent_downloads"`
 	MaxConcurrentUploads   int    `toml:"max_concurrent_uploads"`
+	// Runtimes names further OCI runtimes for --runtime: name → binary.
+	Runtimes map[string]string `toml:"runtimes"`
+	// InitPath is the init binary of --init (docker-init or tini).
+	InitPath string `toml:"init_path"`
 
 	// Registry is the [registry] table, decoded by the registry package.
 	Registry toml.Primitive `toml:"registry"`
@@ -48,6 +52,7 @@ func DefaultConfig() *Config {
 		Runtime:                "berth-runtime",
 		MaxConcurrentDownloads: 3,
 		MaxConcurrentUploads:   5,
+		InitPath:               defaultInitPath(),
 	}
 }
 
@@ -107,3 +112,13 @@ func (c *Config) validate() error {
 func (c *Config) ContentDir() string   { return filepath.Join(c.Root, "content") }
 func (c *Config) SnapshotDir() string  { return filepath.Join(c.Root, "snapshots") }
 func (c *Config) MetadataPath() string { return filepath.Join(c.Root, "metadata.db") }
+
+// defaultInitPath is the first init for --init found on the host.
+func defaultInitPath() string {
+	for _, p := range []string{"/usr/bin/docker-init", "/usr/bin/tini", "/usr/libexec/docker/docker-init", "/usr/local/bin/tini"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}

@@ -12,14 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"berth.dev/api/docker/backend"
 	"berth.dev/content"
-	"berth.dev/engine/ocispec"
 	"berth.dev/image"
 	"berth.dev/internal/testutil"
 	"berth.dev/metadata"
 	"berth.dev/snapshot/overlay"
 	"berth.dev/tests/fixtures/images"
 	"berth.dev/tests/runtimetest"
+	"github.com/moby/moby/api/types/container"
 	"golang.org/x/sys/unix"
 )
 
@@ -84,7 +85,9 @@ func TestContainerFromImage(t *testing.T) {
 			t.Fatalf("build berth-shim: %v\n%s", err, out)
 		}
 	}
-	cs := NewContainers(cfg, imgs, snaps, db, runtimeBin, shimBin)
+	cfg.Runtime = runtimeBin
+	cs := NewContainers(ContainersConfig{Config: cfg, Images: imgs, Snaps: snaps, DB: db, Shim: shimBin})
+	defer cs.Close()
 
 	// A cgroup parent of the test's own, removed at the end (berthd's
 	// default, /berth, is left in place like dockerd's /docker).
@@ -100,22 +103,33 @@ func TestContainerFromImage(t *testing.T) {
 			}
 		}
 	})
-	ctr, err := cs.Create(ctx, "busybox", ocispec.RunOptions{CgroupParent: parent, Cmd: []string{"sh", "-c", "echo hello from $(cat /etc/hostname 2>/dev/null || hostname); echo oops >&2; exit 3"}})
+	created, err := cs.Create(ctx, "", container.CreateRequest{
+		Config:     &container.Config{Image: "busybox", Cmd: []string{"sh", "-c", "echo hello from $(cat /etc/hostname 2>/dev/null || hostname); echo oops >&2; exit 3"}},
+		HostConfig: &container.HostConfig{Resources: container.Resources{CgroupParent: parent}, NetworkMode: "none"},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := cs.Run(ctx, ctr.ID)
-	if err != nil {
-		cs.Remove(ctx, ctr.ID)
-		t.Fatal(err)
-	}
-	exit, err := cl.Wait(ctx)
+	ctr := struct{ ID string }{created.ID}
+	waitc, err := cs.Wait(ctx, ctr.ID, container.WaitConditionNextExit)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reapShim(t, filepath.Join(run, "containers", ctr.ID, "shim.pid"))
-	if exit.Code != 3 {
-		t.Errorf("exit code %d, want 3", exit.Code)
+	if _, err := cs.Start(ctx, ctr.ID); err != nil {
+		cs.Remove(ctx, ctr.ID, backend.ContainerRemoveOptions{})
+		t.Fatal(err)
+	}
+	exit := <-waitc
+	reapShim(t, filepath.Join(run, "containers", ctr.ID, "s", "shim.pid"))
+	if exit.StatusCode != 3 {
+		t.Errorf("exit code %d, want 3", exit.StatusCode)
+	}
+	info, err := cs.Inspect(ctx, ctr.ID, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Status != container.StateExited || info.State.ExitCode != 3 || info.State.FinishedAt == "0001-01-01T00:00:00Z" {
+		t.Errorf("state after exit: %+v", info.State)
 	}
 	log, err := os.ReadFile(cs.LogPath(ctr.ID))
 	if err != nil {
@@ -129,7 +143,7 @@ func TestContainerFromImage(t *testing.T) {
 	if out, err := exec.Command(runtimeBin, "--root", filepath.Join(run, "runtime"), "delete", "--force", ctr.ID).CombinedOutput(); err != nil {
 		t.Fatalf("runtime delete: %v\n%s", err, out)
 	}
-	if err := cs.Remove(ctx, ctr.ID); err != nil {
+	if err := cs.Remove(ctx, ctr.ID, backend.ContainerRemoveOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), run) {
@@ -141,7 +155,7 @@ func TestContainerFromImage(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(run, "containers", ctr.ID)); !os.IsNotExist(err) {
 		t.Error("the container's directory is left")
 	}
-	if err := cs.Remove(ctx, ctr.ID); err == nil {
+	if err := cs.Remove(ctx, ctr.ID, backend.ContainerRemoveOptions{}); err == nil {
 		t.Error("a second remove succeeded")
 	}
 }

@@ -52,37 +52,9 @@ func (s *Images) Import(ctx context.Context, src io.Reader, opts backend.ImportO
 
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	// The layer blob: the tar, gzip'd on the way into the content store.
-	ref := fmt.Sprintf("import-%d", created.UnixNano())
-	w, err := s.content.Writer(ctx, ref, ocispec.Descriptor{})
-	if err != nil {
-		return "", err
-	}
-	defer func() {
-		w.Close()
-		if err != nil {
-			// Nothing to resume: an import is never retried from where it stopped.
-			s.content.Abort(context.WithoutCancel(ctx), ref)
-		}
-	}()
-	gz, err := archive.CompressStream(w, archive.Gzip)
-	if err != nil {
-		return "", err
-	}
-	_, diffID, err := s.unpacker.apply(ctx, "", io.TeeReader(tar, gz), func(d digest.Digest) (digest.Digest, error) { return d, nil })
+	layer, diffID, err := s.storeLayer(ctx, "", tar, fmt.Sprintf("import-%d", created.UnixNano()))
 	if err != nil {
 		return "", fmt.Errorf("%w: import: %w", errdefs.ErrInvalidArgument, err)
-	}
-	if err := gz.Close(); err != nil {
-		return "", err
-	}
-	st, err := w.Status()
-	if err != nil {
-		return "", err
-	}
-	layer := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: w.Digest(), Size: st.Offset}
-	if err := w.Commit(ctx, layer.Size, layer.Digest); err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
-		return "", err
 	}
 
 	comment := opts.Message
@@ -91,32 +63,9 @@ func (s *Images) Import(ctx context.Context, src io.Reader, opts backend.ImportO
 	}
 	cfg.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{diffID}}
 	cfg.History = []ocispec.History{{Created: &created, Comment: comment}}
-	cfgData, cfgDesc, err := image.EncodeConfig(cfg, ocispec.MediaTypeImageConfig)
+	id, err := s.storeImage(ctx, cfg, []ocispec.Descriptor{layer}, opts.Ref)
 	if err != nil {
 		return "", err
-	}
-	if err := s.storeBytes(ctx, cfgDesc, cfgData); err != nil {
-		return "", err
-	}
-	man := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: cfgDesc, Layers: []ocispec.Descriptor{layer}}
-	man.SchemaVersion = 2
-	mdata, err := json.Marshal(man)
-	if err != nil {
-		return "", err
-	}
-	mdesc := ocispec.Descriptor{MediaType: man.MediaType, Digest: digest.FromBytes(mdata), Size: int64(len(mdata))}
-	if err := s.storeBytes(ctx, mdesc, mdata); err != nil {
-		return "", err
-	}
-	id := cfgDesc.Digest
-	if opts.Ref != "" {
-		ref, err := image.ParseNormalized(opts.Ref)
-		if err != nil {
-			return "", err
-		}
-		if _, err := s.putName(ctx, image.Image{Name: ref.String(), Target: mdesc, ConfigDigest: id}); err != nil {
-			return "", err
-		}
 	}
 	s.events.Publish(events.ImageEventType, events.ActionImport, id.String(), nil)
 	return id.String(), nil
@@ -246,4 +195,96 @@ func setEnv(env []string, k, v string) []string {
 		}
 	}
 	return append(env, k+"="+v)
+}
+
+// storeLayer stores the uncompressed layer tar read from tar as a gzip blob
+// (under the ingest ref) and unpacks it on top of the layer snapshot parent
+// ("" for none), in one pass. It returns the blob's descriptor and the
+// layer's diff ID. On error nothing is left of the blob or the snapshot.
+// The caller holds s.mu for reading.
+func (s *Images) storeLayer(ctx context.Context, parent digest.Digest, tar io.Reader, ref string) (_ ocispec.Descriptor, _ digest.Digest, err error) {
+	w, err := s.content.Writer(ctx, ref, ocispec.Descriptor{})
+	if err != nil {
+		return ocispec.Descriptor{}, "", err
+	}
+	defer func() {
+		w.Close()
+		if err != nil {
+			// Nothing to resume: a layer made here is never retried from where it stopped.
+			s.content.Abort(context.WithoutCancel(ctx), ref)
+		}
+	}()
+	gz, err := archive.CompressStream(w, archive.Gzip)
+	if err != nil {
+		return ocispec.Descriptor{}, "", err
+	}
+	chain := func(d digest.Digest) (digest.Digest, error) {
+		if parent == "" {
+			return d, nil
+		}
+		return image.ChainIDs([]digest.Digest{parent, d})[1], nil
+	}
+	_, diffID, err := s.unpacker.apply(ctx, parent, io.TeeReader(tar, gz), chain)
+	if err != nil {
+		return ocispec.Descriptor{}, "", err
+	}
+	if err := gz.Close(); err != nil {
+		return ocispec.Descriptor{}, "", err
+	}
+	st, err := w.Status()
+	if err != nil {
+		return ocispec.Descriptor{}, "", err
+	}
+	layer := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: w.Digest(), Size: st.Offset}
+	if err := w.Commit(ctx, layer.Size, layer.Digest); err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
+		return ocispec.Descriptor{}, "", err
+	}
+	return layer, diffID, nil
+}
+
+// storeImage stores cfg and a manifest of layers, names the image ref when
+// not empty, and returns the image ID.
+func (s *Images) storeImage(ctx context.Context, cfg image.Config, layers []ocispec.Descriptor, ref string) (digest.Digest, error) {
+	cfgData, cfgDesc, err := image.EncodeConfig(cfg, ocispec.MediaTypeImageConfig)
+	if err != nil {
+		return "", err
+	}
+	if err := s.storeBytes(ctx, cfgDesc, cfgData); err != nil {
+		return "", err
+	}
+	man := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: cfgDesc, Layers: layers}
+	man.SchemaVersion = 2
+	mdata, err := json.Marshal(man)
+	if err != nil {
+		return "", err
+	}
+	mdesc := ocispec.Descriptor{MediaType: man.MediaType, Digest: digest.FromBytes(mdata), Size: int64(len(mdata))}
+	if err := s.storeBytes(ctx, mdesc, mdata); err != nil {
+		return "", err
+	}
+	id := cfgDesc.Digest
+	img := image.Image{Name: "", Target: mdesc, ConfigDigest: id}
+	if ref != "" {
+		named, err := image.ParseNormalized(ref)
+		if err != nil {
+			return "", err
+		}
+		img.Name = named.String()
+		if _, err := s.putName(ctx, img); err != nil {
+			return "", err
+		}
+		return id, nil
+	}
+	// An image without a name is kept as a dangling one, unless a name
+	// already holds the same image.
+	named, err := s.names.List(ctx, image.WithID(id))
+	if err != nil {
+		return "", err
+	}
+	if len(named) == 0 {
+		if err := s.dangling.put(ctx, img); err != nil {
+			return "", err
+		}
+	}
+	return id, nil
 }

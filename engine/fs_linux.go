@@ -1,0 +1,525 @@
+package engine
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
+
+	"berth.dev/api/docker/backend"
+	"berth.dev/archive"
+	"berth.dev/internal/errdefs"
+	"berth.dev/snapshot"
+)
+
+func initSnapshot(id string) string { return "init-" + id }
+
+// prepareInit makes the container's init layer on top of the image's top
+// layer: the mount points the runtime needs (/proc, /sys, /dev, and the
+// files /etc/hosts, /etc/hostname and /etc/resolv.conf are bind-mounted
+// on), so that they never show in the container's own changes, its diff or
+// a commit. It returns the init layer's name.
+func (c *Containers) prepareInit(ctx context.Context, id, parent string) (string, error) {
+	key := initSnapshot(id) + "-active"
+	mounts, err := c.snaps.Prepare(ctx, key, parent)
+	if err != nil {
+		return "", err
+	}
+	bg := context.WithoutCancel(ctx)
+	dir, err := os.MkdirTemp(c.cfg.tmpDir(), "init-")
+	if err != nil {
+		os.MkdirAll(c.cfg.tmpDir(), 0o700)
+		if dir, err = os.MkdirTemp(c.cfg.tmpDir(), "init-"); err != nil {
+			c.snaps.Remove(bg, key)
+			return "", err
+		}
+	}
+	defer os.Remove(dir)
+	if err := snapshot.MountAll(mounts, dir); err != nil {
+		c.snaps.Remove(bg, key)
+		return "", err
+	}
+	err = makeMountPoints(dir)
+	if uerr := snapshot.UnmountAll(dir); err == nil {
+		err = uerr
+	}
+	if err == nil {
+		err = c.snaps.Commit(ctx, initSnapshot(id), key)
+	}
+	if err != nil {
+		c.snaps.Remove(bg, key)
+		return "", fmt.Errorf("init layer: %w", err)
+	}
+	return initSnapshot(id), nil
+}
+
+// makeMountPoints creates the mount points of a container's init layer
+// where the image lacks them, never following the image's symlinks out of
+// the root.
+func makeMountPoints(root string) error {
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	for _, d := range []string{"proc", "sys", "dev", "etc"} {
+		if err := r.Mkdir(d, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+	}
+	for _, f := range []string{"etc/hosts", "etc/hostname", "etc/resolv.conf"} {
+		if _, err := r.Lstat(f); err == nil {
+			continue
+		}
+		fh, err := r.OpenFile(f, os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		fh.Close()
+	}
+	return nil
+}
+
+// mountedRootfs returns the container's root filesystem: its live mount
+// while it runs, or a mount made for the caller, which release undoes.
+func (c *Containers) mountedRootfs(ctx context.Context, x *ctr) (string, func(), error) {
+	rec := x.snapshotRecord()
+	if rec.State.Status == container.StateRunning || rec.State.Status == container.StatePaused {
+		return c.rootfs(rec.ID), func() {}, nil
+	}
+	mounts, err := c.snaps.Mounts(ctx, snapshotKey(rec.ID))
+	if err != nil {
+		return "", nil, err
+	}
+	os.MkdirAll(c.cfg.tmpDir(), 0o700)
+	dir, err := os.MkdirTemp(c.cfg.tmpDir(), "rootfs-")
+	if err != nil {
+		return "", nil, err
+	}
+	if err := snapshot.MountAll(mounts, dir); err != nil {
+		os.Remove(dir)
+		return "", nil, err
+	}
+	return dir, func() {
+		snapshot.UnmountAll(dir)
+		os.Remove(dir)
+	}, nil
+}
+
+// resolveInRoot returns the host path of p inside root: every component
+// but the last is resolved as the container would see it, with symlinks
+// and ".." kept inside root; the last one is not followed.
+func resolveInRoot(root, p string) (string, error) {
+	p = path.Clean("/" + p)
+	if p == "/" {
+		return root, nil
+	}
+	dir, base := path.Split(p)
+	real, err := resolveFollow(root, dir)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(real, base), nil
+}
+
+// resolveFollow is resolveInRoot that also follows a last symlink.
+func resolveFollow(root, p string) (string, error) {
+	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(rfd)
+	rel := strings.TrimPrefix(path.Clean("/"+p), "/")
+	if rel == "" {
+		rel = "."
+	}
+	fd, err := unix.Openat2(rfd, rel, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return "", &os.PathError{Op: "resolve", Path: p, Err: err}
+	}
+	defer unix.Close(fd)
+	real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		return "", err
+	}
+	if real != root && !strings.HasPrefix(real, root+"/") {
+		return "", fmt.Errorf("%w: %s resolves outside the container", errdefs.ErrInvalidArgument, p)
+	}
+	return real, nil
+}
+
+func pathStat(name, host string) (container.PathStat, error) {
+	fi, err := os.Lstat(host)
+	if err != nil {
+		return container.PathStat{}, err
+	}
+	st := container.PathStat{Name: name, Size: fi.Size(), Mode: fi.Mode(), Mtime: fi.ModTime()}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		st.LinkTarget, _ = os.Readlink(host)
+	}
+	return st, nil
+}
+
+func noSuchPath(p, id string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return fmt.Errorf("%w: Could not find the file %s in container %s", errdefs.ErrNotFound, p, id)
+	}
+	return err
+}
+
+// StatPath describes path inside the container.
+func (c *Containers) StatPath(ctx context.Context, name, p string) (container.PathStat, error) {
+	x, err := c.find(name)
+	if err != nil {
+		return container.PathStat{}, err
+	}
+	root, release, err := c.mountedRootfs(ctx, x)
+	if err != nil {
+		return container.PathStat{}, err
+	}
+	defer release()
+	host, err := resolveInRoot(root, p)
+	if err != nil {
+		return container.PathStat{}, noSuchPath(p, x.rec.ID, err)
+	}
+	st, err := pathStat(path.Base(path.Clean("/"+p)), host)
+	if err != nil {
+		return st, noSuchPath(p, x.rec.ID, err)
+	}
+	return st, nil
+}
+
+// ArchivePath returns a tar of path inside the container.
+func (c *Containers) ArchivePath(ctx context.Context, name, p string) (io.ReadCloser, container.PathStat, error) {
+	x, err := c.find(name)
+	if err != nil {
+		return nil, container.PathStat{}, err
+	}
+	root, release, err := c.mountedRootfs(ctx, x)
+	if err != nil {
+		return nil, container.PathStat{}, err
+	}
+	host, err := resolveInRoot(root, p)
+	if err == nil && strings.HasSuffix(p, "/") {
+		host, err = resolveFollow(root, p)
+	}
+	if err != nil {
+		release()
+		return nil, container.PathStat{}, noSuchPath(p, x.rec.ID, err)
+	}
+	base := path.Base(path.Clean("/" + p))
+	if base == "/" {
+		base = "."
+	}
+	st, err := pathStat(base, host)
+	if err != nil {
+		release()
+		return nil, st, noSuchPath(p, x.rec.ID, err)
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		err := writeTree(ctx, pw, filepath.Dir(host), filepath.Base(host), base)
+		release()
+		pw.CloseWithError(err)
+	}()
+	return pr, st, nil
+}
+
+// writeTree writes a tar of dir/name (a file or a tree, symlinks not
+// followed) with entry names starting with prefix ("" for none).
+func writeTree(ctx context.Context, w io.Writer, dir, name, prefix string) error {
+	tw := tar.NewWriter(w)
+	links := map[[2]uint64]string{}
+	top := filepath.Join(dir, name)
+	err := filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		rel, _ := filepath.Rel(top, p)
+		entry := path.Join(prefix, filepath.ToSlash(rel))
+		if prefix == "" || prefix == "." {
+			entry = filepath.ToSlash(rel)
+		}
+		if entry == "." {
+			if prefix == "" || prefix == "." {
+				return nil
+			}
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		link := ""
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			if link, err = os.Readlink(p); err != nil {
+				return err
+			}
+		}
+		hdr, err := tar.FileInfoHeader(fi, link)
+		if err != nil {
+			return nil // sockets and the like are skipped, as docker does
+		}
+		hdr.Name = entry
+		if fi.IsDir() {
+			hdr.Name += "/"
+		}
+		hdr.Uname, hdr.Gname = "", ""
+		hdr.Format = tar.FormatPAX
+		if st, ok := fi.Sys().(*unix.Stat_t); ok {
+			hdr.Uid, hdr.Gid = int(st.Uid), int(st.Gid)
+			if fi.Mode().IsRegular() && st.Nlink > 1 {
+				key := [2]uint64{st.Dev, st.Ino}
+				if first, ok := links[key]; ok {
+					hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
+				} else {
+					links[key] = entry
+				}
+			}
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if hdr.Typeflag == tar.TypeReg {
+			f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(tw, io.LimitReader(f, hdr.Size))
+			f.Close()
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return tw.Close()
+}
+
+// ExtractToPath unpacks a tar into the directory path in the container.
+func (c *Containers) ExtractToPath(ctx context.Context, name, p string, r io.Reader, opts backend.ArchiveOptions) error {
+	x, err := c.find(name)
+	if err != nil {
+		return err
+	}
+	rec := x.snapshotRecord()
+	if rec.HostConfig.ReadonlyRootfs {
+		return fmt.Errorf("%w: container rootfs is marked read-only", errdefs.ErrForbidden)
+	}
+	root, release, err := c.mountedRootfs(ctx, x)
+	if err != nil {
+		return err
+	}
+	defer release()
+	host, err := resolveFollow(root, p)
+	if err != nil {
+		return noSuchPath(p, rec.ID, err)
+	}
+	fi, err := os.Stat(host)
+	if err != nil {
+		return noSuchPath(p, rec.ID, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%w: extraction point is not a directory", errdefs.ErrInvalidArgument)
+	}
+	var ao []archive.ApplyOption
+	if !opts.CopyUIDGID {
+		ao = append(ao, archive.WithNoSameOwner())
+	}
+	tr, _, err := archive.DecompressStream(r)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errdefs.ErrInvalidArgument, err)
+	}
+	defer tr.Close()
+	if _, err := archive.Apply(ctx, host, tr, ao...); err != nil {
+		return fmt.Errorf("%w: copy to %s: %w", errdefs.ErrInvalidArgument, p, err)
+	}
+	return nil
+}
+
+// changes compares the container's filesystem with its image (its init
+// layer) and calls fn with the changes and the container's tree.
+func (c *Containers) changes(ctx context.Context, x *ctr, fn func(upper string, changes []archive.Change) error) error {
+	rec := x.snapshotRecord()
+	root, release, err := c.mountedRootfs(ctx, x)
+	if err != nil {
+		return err
+	}
+	defer release()
+	info, err := c.snaps.Stat(ctx, snapshotKey(rec.ID))
+	if err != nil {
+		return err
+	}
+	viewKey := "view-" + rec.ID + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	mounts, err := c.snaps.View(ctx, viewKey, info.Parent)
+	if err != nil {
+		return err
+	}
+	bg := context.WithoutCancel(ctx)
+	defer c.snaps.Remove(bg, viewKey)
+	lower, err := os.MkdirTemp(c.cfg.tmpDir(), "lower-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(lower)
+	if err := snapshot.MountAll(mounts, lower); err != nil {
+		return err
+	}
+	defer snapshot.UnmountAll(lower)
+	ch, err := archive.Changes(ctx, lower, root)
+	if err != nil {
+		return err
+	}
+	return fn(root, ch)
+}
+
+// Changes lists what changed in the container's filesystem.
+func (c *Containers) Changes(ctx context.Context, name string) ([]container.FilesystemChange, error) {
+	x, err := c.find(name)
+	if err != nil {
+		return nil, err
+	}
+	out := []container.FilesystemChange{}
+	err = c.changes(ctx, x, func(_ string, ch []archive.Change) error {
+		for _, k := range ch {
+			out = append(out, container.FilesystemChange{Kind: container.ChangeType(k.Kind), Path: k.Path})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Commit makes an image of the container's changes.
+func (c *Containers) Commit(ctx context.Context, name string, opts backend.CommitOptions) (string, error) {
+	x, err := c.find(name)
+	if err != nil {
+		return "", err
+	}
+	rec := x.snapshotRecord()
+	if opts.Pause && rec.State.Status == container.StateRunning {
+		if err := c.runtimeCmd(ctx, &rec, "pause", rec.ID); err != nil {
+			return "", err
+		}
+		defer c.runtimeCmd(context.WithoutCancel(ctx), &rec, "resume", rec.ID)
+	}
+	m, err := c.images.lookup(ctx, rec.Image)
+	if err != nil {
+		return "", fmt.Errorf("image of the container: %w", err)
+	}
+	parent, err := c.images.load(ctx, m.Images[0])
+	if err != nil {
+		return "", err
+	}
+	cfg := parent.config
+	now := time.Now().UTC()
+	cfg.Created = &now
+	cfg.Author = opts.Author
+	cc := rec.Config
+	if opts.Config != nil {
+		merged := mergeCommitConfig(*cc, *opts.Config)
+		cc = &merged
+	}
+	ic := &cfg.Config
+	ic.Env, ic.Cmd, ic.Entrypoint, ic.WorkingDir, ic.User = cc.Env, cc.Cmd, cc.Entrypoint, cc.WorkingDir, cc.User
+	ic.Labels, ic.StopSignal = cc.Labels, cc.StopSignal
+	if len(cc.ExposedPorts) > 0 {
+		ic.ExposedPorts = map[string]struct{}{}
+		for p := range cc.ExposedPorts {
+			ic.ExposedPorts[p.String()] = struct{}{}
+		}
+	}
+	if len(cc.Volumes) > 0 {
+		ic.Volumes = cc.Volumes
+	}
+	for _, ch := range opts.Changes {
+		if err := applyChange(&cfg, ch); err != nil {
+			return "", err
+		}
+	}
+	path, args := command(rec.Config)
+	createdBy := strings.Join(append([]string{path}, args...), " ")
+
+	c.images.mu.RLock()
+	defer c.images.mu.RUnlock()
+	var layer ocispec.Descriptor
+	var diffID digest.Digest
+	err = c.changes(ctx, x, func(upper string, ch []archive.Change) error {
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(archive.WriteChanges(ctx, pw, upper, ch)) }()
+		var top digest.Digest
+		if n := len(parent.chainIDs); n > 0 {
+			top = parent.chainIDs[n-1]
+		}
+		var err error
+		layer, diffID, err = c.images.storeLayer(ctx, top, pr, "commit-"+rec.ID+"-"+strconv.FormatInt(now.UnixNano(), 36))
+		pr.CloseWithError(err)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("commit %s: %w", strings.TrimPrefix(rec.Name, "/"), err)
+	}
+	cfg.RootFS.DiffIDs = append(append([]digest.Digest{}, cfg.RootFS.DiffIDs...), diffID)
+	cfg.History = append(append([]ocispec.History{}, cfg.History...), ocispec.History{Created: &now, CreatedBy: createdBy, Comment: opts.Comment, Author: opts.Author})
+	layers := append(append([]ocispec.Descriptor{}, parent.manifest.Layers...), layer)
+	id, err := c.images.storeImage(ctx, cfg, layers, opts.Ref)
+	if err != nil {
+		return "", err
+	}
+	c.publish(&rec, events.ActionCommit, map[string]string{"comment": opts.Comment})
+	c.images.events.Publish(events.ImageEventType, events.ActionCreate, id.String(), nil)
+	return id.String(), nil
+}
+
+// mergeCommitConfig puts the fields set in over (docker commit's request
+// body) on the container's config.
+func mergeCommitConfig(base, over container.Config) container.Config {
+	out := base
+	if len(over.Cmd) > 0 {
+		out.Cmd = over.Cmd
+	}
+	if len(over.Entrypoint) > 0 {
+		out.Entrypoint = over.Entrypoint
+	}
+	if len(over.Env) > 0 {
+		out.Env = over.Env
+	}
+	if over.WorkingDir != "" {
+		out.WorkingDir = over.WorkingDir
+	}
+	if over.User != "" {
+		out.User = over.User
+	}
+	if len(over.Labels) > 0 {
+		out.Labels = over.Labels
+	}
+	if len(over.ExposedPorts) > 0 {
+		out.ExposedPorts = over.ExposedPorts
+	}
+	if len(over.Volumes) > 0 {
+		out.Volumes = over.Volumes
+	}
+	if over.StopSignal != "" {
+		out.StopSignal = over.StopSignal
+	}
+	return out
+}
