@@ -136,7 +136,7 @@ func readStaticBusybox(bin string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s does not exist: %s", errdefs.ErrUnavailable, bin, installBusybox)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: read busybox: %w", errdefs.ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: read busybox: %w: %s", errdefs.ErrUnavailable, err, installBusybox)
 	}
 	f, err := elf.NewFile(bytes.NewReader(data))
 	if err != nil {
