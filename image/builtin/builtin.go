@@ -83,7 +83,8 @@ func WithCreated(t time.Time) Option {
 // when the host lacks what the image needs (busybox without a statically
 // linked /bin/busybox: the message names the package to install);
 // errdefs.ErrInvalidArgument for a SOURCE_DATE_EPOCH that is not a number.
-// Nothing is written to w when building the image fails.
+// Nothing is written to w when building the image fails. Archive keeps no
+// state between calls and may be called concurrently.
 func Archive(ctx context.Context, name string, w io.Writer, opts ...Option) error {
 	o := options{busybox: DefaultBusyboxPath}
 	for _, opt := range opts {

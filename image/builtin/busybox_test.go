@@ -81,6 +81,17 @@ func TestBusyboxImageLayer(t *testing.T) {
 			t.Errorf("%s: type %c mode %o target %q; want %c %o %q", tc.name, h.Typeflag, h.Mode, h.Linkname, tc.typ, tc.mode, tc.target)
 		}
 	}
+	// Every applet busybox knows has its link, where busybox puts it.
+	out, err := exec.Command(DefaultBusyboxPath, "--list-full").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range strings.Fields(string(out)) {
+		if h := byName[a]; a != "bin/busybox" && (h == nil || h.Typeflag != tar.TypeSymlink) {
+			t.Errorf("applet %s: no symlink in the layer", a)
+		}
+	}
+
 	passwd := string(layerFile(t, l.layerTar, "etc/passwd").data)
 	for _, user := range []string{"root:x:0:0:", "daemon:x:1:1:", "nobody:x:65534:65534:"} {
 		if !strings.Contains(passwd, "\n"+user) && !strings.HasPrefix(passwd, user) {
