@@ -45,6 +45,9 @@ type Images struct {
 	dangling *dangling
 	platform ocispec.Platform
 
+	// inUse returns the containers made from an image (nil: none).
+	inUse func(imageID string) []string
+
 	// mu serialises the changes that decide what may be collected
 	// (remove, prune) against pulls in progress.
 	mu sync.RWMutex
@@ -459,6 +462,18 @@ func noSuchImage(name string, err error) error {
 	return err
 }
 
+// SetContainerUse sets the function that tells which containers use an
+// image: such an image is not deleted (remove refuses unless forced, and
+// then only untags it; prune skips it).
+func (s *Images) SetContainerUse(f func(imageID string) []string) { s.inUse = f }
+
+func (s *Images) users(id digest.Digest) []string {
+	if s.inUse == nil {
+		return nil
+	}
+	return s.inUse(id.String())
+}
+
 // Remove untags name and deletes the image when no name is left.
 func (s *Images) Remove(ctx context.Context, name string, opts backend.RemoveOptions) ([]mobyimage.DeleteResponse, error) {
 	s.mu.Lock()
@@ -480,6 +495,13 @@ func (s *Images) Remove(ctx context.Context, name string, opts backend.RemoveOpt
 		out = append(out, mobyimage.DeleteResponse{Untagged: fam})
 		s.events.Publish(events.ImageEventType, events.ActionUnTag, m.ID.String(), map[string]string{"name": fam})
 		return nil
+	}
+	users := s.users(m.ID)
+	if len(users) > 0 && (m.Name == "" || len(m.Images) == 1) && !opts.Force {
+		if m.Name != "" {
+			return nil, fmt.Errorf("%w: unable to remove repository reference %q (must force) - container %s is using its referenced image %s", errdefs.ErrConflict, name, users[0][:12], image.ShortID(m.ID))
+		}
+		return nil, fmt.Errorf("%w: unable to delete %s (must be forced) - image is being used by container %s", errdefs.ErrConflict, image.ShortID(m.ID), users[0][:12])
 	}
 	if m.Name != "" {
 		// A name: untag it; the image goes when it was the last one.
@@ -513,6 +535,12 @@ func (s *Images) Remove(ctx context.Context, name string, opts backend.RemoveOpt
 				return out, err
 			}
 		}
+	}
+	if len(users) > 0 {
+		// Forced: the names are gone, the image stays for its containers.
+		rec := m.Images[0]
+		rec.Name = ""
+		return out, s.dangling.put(ctx, rec)
 	}
 	if err := s.dangling.delete(ctx, m.ID); err != nil {
 		return out, err
@@ -584,8 +612,7 @@ func (s *Images) collect(ctx context.Context) error {
 }
 
 // Prune removes the images the filters select: the dangling ones, or with
-// dangling=false (image prune -a) every image (berth has no containers
-// yet that could be using one).
+// dangling=false (image prune -a) every image no container uses.
 func (s *Images) Prune(ctx context.Context, f backend.ImageFilters) (mobyimage.PruneReport, error) {
 	report := mobyimage.PruneReport{ImagesDeleted: []mobyimage.DeleteResponse{}}
 	if f.Dangling == nil {
@@ -605,7 +632,7 @@ func (s *Images) Prune(ctx context.Context, f backend.ImageFilters) (mobyimage.P
 		if !*f.Dangling {
 			sel.Dangling = nil // -a: every image, tagged or not
 		}
-		if !matchFilters(sel, recs, r) || hasAnyLabel(r.config.Config.Labels, f.LabelNot) {
+		if !matchFilters(sel, recs, r) || hasAnyLabel(r.config.Config.Labels, f.LabelNot) || len(s.users(id)) > 0 {
 			continue
 		}
 		size := s.layersSize(ctx, r)

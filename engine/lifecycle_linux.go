@@ -238,6 +238,7 @@ func (c *Containers) exited(x *ctr, exit shim.Exit) {
 	}
 	rec := x.rec
 	x.mu.Unlock()
+	go reapShim(c.shimDir(rec.ID))
 	c.cleanupRun(bg, rec.ID, rec.Runtime)
 	x.mu.Lock()
 	x.shim = nil
@@ -717,6 +718,27 @@ func (c *Containers) removeOrphans(ctx context.Context) {
 		c.log.Info("removing a container snapshot no record owns", "key", key)
 		if err := c.snaps.Remove(ctx, key); err != nil {
 			c.log.Warn("remove orphan snapshot", "key", key, "err", err)
+		}
+	}
+}
+
+// reapShim waits for the shim in dir to exit, when it is this process's
+// child: berthd is a child subreaper, so the shims it starts become its
+// children once they daemonize. A shim of an earlier berthd is not.
+func reapShim(dir string) {
+	data, err := os.ReadFile(filepath.Join(dir, shim.PidFile))
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 {
+		return
+	}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		var ws syscall.WaitStatus
+		p, err := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+		if p == pid || err == syscall.ECHILD {
+			return
 		}
 	}
 }

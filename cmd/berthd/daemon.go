@@ -6,6 +6,9 @@ import (
 	"fmt"
 	mobyregistry "github.com/moby/moby/api/types/registry"
 	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
 
 	"berth.dev/api/docker"
 	"berth.dev/content"
@@ -27,6 +30,7 @@ type daemon struct {
 	events *engine.Events
 	system *engine.System
 	images *engine.Images
+	ctrs   *engine.Containers
 
 	db    *metadata.DB
 	snaps snapshot.Snapshotter
@@ -69,8 +73,22 @@ func newDaemon(cfg *engine.Config, log *slog.Logger) (d *daemon, err error) {
 	if err := d.images.Recover(context.Background()); err != nil {
 		return nil, fmt.Errorf("recover from the last run: %w", err)
 	}
+	if cfg.Runtime == "berth-runtime" {
+		cfg.Runtime = binary("berth-runtime")
+	}
+	d.ctrs = engine.NewContainers(engine.ContainersConfig{
+		Config: cfg, Images: d.images, Snaps: d.snaps, DB: d.db, Events: d.events, Log: log,
+		Shim: binary("berth-shim"),
+	})
+	if err := d.ctrs.Recover(context.Background()); err != nil {
+		return nil, fmt.Errorf("recover the containers of the last run: %w", err)
+	}
+	d.images.SetContainerUse(d.ctrs.ImageInUse)
 	d.system.SetDiskUsage(d.images.DiskUsage)
-	d.system.SetCounts(func(ctx context.Context) (int, int, int, int) { return d.images.Count(ctx), 0, 0, 0 })
+	d.system.SetCounts(func(ctx context.Context) (int, int, int, int) {
+		total, running, paused, _ := d.ctrs.Count()
+		return d.images.Count(ctx), total, running, paused
+	})
 	login := registry.New(registry.WithHosts(hosts))
 	d.system.SetLogin(func(ctx context.Context, auth mobyregistry.AuthConfig) (string, error) {
 		host := auth.ServerAddress
@@ -99,14 +117,32 @@ func openSnapshotter(root string, log *slog.Logger) (snapshot.Snapshotter, error
 }
 
 func (d *daemon) backends() docker.Backends {
-	return docker.Backends{System: d.system, Images: d.images}
+	return docker.Backends{System: d.system, Images: d.images, Containers: d.ctrs}
 }
 
 func (d *daemon) close() {
+	if d.ctrs != nil {
+		d.ctrs.Close()
+	}
 	if d.snaps != nil {
 		d.snaps.Close()
 	}
 	if d.db != nil {
 		d.db.Close()
 	}
+}
+
+// binary finds one of berth's programs: next to berthd's own executable
+// (bin/ of a build, /usr/local/bin of an install), else in $PATH by name.
+func binary(name string) string {
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), name)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	return name
 }

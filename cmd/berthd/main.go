@@ -16,6 +16,7 @@ import (
 
 	"berth.dev/api/docker"
 	"berth.dev/engine"
+	"golang.org/x/sys/unix"
 )
 
 var (
@@ -65,6 +66,12 @@ func run(args []string) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
+	// The shims daemonize: as a child subreaper berthd inherits them, and
+	// reaps each after its container exits, rather than leaving them to
+	// an init that may not.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("become child subreaper: %w", err)
+	}
 	lock, err := lockDaemon(cfg.ExecRoot)
 	if err != nil {
 		return err
