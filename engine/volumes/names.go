@@ -3,10 +3,9 @@ package volumes
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"regexp"
-
-	"berth.dev/internal/errdefs"
 )
 
 // nameChars is the pattern dockerd quotes when it refuses a name.
@@ -15,13 +14,14 @@ const nameChars = "[a-zA-Z0-9][a-zA-Z0-9_.-]"
 var namePattern = regexp.MustCompile("^" + nameChars + "+$")
 
 // validateName checks a volume name as dockerd's local driver does, with
-// its wording (the caller adds "create <name>: ").
+// its wording. The caller adds the category (ErrInvalidArgument) and the
+// context ("create <name>: ").
 func validateName(name string) error {
 	if len(name) == 1 {
-		return fmt.Errorf("%w: volume name is too short, names should be at least two alphanumeric characters", errdefs.ErrInvalidArgument)
+		return errors.New("volume name is too short, names should be at least two alphanumeric characters")
 	}
 	if !namePattern.MatchString(name) {
-		return fmt.Errorf("%w: %q includes invalid characters for a local volume name, only %q are allowed. If you intended to pass a host directory, use absolute path", errdefs.ErrInvalidArgument, name, nameChars)
+		return fmt.Errorf("%q includes invalid characters for a local volume name, only %q are allowed. If you intended to pass a host directory, use absolute path", name, nameChars)
 	}
 	return nil
 }

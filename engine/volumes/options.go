@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-
-	"berth.dev/internal/errdefs"
 )
 
 // Driver options of the local driver: the three fields of a mount(8) call.
@@ -17,19 +15,19 @@ const (
 
 // validateOptions checks driver options as dockerd's local driver does:
 // only type, device and o, and type and device are required once any is
-// given.
+// given. Like validateName, it leaves the category to the caller.
 func validateOptions(opts map[string]string) error {
 	if len(opts) == 0 {
 		return nil
 	}
 	for _, k := range slices.Sorted(maps.Keys(opts)) {
 		if k != optType && k != optDevice && k != optO {
-			return fmt.Errorf("%w: invalid option: %q", errdefs.ErrInvalidArgument, k)
+			return fmt.Errorf("invalid option: %q", k)
 		}
 	}
 	for _, k := range []string{optDevice, optType} {
 		if _, ok := opts[k]; !ok {
-			return fmt.Errorf("%w: missing required option: %q", errdefs.ErrInvalidArgument, k)
+			return fmt.Errorf("missing required option: %q", k)
 		}
 	}
 	return nil
