@@ -5,6 +5,7 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"berth.dev/api/docker/backend"
@@ -34,18 +35,16 @@ func parseSelector(f backend.VolumeFilters, allowed []string) (selector, error) 
 	var s selector
 	for _, k := range slices.Sorted(maps.Keys(f)) {
 		if !slices.Contains(allowed, k) {
-			return s, fmt.Errorf("%w: Invalid filter '%s'", errdefs.ErrInvalidArgument, k)
+			return s, fmt.Errorf("%w: invalid filter '%s'", errdefs.ErrInvalidArgument, k)
 		}
 	}
 	var err error
 	if s.dangling, err = boolFilter(f, "dangling"); err != nil {
 		return s, err
 	}
-	all, err := boolFilter(f, "all")
-	if err != nil {
+	if s.all, err = allFilter(f); err != nil {
 		return s, err
 	}
-	s.all = all != nil && *all
 	s.drivers = f["driver"]
 	for _, n := range f["name"] {
 		re, err := regexp.Compile(n)
@@ -60,14 +59,15 @@ func parseSelector(f backend.VolumeFilters, allowed []string) (selector, error) 
 	return s, nil
 }
 
-// boolFilter reads a filter that takes one boolean; nil when absent.
+// boolFilter reads a filter that takes one boolean (true/1, false/0, in
+// any case); nil when absent.
 func boolFilter(f backend.VolumeFilters, key string) (*bool, error) {
 	vals, ok := f[key]
 	if !ok {
 		return nil, nil
 	}
 	if len(vals) != 1 {
-		return nil, fmt.Errorf("%w: Invalid filter '%s=%v'", errdefs.ErrInvalidArgument, key, vals)
+		return nil, fmt.Errorf("%w: invalid filter '%s=%v'", errdefs.ErrInvalidArgument, key, vals)
 	}
 	var b bool
 	switch strings.ToLower(vals[0]) {
@@ -75,9 +75,27 @@ func boolFilter(f backend.VolumeFilters, key string) (*bool, error) {
 		b = true
 	case "false", "0":
 	default:
-		return nil, fmt.Errorf("%w: Invalid filter '%s=%v'", errdefs.ErrInvalidArgument, key, vals)
+		return nil, fmt.Errorf("%w: invalid filter '%s=%v'", errdefs.ErrInvalidArgument, key, vals)
 	}
 	return &b, nil
+}
+
+// allFilter reads prune's all filter, which dockerd parses as Go does
+// (1, t, TRUE, false, ...).
+func allFilter(f backend.VolumeFilters) (bool, error) {
+	vals := f["all"]
+	switch len(vals) {
+	case 0:
+		return false, nil
+	case 1:
+	default:
+		return false, fmt.Errorf("%w: invalid filter 'all=%v': only one value is expected", errdefs.ErrInvalidArgument, vals)
+	}
+	all, err := strconv.ParseBool(vals[0])
+	if err != nil {
+		return false, fmt.Errorf("%w: invalid filter 'all': %w", errdefs.ErrInvalidArgument, err)
+	}
+	return all, nil
 }
 
 // match reports whether r passes every filter but all.

@@ -27,14 +27,16 @@ func mountFS(opts map[string]string, target string) error {
 	}
 	device, fstype := opts[optDevice], opts[optType]
 	if err := unix.Mount(device, target, fstype, flags, strings.Join(data, ",")); err != nil {
-		return fmt.Errorf("mount %s (type %s, options %q) on %s: %w", device, fstype, opts[optO], target, err)
+		// The options stay out of the message: a cifs volume's carry a
+		// password.
+		return fmt.Errorf("failed to mount local volume: mount %s (type %s) on %s: %w", device, fstype, target, err)
 	}
 	// A bind mount ignores every flag but MS_REC on its first call: ro,
 	// nosuid and the like take a remount.
 	if flags&unix.MS_BIND != 0 && flags&^(unix.MS_BIND|unix.MS_REC) != 0 {
 		if err := unix.Mount("", target, "", flags|unix.MS_REMOUNT, ""); err != nil {
 			_ = unix.Unmount(target, unix.MNT_DETACH)
-			return fmt.Errorf("remount %s with %q: %w", target, opts[optO], err)
+			return fmt.Errorf("failed to mount local volume: remount %s with its flags: %w", target, err)
 		}
 	}
 	return nil

@@ -38,6 +38,11 @@ func TestCreateRefusesBadNamesAndOptions(t *testing.T) {
 		{req: volume.CreateRequest{Name: "o3", DriverOpts: map[string]string{"device": "/tmp"}}, kind: errdefs.ErrInvalidArgument, text: `create o3: missing required option: "type"`},
 		{req: volume.CreateRequest{Name: "o4", DriverOpts: map[string]string{"o": "size=1m"}}, kind: errdefs.ErrInvalidArgument, text: `create o4: missing required option: "device"`},
 		{req: volume.CreateRequest{Name: "o5", DriverOpts: map[string]string{"type": "tmpfs", "device": "tmpfs", "o": "size=1m"}}},
+		{req: volume.CreateRequest{Name: "o6", DriverOpts: map[string]string{"o": "size=1m", "type": "tmpfs"}}, kind: errdefs.ErrInvalidArgument, text: `create o6: missing required option: "device"`},
+		{req: volume.CreateRequest{Name: "o7", DriverOpts: map[string]string{"o": "bind", "device": "/tmp"}}, kind: errdefs.ErrInvalidArgument, text: `create o7: missing required option: "type"`},
+		{req: volume.CreateRequest{Name: "q1", DriverOpts: map[string]string{"size": "10m"}}, kind: errdefs.ErrInvalidArgument, text: "create q1: quota size requested but no quota support"},
+		{req: volume.CreateRequest{Name: "q2", DriverOpts: map[string]string{"size": "lots"}}, kind: errdefs.ErrInvalidArgument, text: "create q2: invalid size: 'lots'"},
+		{req: volume.CreateRequest{Name: "q3", DriverOpts: map[string]string{"size": "0"}}},
 	}
 	for _, c := range cases {
 		t.Run(c.req.Name, func(t *testing.T) {

@@ -53,5 +53,5 @@ func (r *record) removeUser(id string) bool {
 }
 
 // mounts reports whether the volume is a filesystem of its own (driver
-// options given) rather than a plain directory.
-func (r *record) mounts() bool { return len(r.Options) > 0 }
+// options type and device) rather than a plain directory.
+func (r *record) mounts() bool { return needsMount(r.Options) }

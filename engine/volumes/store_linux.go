@@ -126,25 +126,30 @@ func (s *Store) repair(ctx context.Context) error {
 func (s *Store) dir(name string) string     { return filepath.Join(s.root, name) }
 func (s *Store) dataDir(name string) string { return filepath.Join(s.root, name, "_data") }
 
-// Create makes a volume (a generated 64-hex name when req.Name is empty)
-// with the local driver. Creating one that exists returns it unchanged,
-// whatever labels and options req carries, as dockerd does. A driver other
-// than "local" is ErrNotFound; a bad name or driver option
-// ErrInvalidArgument.
+// Create makes a volume with the local driver. Without a name it gets a
+// generated 64-hex one and the label AnonymousLabel, as in dockerd 23+.
+// Creating one that exists returns it unchanged, whatever labels and
+// options req carries, as dockerd does. A driver other than "local" is
+// ErrNotFound; a bad name or driver option ErrInvalidArgument.
 func (s *Store) Create(ctx context.Context, req volume.CreateRequest) (volume.Volume, error) {
-	name := req.Name
+	name, labels := req.Name, req.Labels
 	if name == "" {
 		var err error
 		if name, err = newName(); err != nil {
 			return volume.Volume{}, err
 		}
+		labels = maps.Clone(labels)
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[AnonymousLabel] = ""
 	}
 	if req.Driver != "" && req.Driver != localDriver {
 		return volume.Volume{}, fmt.Errorf("%w: create %s: error looking up volume plugin %s: plugin %q not found", errdefs.ErrNotFound, name, req.Driver, req.Driver)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, err := s.create(ctx, name, req.Labels, req.DriverOpts)
+	r, err := s.create(ctx, name, labels, req.DriverOpts)
 	if err != nil {
 		return volume.Volume{}, err
 	}
@@ -156,12 +161,12 @@ func (s *Store) create(ctx context.Context, name string, labels, opts map[string
 	if err := validateName(name); err != nil {
 		return nil, fmt.Errorf("%w: create %s: %w", errdefs.ErrInvalidArgument, name, err)
 	}
+	if err := validateOptions(opts); err != nil {
+		return nil, fmt.Errorf("%w: create %s: %w", errdefs.ErrInvalidArgument, name, err)
+	}
 	r, err := s.lookup(ctx, name)
 	if err != nil || r != nil {
 		return r, err
-	}
-	if err := validateOptions(opts); err != nil {
-		return nil, fmt.Errorf("%w: create %s: %w", errdefs.ErrInvalidArgument, name, err)
 	}
 	// A directory without a record is what a failed removal left: start
 	// from nothing rather than hand out its old content.
@@ -270,10 +275,11 @@ func (s *Store) remove(ctx context.Context, r *record) error {
 }
 
 // Prune removes the volumes no container uses: only anonymous ones unless
-// the filter all=true is given (docker 23+). Filters: all, label, label!
-// (as in List). It reports the names removed and the bytes their files
-// took. A volume that cannot be removed is skipped and its error returned
-// with the report of the others.
+// the filter all=true is given (docker 23+), and never one with driver
+// options (a tmpfs or bind holds nothing to reclaim), as dockerd. Filters:
+// all, label, label! (as in List). It reports the names removed and the
+// bytes their files took. A volume that cannot be removed is skipped and
+// its error returned with the report of the others.
 func (s *Store) Prune(ctx context.Context, filters backend.VolumeFilters) (volume.PruneReport, error) {
 	rep := volume.PruneReport{VolumesDeleted: []string{}}
 	sel, err := parseSelector(filters, pruneFilterKeys)
@@ -288,7 +294,7 @@ func (s *Store) Prune(ctx context.Context, filters backend.VolumeFilters) (volum
 	}
 	var errs []error
 	for _, r := range recs {
-		if len(r.Users) > 0 || (!sel.all && !r.anonymous()) || !sel.match(r) {
+		if len(r.Users) > 0 || len(r.Options) > 0 || (!sel.all && !r.anonymous()) || !sel.match(r) {
 			continue
 		}
 		size, _ := sizeOf(s.dataDir(r.Name))
@@ -439,9 +445,10 @@ func (s *Store) Populate(ctx context.Context, name, src string) error {
 	return nil
 }
 
-// Usage returns every volume, by name, with its UsageData: the bytes its
-// files take (hard links counted once; -1 when it cannot be read) and how
-// many containers use it (docker system df -v).
+// Usage returns the volumes, by name, with their UsageData: the bytes
+// their files take (hard links counted once; -1 when it cannot be read)
+// and how many containers use each (docker system df -v). As in dockerd,
+// volumes with driver options are left out: their content is not local.
 func (s *Store) Usage(ctx context.Context) ([]volume.Volume, error) {
 	recs, err := s.all(ctx)
 	if err != nil {
@@ -449,6 +456,9 @@ func (s *Store) Usage(ctx context.Context) ([]volume.Volume, error) {
 	}
 	out := make([]volume.Volume, 0, len(recs))
 	for _, r := range recs {
+		if len(r.Options) > 0 {
+			continue
+		}
 		v := s.volumeOf(r)
 		size, err := sizeOf(s.dataDir(r.Name))
 		if err != nil {

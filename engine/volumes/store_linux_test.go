@@ -125,6 +125,10 @@ func TestCreateInspect(t *testing.T) {
 	if !equalVolume(again, v) {
 		t.Errorf("second Create = %+v, want %+v", again, v)
 	}
+	// Options are checked before the name is looked up, as dockerd does.
+	if _, err := s.Create(ctx, volume.CreateRequest{Name: "data", DriverOpts: map[string]string{"foo": "bar"}}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("Create(existing, bad options) = %v", err)
+	}
 	in, err := s.Inspect(ctx, "data")
 	if err != nil || !equalVolume(in, v) {
 		t.Errorf("Inspect = %+v, %v; want %+v", in, err, v)
@@ -134,15 +138,18 @@ func TestCreateInspect(t *testing.T) {
 	}
 
 	plain := mustCreate(t, s, volume.CreateRequest{})
-	if len(plain.Name) != 64 || plain.Labels != nil || plain.Options != nil {
-		t.Errorf("Create without a name = %+v", plain)
+	if len(plain.Name) != 64 || !equalMap(plain.Labels, map[string]string{AnonymousLabel: ""}) || plain.Options != nil {
+		t.Errorf("Create without a name = %+v, want an anonymous volume", plain)
+	}
+	if v := mustCreate(t, s, volume.CreateRequest{Labels: map[string]string{"k": "v"}}); !equalMap(v.Labels, map[string]string{"k": "v", AnonymousLabel: ""}) {
+		t.Errorf("Create without a name, with labels: %v", v.Labels)
 	}
 	opts := map[string]string{"type": "tmpfs", "device": "tmpfs", "o": "size=1m"}
 	if v := mustCreate(t, s, volume.CreateRequest{Name: "fs", DriverOpts: opts}); !equalMap(v.Options, opts) {
 		t.Errorf("Options = %v, want %v", v.Options, opts)
 	}
-	if want := []string{"create data local", "create " + plain.Name + " local", "create fs local"}; !slices.Equal(got, want) {
-		t.Errorf("events %q, want %q", got, want)
+	if len(got) != 4 || got[0] != "create data local" || got[1] != "create "+plain.Name+" local" || got[3] != "create fs local" {
+		t.Errorf("events %q, want a create of each volume", got)
 	}
 }
 
@@ -296,13 +303,19 @@ func TestPrune(t *testing.T) {
 	if err != nil || !slices.Equal(rep.VolumesDeleted, []string{"named"}) {
 		t.Fatalf("Prune(all, label) = %+v, %v; want named", rep, err)
 	}
-	rep, err = s.Prune(ctx, backend.VolumeFilters{"all": {"true"}})
+	for _, bad := range []backend.VolumeFilters{{"all": {"yes"}}, {"all": {"true", "false"}}, {"dangling": {"true"}}} {
+		if _, err := s.Prune(ctx, bad); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("Prune(%v) = %v", bad, err)
+		}
+	}
+	mustCreate(t, s, volume.CreateRequest{Name: "fs", DriverOpts: map[string]string{"type": "tmpfs", "device": "tmpfs"}})
+	rep, err = s.Prune(ctx, backend.VolumeFilters{"all": {"TRUE"}})
 	if err != nil || rep.VolumesDeleted == nil || len(rep.VolumesDeleted) != 0 {
 		t.Fatalf("Prune with nothing to prune = %+v, %v", rep, err)
 	}
 	left, err := s.List(ctx, nil)
-	if err != nil || !slices.Equal(names(left), []string{"anon-used"}) {
-		t.Errorf("left %v, %v; want the volume in use", names(left), err)
+	if err != nil || !slices.Equal(names(left), []string{"anon-used", "fs"}) {
+		t.Errorf("left %v, %v; want the volume in use and the one with options", names(left), err)
 	}
 	if want := []string{"1010", "0", "0", "0"}; !slices.Equal(prunes, want) {
 		t.Errorf("prune events reclaimed %v, want %v", prunes, want)
@@ -377,6 +390,7 @@ func TestUsage(t *testing.T) {
 	p := mustAcquire(t, s, "data", "c1", false)
 	mustAcquire(t, s, "data", "c2", false)
 	mustCreate(t, s, volume.CreateRequest{Name: "empty"})
+	mustCreate(t, s, volume.CreateRequest{Name: "fs", DriverOpts: map[string]string{"type": "tmpfs", "device": "tmpfs"}})
 	if err := os.WriteFile(filepath.Join(p, "f"), make([]byte, 4321), 0o644); err != nil {
 		t.Fatal(err)
 	}
