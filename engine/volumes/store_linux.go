@@ -149,15 +149,17 @@ func (s *Store) Create(ctx context.Context, req volume.CreateRequest) (volume.Vo
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, err := s.create(ctx, name, labels, req.DriverOpts)
+	r, err := s.create(ctx, name, labels, req.DriverOpts, "")
 	if err != nil {
 		return volume.Volume{}, err
 	}
 	return s.volumeOf(r), nil
 }
 
-// create returns the volume name, making it when missing. s.mu is held.
-func (s *Store) create(ctx context.Context, name string, labels, opts map[string]string) (*record, error) {
+// create returns the volume name, making it when missing; a volume it
+// makes for a container (user not empty) is recorded with that use in
+// the same transaction, so no crash leaves it unused. s.mu is held.
+func (s *Store) create(ctx context.Context, name string, labels, opts map[string]string, user string) (*record, error) {
 	if err := validateName(name); err != nil {
 		return nil, fmt.Errorf("%w: create %s: %w", errdefs.ErrInvalidArgument, name, err)
 	}
@@ -189,6 +191,9 @@ func (s *Store) create(ctx context.Context, name string, labels, opts map[string
 		Labels:    nonEmpty(labels),
 		Options:   nonEmpty(opts),
 		CreatedAt: time.Now().UTC().Truncate(time.Second),
+	}
+	if user != "" {
+		r.addUser(user)
 	}
 	if err := s.put(ctx, r); err != nil {
 		_ = os.RemoveAll(s.dir(name))
@@ -325,14 +330,14 @@ func (s *Store) Acquire(ctx context.Context, name, containerID string, anonymous
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, err := s.create(ctx, name, labels, nil)
+	r, err := s.create(ctx, name, labels, nil, containerID)
 	if err != nil {
 		return "", err
 	}
 	if err := s.ensureMounted(r); err != nil {
 		return "", err
 	}
-	if r.addUser(containerID) {
+	if r.addUser(containerID) { // an existing volume
 		if err := s.put(ctx, r); err != nil {
 			return "", fmt.Errorf("acquire volume %s: %w", name, err)
 		}
