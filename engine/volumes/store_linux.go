@@ -100,7 +100,7 @@ func (s *Store) repair(ctx context.Context) error {
 		}
 		mounted, err := isMountpoint(s.dataDir(r.Name))
 		switch {
-		case err != nil:
+		case err != nil: // unknown: Acquire and Populate check again
 		case mounted && len(r.Users) == 0:
 			_ = unmountAll(s.dataDir(r.Name))
 		case !mounted && len(r.Users) > 0:
