@@ -1,5 +1,5 @@
-// Package cli is the berth command line: docker's image and system
-// commands (same names, flags, columns, templates and exit codes) as a
+// Package cli is the berth command line: docker's container, volume,
+// image and system commands (same names, flags, columns, templates and exit codes) as a
 // client of the Docker Engine API that berthd serves. A CLI value holds
 // the streams and environment of one invocation; Run parses the
 // arguments, connects to the daemon (starting berthd when nothing answers
@@ -166,22 +166,24 @@ func (c *CLI) rootCommand() *cobra.Command {
 		&cobra.Group{ID: "management", Title: "Management Commands:"},
 		&cobra.Group{ID: "other", Title: "Commands:"},
 	)
-	imageCmd := c.imageCommand()
-	systemCmd := c.systemCommand()
-	for _, cmd := range []*cobra.Command{imageCmd, systemCmd} {
+	for _, cmd := range []*cobra.Command{c.containerCommand(), c.imageCommand(), c.systemCommand(), c.volumeCommand()} {
 		cmd.GroupID = "management"
 		root.AddCommand(cmd)
 	}
 	for _, cmd := range []*cobra.Command{
-		c.pullCommand(), c.pushCommand(), c.imagesCommand("images"), c.loginCommand(),
-		c.logoutCommand(), c.versionCommand(), c.infoCommand(),
+		c.runCommand(), c.execCommand(), c.psCommand("ps"), c.pullCommand(), c.pushCommand(),
+		c.imagesCommand("images"), c.loginCommand(), c.logoutCommand(), c.versionCommand(), c.infoCommand(),
 	} {
 		cmd.GroupID = "common"
 		root.AddCommand(cmd)
 	}
 	for _, cmd := range []*cobra.Command{
-		c.historyCommand(), c.importCommand(), c.inspectCommand(true),
-		c.loadCommand(), c.rmiCommand("rmi"), c.saveCommand(), c.tagCommand(),
+		c.attachCommand(), c.commitCommand(), c.cpCommand(), c.createCommand(), c.diffCommand(),
+		c.exportCommand(), c.historyCommand(), c.importCommand(), c.objectInspectCommand(),
+		c.killCommand(), c.loadCommand(), c.logsCommand(), c.pauseCommand(), c.portCommand(),
+		c.renameCommand(), c.restartCommand(), c.rmCommand(), c.rmiCommand("rmi"), c.saveCommand(),
+		c.startCommand(), c.statsCommand(), c.stopCommand(), c.tagCommand(), c.topCommand(),
+		c.unpauseCommand(), c.updateCommand(), c.waitCommand(),
 	} {
 		cmd.GroupID = "other"
 		root.AddCommand(cmd)

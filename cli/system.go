@@ -22,8 +22,87 @@ import (
 // systemCommand is "berth system".
 func (c *CLI) systemCommand() *cobra.Command {
 	cmd := managementCommand("system", "Manage berth")
-	cmd.AddCommand(c.diskUsageCommand(), c.infoCommand())
+	cmd.AddCommand(c.diskUsageCommand(), c.infoCommand(), c.systemPruneCommand())
 	return cmd
+}
+
+func (c *CLI) systemPruneCommand() *cobra.Command {
+	var all, force, volumes bool
+	var filters []string
+	cmd := &cobra.Command{
+		Use:   "prune [OPTIONS]",
+		Short: "Remove unused data",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.systemPrune(cmd.Context(), all, force, volumes, filters)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&all, "all", "a", false, "Remove all unused images not just dangling ones")
+	listVarP(f, &filters, "filter", "filter", "", `Provide filter values (e.g. "label=<key>=<value>")`)
+	f.BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
+	f.BoolVar(&volumes, "volumes", false, "Prune anonymous volumes")
+	return cmd
+}
+
+// systemPrune removes stopped containers, then (with --volumes) unused
+// anonymous volumes, then dangling (or, with -a, unused) images, and adds
+// up the space freed.
+func (c *CLI) systemPrune(ctx context.Context, all, force, volumes bool, filterArgs []string) error {
+	if !force {
+		warning := "WARNING! This will remove:\n  - all stopped containers\n"
+		if volumes {
+			warning += "  - all anonymous volumes not used by at least one container\n"
+		}
+		if all {
+			warning += "  - all images without at least one container associated to them\n"
+		} else {
+			warning += "  - all dangling images\n"
+		}
+		ok, err := c.confirm(warning)
+		if err != nil || !ok {
+			return err
+		}
+	}
+	_, total, err := c.pruneContainers(ctx, filterArgs, true)
+	if err != nil {
+		return err
+	}
+	if volumes {
+		_, space, err := c.pruneVolumes(ctx, false, filterArgs, true)
+		if err != nil {
+			return err
+		}
+		total += space
+	}
+	imageFilters, err := parseFilters(filterArgs)
+	if err != nil {
+		return err
+	}
+	imageFilters.Add("dangling", fmt.Sprint(!all))
+	api, err := c.client(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := api.ImagePrune(ctx, client.ImagePruneOptions{Filters: imageFilters})
+	if err != nil {
+		return err
+	}
+	if len(res.Report.ImagesDeleted) > 0 {
+		fmt.Fprintln(c.out, "Deleted Images:")
+		for _, d := range res.Report.ImagesDeleted {
+			if d.Untagged != "" {
+				fmt.Fprintf(c.out, "untagged: %s\n", d.Untagged)
+			}
+			if d.Deleted != "" {
+				fmt.Fprintf(c.out, "deleted: %s\n", d.Deleted)
+			}
+		}
+		fmt.Fprintln(c.out)
+	}
+	total += res.Report.SpaceReclaimed
+	fmt.Fprintf(c.out, "Total reclaimed space: %s\n", format.Size(int64(total)))
+	return nil
 }
 
 func (c *CLI) versionCommand() *cobra.Command {
