@@ -3,7 +3,7 @@
 // unchanged. It owns routing, the /v1.xx version prefix, dockerd's headers,
 // JSON shapes and status codes, and the JSON progress streams; the work is
 // done by the engine through one narrow backend interface per resource
-// (SystemBackend, ImageBackend), each listing only what its routes need.
+// (SystemBackend, ImageBackend, ContainerBackend, VolumeBackend), each listing only what its routes need.
 //
 // An endpoint berth does not offer answers 501 with a message saying so,
 // never a silent success.
@@ -86,6 +86,9 @@ func NewServer(b Backends, opts ...Option) *Server {
 	var routes []*route
 	routes = append(routes, s.systemRoutes()...)
 	routes = append(routes, s.imageRoutes()...)
+	routes = append(routes, s.containerRoutes()...)
+	routes = append(routes, s.execRoutes()...)
+	routes = append(routes, s.volumeRoutes()...)
 	s.handler = newRouter(routes, header, minV, maxV, s.log)
 	return s
 }
