@@ -1,20 +1,28 @@
 package docker
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/api/types/system"
+	"github.com/moby/moby/api/types/volume"
 
 	"berth.dev/api/docker/backend"
 	"berth.dev/internal/errdefs"
@@ -286,4 +294,593 @@ func httptestServer(t *testing.T, h http.Handler) string {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+const (
+	fakeContainerID = "c0ffee1234c0ffee1234c0ffee1234c0ffee1234c0ffee1234c0ffee12345678"
+	fakeTTYID       = "7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e"
+)
+
+// fakeContainer is one container the fake knows.
+type fakeContainer struct {
+	id      string
+	tty     bool
+	running bool
+	// exited is closed when the container stops, with exitCode.
+	exited   chan struct{}
+	exitOnce sync.Once
+	exitCode int64
+}
+
+func (c *fakeContainer) exit(code int64) {
+	c.exitOnce.Do(func() {
+		c.exitCode = code
+		c.running = false
+		close(c.exited)
+	})
+}
+
+// fakeExec is one exec the fake created.
+type fakeExec struct {
+	container string
+	req       container.ExecCreateRequest
+	started   bool
+	exitCode  *int
+}
+
+// fakeContainers is a ContainerBackend over two containers: "c1" (no
+// terminal) and "t1" (with one). Attach and exec start echo their stdin, in
+// capitals, to stdout as "out:" and to stderr as "err:" lines, and the
+// container exits with code 3 when an attached stdin ends. Logs has two
+// entries, and with follow also whatever the test sends on followed.
+type fakeContainers struct {
+	recorder
+	mu         sync.Mutex
+	containers map[string]*fakeContainer
+	execs      map[string]*fakeExec
+	followed   chan backend.LogMessage
+	// extracted are the names in the archives PUT into containers.
+	extracted []string
+}
+
+func newFakeContainers() *fakeContainers {
+	return &fakeContainers{
+		containers: map[string]*fakeContainer{
+			"c1": {id: fakeContainerID, exited: make(chan struct{})},
+			"t1": {id: fakeTTYID, tty: true, exited: make(chan struct{})},
+		},
+		execs:    map[string]*fakeExec{},
+		followed: make(chan backend.LogMessage),
+	}
+}
+
+var fakeLogTime = time.Date(2025, 1, 2, 3, 4, 5, 600000000, time.UTC)
+
+func (f *fakeContainers) get(name string) (*fakeContainer, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	name = strings.TrimPrefix(name, "/")
+	for n, c := range f.containers {
+		if n == name || (len(name) >= 3 && strings.HasPrefix(c.id, name)) {
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("No such container: %s: %w", name, errdefs.ErrNotFound)
+}
+
+func (f *fakeContainers) Create(ctx context.Context, name string, req container.CreateRequest) (container.CreateResponse, error) {
+	f.record("Create", name, req)
+	if req.Image != "busybox" {
+		return container.CreateResponse{}, fmt.Errorf("No such image: %s: %w", req.Image, errdefs.ErrNotFound)
+	}
+	if name == "taken" {
+		return container.CreateResponse{}, fmt.Errorf(`Conflict. The container name "/taken" is already in use: %w`, errdefs.ErrConflict)
+	}
+	c := &fakeContainer{id: strings.Repeat("ab", 32), tty: req.Tty, exited: make(chan struct{})}
+	f.mu.Lock()
+	if name == "" {
+		name = fmt.Sprintf("generated%d", len(f.containers))
+	}
+	f.containers[strings.TrimPrefix(name, "/")] = c
+	f.mu.Unlock()
+	return container.CreateResponse{ID: c.id}, nil
+}
+
+func (f *fakeContainers) Start(ctx context.Context, name string) (bool, error) {
+	f.record("Start", name)
+	c, err := f.get(name)
+	if err != nil {
+		return false, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	already := c.running
+	c.running = true
+	return already, nil
+}
+
+func (f *fakeContainers) Stop(ctx context.Context, name string, opts backend.StopOptions) (bool, error) {
+	f.record("Stop", name, opts)
+	c, err := f.get(name)
+	if err != nil {
+		return false, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !c.running {
+		return true, nil
+	}
+	c.exit(137)
+	return false, nil
+}
+
+func (f *fakeContainers) Restart(ctx context.Context, name string, opts backend.StopOptions) error {
+	f.record("Restart", name, opts)
+	c, err := f.get(name)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c.exit(137)
+	c.running, c.exited, c.exitOnce = true, make(chan struct{}), sync.Once{}
+	return nil
+}
+
+func (f *fakeContainers) Kill(ctx context.Context, name string, signal string) error {
+	f.record("Kill", name, signal)
+	c, err := f.get(name)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !c.running {
+		return fmt.Errorf("Container %s is not running: %w", c.id, errdefs.ErrConflict)
+	}
+	c.exit(137)
+	return nil
+}
+
+func (f *fakeContainers) Wait(ctx context.Context, name string, cond container.WaitCondition) (<-chan container.WaitResponse, error) {
+	f.record("Wait", name, cond)
+	c, err := f.get(name)
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan container.WaitResponse, 1)
+	go func() {
+		defer close(ch)
+		select {
+		case <-c.exited:
+			ch <- container.WaitResponse{StatusCode: c.exitCode}
+		case <-ctx.Done():
+		}
+	}()
+	return ch, nil
+}
+
+func (f *fakeContainers) Remove(ctx context.Context, name string, opts backend.ContainerRemoveOptions) error {
+	f.record("Remove", name, opts)
+	c, err := f.get(name)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c.running && !opts.Force {
+		return fmt.Errorf("cannot remove container %s: container is running: stop the container before removing or force remove: %w", name, errdefs.ErrConflict)
+	}
+	return nil
+}
+
+func (f *fakeContainers) List(ctx context.Context, opts backend.ContainerListOptions) ([]container.Summary, error) {
+	f.record("List", opts)
+	return []container.Summary{{ID: fakeContainerID, Names: []string{"/c1"}, Image: "busybox", Command: "sh", State: container.StateRunning, Status: "Up 2 minutes"}}, nil
+}
+
+func (f *fakeContainers) Inspect(ctx context.Context, name string, size bool) (container.InspectResponse, error) {
+	f.record("Inspect", name, size)
+	c, err := f.get(name)
+	if err != nil {
+		return container.InspectResponse{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return container.InspectResponse{ID: c.id, Name: "/" + name, Image: fakeImageID,
+		State:  &container.State{Running: c.running, Status: container.StateCreated},
+		Config: &container.Config{Image: "busybox", Tty: c.tty, Cmd: []string{"sh"}}, HostConfig: &container.HostConfig{}}, nil
+}
+
+// echo copies stdin, in capitals, to stdout and stderr until it ends.
+func echo(stdin io.Reader, stdout, stderr io.Writer) error {
+	data, err := io.ReadAll(stdin)
+	if err != nil {
+		return err
+	}
+	up := strings.ToUpper(string(data))
+	if stdout != nil {
+		if _, err := io.WriteString(stdout, "out:"+up); err != nil {
+			return err
+		}
+	}
+	if stderr != nil {
+		if _, err := io.WriteString(stderr, "err:"+up); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *fakeContainers) Attach(ctx context.Context, name string, opts backend.AttachOptions) error {
+	f.record("Attach", name, opts.Logs, opts.Stream, opts.DetachKeys, opts.Stdin != nil, opts.Stdout != nil, opts.Stderr != nil)
+	c, err := f.get(name)
+	if err != nil {
+		return err
+	}
+	if opts.Logs && opts.Stdout != nil {
+		if _, err := io.WriteString(opts.Stdout, "logged\n"); err != nil {
+			return err
+		}
+	}
+	if !opts.Stream || opts.Stdin == nil {
+		return nil
+	}
+	if err := echo(opts.Stdin, opts.Stdout, opts.Stderr); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	c.exit(3)
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *fakeContainers) Resize(ctx context.Context, name string, height, width uint) error {
+	f.record("Resize", name, height, width)
+	c, err := f.get(name)
+	if err == nil && !c.tty {
+		err = fmt.Errorf("container %s has no terminal: %w", name, errdefs.ErrConflict)
+	}
+	return err
+}
+
+func (f *fakeContainers) Logs(ctx context.Context, name string, opts backend.LogsOptions, fn func(backend.LogMessage) error) error {
+	f.record("Logs", name, opts)
+	if _, err := f.get(name); err != nil {
+		return err
+	}
+	entries := []backend.LogMessage{
+		{Stream: "stdout", Time: fakeLogTime, Line: []byte("hello out\n")},
+		{Stream: "stderr", Time: fakeLogTime.Add(time.Second), Line: []byte("hello err\n")},
+	}
+	for _, m := range entries {
+		if (m.Stream == "stdout" && opts.Stdout) || (m.Stream == "stderr" && opts.Stderr) {
+			if err := fn(m); err != nil {
+				return err
+			}
+		}
+	}
+	if !opts.Follow {
+		return nil
+	}
+	for {
+		select {
+		case m, ok := <-f.followed:
+			if !ok {
+				return nil
+			}
+			if err := fn(m); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (f *fakeContainers) Top(ctx context.Context, name string, psArgs string) (container.TopResponse, error) {
+	f.record("Top", name, psArgs)
+	if _, err := f.get(name); err != nil {
+		return container.TopResponse{}, err
+	}
+	return container.TopResponse{Titles: []string{"PID", "CMD"}, Processes: [][]string{{"42", "sleep 1000"}}}, nil
+}
+
+func (f *fakeContainers) Stats(ctx context.Context, name string, stream bool, fn func(container.StatsResponse) error) error {
+	f.record("Stats", name, stream)
+	if _, err := f.get(name); err != nil {
+		return err
+	}
+	n := 1
+	if stream {
+		n = 3
+	}
+	for i := range n {
+		st := container.StatsResponse{ID: fakeContainerID, Name: "/" + name, Read: fakeLogTime.Add(time.Duration(i) * time.Second),
+			MemoryStats: container.MemoryStats{Usage: uint64(1000 * (i + 1)), Limit: 1 << 30}}
+		if err := fn(st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *fakeContainers) Pause(ctx context.Context, name string) error {
+	f.record("Pause", name)
+	_, err := f.get(name)
+	return err
+}
+
+func (f *fakeContainers) Unpause(ctx context.Context, name string) error {
+	f.record("Unpause", name)
+	_, err := f.get(name)
+	return err
+}
+
+func (f *fakeContainers) Rename(ctx context.Context, name, newName string) error {
+	f.record("Rename", name, newName)
+	_, err := f.get(name)
+	return err
+}
+
+func (f *fakeContainers) Update(ctx context.Context, name string, cfg container.UpdateConfig) (container.UpdateResponse, error) {
+	f.record("Update", name, cfg)
+	_, err := f.get(name)
+	return container.UpdateResponse{}, err
+}
+
+// fakeEtc is the stat of /etc in the fake's containers.
+var fakeEtc = container.PathStat{Name: "etc", Size: 4096, Mode: os.ModeDir | 0o755, Mtime: fakeLogTime}
+
+func (f *fakeContainers) StatPath(ctx context.Context, name, path string) (container.PathStat, error) {
+	f.record("StatPath", name, path)
+	if _, err := f.get(name); err != nil {
+		return container.PathStat{}, err
+	}
+	if path != "/etc" {
+		return container.PathStat{}, fmt.Errorf("Could not find the file %s in container %s: %w", path, name, errdefs.ErrNotFound)
+	}
+	return fakeEtc, nil
+}
+
+// fakeTar is a tar archive holding files name → content.
+func fakeTar(files ...string) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for i := 0; i+1 < len(files); i += 2 {
+		_ = tw.WriteHeader(&tar.Header{Name: files[i], Mode: 0o644, Size: int64(len(files[i+1])), Typeflag: tar.TypeReg})
+		_, _ = tw.Write([]byte(files[i+1]))
+	}
+	_ = tw.Close()
+	return buf.Bytes()
+}
+
+func (f *fakeContainers) ArchivePath(ctx context.Context, name, path string) (io.ReadCloser, container.PathStat, error) {
+	st, err := f.StatPath(ctx, name, path)
+	if err != nil {
+		return nil, st, err
+	}
+	return io.NopCloser(bytes.NewReader(fakeTar("etc/hostname", "berth-test\n"))), st, nil
+}
+
+func (f *fakeContainers) ExtractToPath(ctx context.Context, name, path string, r io.Reader, opts backend.ArchiveOptions) error {
+	f.record("ExtractToPath", name, path, opts)
+	if _, err := f.get(name); err != nil {
+		return err
+	}
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read archive: %v: %w", err, errdefs.ErrInvalidArgument)
+		}
+		body, _ := io.ReadAll(tr)
+		f.mu.Lock()
+		f.extracted = append(f.extracted, h.Name+"="+string(body))
+		f.mu.Unlock()
+	}
+}
+
+func (f *fakeContainers) Changes(ctx context.Context, name string) ([]container.FilesystemChange, error) {
+	f.record("Changes", name)
+	if _, err := f.get(name); err != nil {
+		return nil, err
+	}
+	return []container.FilesystemChange{{Path: "/tmp", Kind: container.ChangeModify}, {Path: "/tmp/x", Kind: container.ChangeAdd}}, nil
+}
+
+func (f *fakeContainers) Export(ctx context.Context, name string) (io.ReadCloser, error) {
+	f.record("Export", name)
+	if _, err := f.get(name); err != nil {
+		return nil, err
+	}
+	return io.NopCloser(bytes.NewReader(fakeTar("bin/sh", "#!", "etc/hostname", "c1\n"))), nil
+}
+
+func (f *fakeContainers) Commit(ctx context.Context, name string, opts backend.CommitOptions) (string, error) {
+	f.record("Commit", name, opts)
+	if _, err := f.get(name); err != nil {
+		return "", err
+	}
+	return fakeImageID, nil
+}
+
+func (f *fakeContainers) Prune(ctx context.Context, filters backend.ContainerFilters) (container.PruneReport, error) {
+	f.record("Prune", filters)
+	return container.PruneReport{ContainersDeleted: []string{fakeContainerID}, SpaceReclaimed: 2048}, nil
+}
+
+func (f *fakeContainers) ExecCreate(ctx context.Context, name string, req container.ExecCreateRequest) (string, error) {
+	f.record("ExecCreate", name, req)
+	c, err := f.get(name)
+	if err != nil {
+		return "", err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !c.running {
+		return "", fmt.Errorf("container %s is not running: %w", c.id, errdefs.ErrConflict)
+	}
+	id := fmt.Sprintf("e%063d", len(f.execs))
+	f.execs[id] = &fakeExec{container: c.id, req: req}
+	return id, nil
+}
+
+func (f *fakeContainers) exec(id string) (*fakeExec, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e, ok := f.execs[id]
+	if !ok {
+		return nil, fmt.Errorf("No such exec instance: %s: %w", id, errdefs.ErrNotFound)
+	}
+	return e, nil
+}
+
+func (f *fakeContainers) ExecStart(ctx context.Context, id string, opts backend.ExecStartOptions) error {
+	f.record("ExecStart", id, opts.Detach, opts.ConsoleSize, opts.Stdin != nil, opts.Stdout != nil, opts.Stderr != nil)
+	e, err := f.exec(id)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	if e.started {
+		f.mu.Unlock()
+		return fmt.Errorf("exec %s is already running: %w", id, errdefs.ErrConflict)
+	}
+	e.started = true
+	f.mu.Unlock()
+	var runErr error
+	if !opts.Detach && opts.Stdin != nil {
+		runErr = echo(opts.Stdin, opts.Stdout, opts.Stderr)
+	} else if opts.Stdout != nil {
+		_, runErr = io.WriteString(opts.Stdout, "ran:"+strings.Join(e.req.Cmd, " ")+"\n")
+	}
+	code := 0
+	f.mu.Lock()
+	e.exitCode = &code
+	f.mu.Unlock()
+	return runErr
+}
+
+func (f *fakeContainers) ExecInspect(ctx context.Context, id string) (container.ExecInspectResponse, error) {
+	f.record("ExecInspect", id)
+	e, err := f.exec(id)
+	if err != nil {
+		return container.ExecInspectResponse{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return container.ExecInspectResponse{ID: id, ContainerID: e.container, ExitCode: e.exitCode,
+		OpenStdin: e.req.AttachStdin, OpenStdout: e.req.AttachStdout, OpenStderr: e.req.AttachStderr,
+		ProcessConfig: &container.ExecProcessConfig{Tty: e.req.Tty, Entrypoint: e.req.Cmd[0], Arguments: e.req.Cmd[1:]}}, nil
+}
+
+func (f *fakeContainers) ExecResize(ctx context.Context, id string, height, width uint) error {
+	f.record("ExecResize", id, height, width)
+	_, err := f.exec(id)
+	return err
+}
+
+// fakeVolumes is a VolumeBackend over a map. The volume "busy" is in use.
+type fakeVolumes struct {
+	recorder
+	mu      sync.Mutex
+	volumes map[string]volume.Volume
+}
+
+func newFakeVolumes() *fakeVolumes {
+	return &fakeVolumes{volumes: map[string]volume.Volume{
+		"busy": {Name: "busy", Driver: "local", Scope: "local", Mountpoint: "/var/lib/berth/volumes/busy/_data"},
+	}}
+}
+
+func (f *fakeVolumes) Create(ctx context.Context, req volume.CreateRequest) (volume.Volume, error) {
+	f.record("Create", req)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if req.Name == "" {
+		req.Name = strings.Repeat("5", 64)
+	}
+	v := volume.Volume{Name: req.Name, Driver: "local", Scope: "local", Labels: req.Labels, Options: req.DriverOpts,
+		Mountpoint: "/var/lib/berth/volumes/" + req.Name + "/_data", CreatedAt: "2025-01-02T03:04:05Z"}
+	f.volumes[req.Name] = v
+	return v, nil
+}
+
+func (f *fakeVolumes) List(ctx context.Context, filters backend.VolumeFilters) ([]volume.Volume, error) {
+	f.record("List", filters)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var list []volume.Volume
+	for _, v := range f.volumes {
+		list = append(list, v)
+	}
+	slices.SortFunc(list, func(a, b volume.Volume) int { return strings.Compare(a.Name, b.Name) })
+	return list, nil
+}
+
+func (f *fakeVolumes) Inspect(ctx context.Context, name string) (volume.Volume, error) {
+	f.record("Inspect", name)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, ok := f.volumes[name]
+	if !ok {
+		return volume.Volume{}, fmt.Errorf("get %s: no such volume: %w", name, errdefs.ErrNotFound)
+	}
+	return v, nil
+}
+
+func (f *fakeVolumes) Remove(ctx context.Context, name string, force bool) error {
+	f.record("Remove", name, force)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.volumes[name]; !ok {
+		return fmt.Errorf("get %s: no such volume: %w", name, errdefs.ErrNotFound)
+	}
+	if name == "busy" && !force {
+		return fmt.Errorf("remove busy: volume is in use - [%s]: %w", fakeContainerID, errdefs.ErrConflict)
+	}
+	delete(f.volumes, name)
+	return nil
+}
+
+func (f *fakeVolumes) Prune(ctx context.Context, filters backend.VolumeFilters) (volume.PruneReport, error) {
+	f.record("Prune", filters)
+	return volume.PruneReport{VolumesDeleted: []string{"old"}, SpaceReclaimed: 1024}, nil
+}
+
+// containerServer is an httptest server over fake container and volume
+// backends (and the system and image fakes).
+type containerServer struct {
+	URL  string
+	sock string
+	c    *fakeContainers
+	v    *fakeVolumes
+}
+
+// newContainerServer serves the fakes on a unix socket (for moby's client
+// and the docker CLI) and on TCP (for plain HTTP requests).
+func newContainerServer(t *testing.T) *containerServer {
+	t.Helper()
+	cs := &containerServer{c: newFakeContainers(), v: newFakeVolumes()}
+	s := NewServer(Backends{System: &fakeSystem{}, Images: &fakeImages{}, Containers: cs.c, Volumes: cs.v}, WithEngineVersion("0.1.0-test"))
+	cs.URL = httptestServer(t, s.Handler())
+	cs.sock = filepath.Join(t.TempDir(), "berth.sock")
+	l, err := net.Listen("unix", cs.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, l) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return cs
 }
