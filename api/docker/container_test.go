@@ -350,7 +350,9 @@ func TestContainerErrors(t *testing.T) {
 	if _, err := cs.c.Start(context.Background(), "c1"); err != nil {
 		t.Fatal(err)
 	}
-	q := func(s string) string { return strings.NewReplacer("{", "%7B", "}", "%7D", `"`, "%22", "[", "%5B", "]", "%5D").Replace(s) }
+	q := func(s string) string {
+		return strings.NewReplacer("{", "%7B", "}", "%7D", `"`, "%22", "[", "%5B", "]", "%5D").Replace(s)
+	}
 	tests := []struct {
 		method, path, body string
 		status             int
@@ -462,4 +464,3 @@ func TestArchiveHeaders(t *testing.T) {
 		}
 	}
 }
-
