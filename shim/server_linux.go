@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"berth.dev/internal/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -317,9 +318,9 @@ func (s *Shim) handle(conn *net.UnixConn) {
 	if err != nil {
 		return
 	}
-	var req Request
-	if err := json.Unmarshal(line, &req); err != nil {
-		reply(conn, errorResponse(fmt.Errorf("bad request: %w", errdefs.ErrInvalidArgument)))
+	req, err := decodeRequest(line)
+	if err != nil {
+		reply(conn, errorResponse(err))
 		return
 	}
 	switch req.Op {
@@ -335,7 +336,7 @@ func (s *Shim) handle(conn *net.UnixConn) {
 		}
 		reply(conn, s.state())
 	default:
-		reply(conn, s.control(req))
+		reply(conn, s.control(req.Request))
 	}
 }
 
@@ -350,8 +351,7 @@ func (s *Shim) closedBy(r *bufio.Reader) <-chan struct{} {
 }
 
 func reply(conn net.Conn, r Response) error {
-	data, _ := json.Marshal(r)
-	_, err := conn.Write(append(data, '\n'))
+	_, err := conn.Write(append(r.appendJSON(nil), '\n'))
 	return err
 }
 
@@ -419,7 +419,7 @@ func (s *Shim) control(req Request) Response {
 
 // attach streams the container's stdio over conn until its output ends
 // or the client goes away.
-func (s *Shim) attach(conn *net.UnixConn, r *bufio.Reader, req Request) {
+func (s *Shim) attach(conn *net.UnixConn, r *bufio.Reader, req wireRequest) {
 	if req.Stdin && s.io.stdinWriter() == nil {
 		reply(conn, errorResponse(fmt.Errorf("container has no stdin: %w", errdefs.ErrFailedPrecondition)))
 		return
@@ -440,7 +440,7 @@ func (s *Shim) attach(conn *net.UnixConn, r *bufio.Reader, req Request) {
 // exec runs a process in the container with `runtime exec -d` and streams
 // its stdio over conn; once it has exited and its output is drained, its
 // exit code is written to exec-<id>.exit and the connection closed.
-func (s *Shim) exec(conn *net.UnixConn, r *bufio.Reader, req Request) {
+func (s *Shim) exec(conn *net.UnixConn, r *bufio.Reader, req wireRequest) {
 	pio, pid, err := s.startExec(req)
 	if err != nil {
 		reply(conn, errorResponse(err))
@@ -473,8 +473,8 @@ func (s *Shim) exec(conn *net.UnixConn, r *bufio.Reader, req Request) {
 	writeFile(s.cfg.Dir, "exec-"+req.ID+".exit", []byte(strconv.Itoa(exitCode(st))+"\n"))
 }
 
-func (s *Shim) startExec(req Request) (*processIO, int, error) {
-	if req.ID == "" || strings.ContainsAny(req.ID, "/.") || req.Process == nil {
+func (s *Shim) startExec(req wireRequest) (*processIO, int, error) {
+	if req.ID == "" || strings.ContainsAny(req.ID, "/.") || req.process == nil {
 		return nil, 0, fmt.Errorf("exec needs an id (no / or .) and a process: %w", errdefs.ErrInvalidArgument)
 	}
 	if s.state().Status != StatusRunning {
@@ -488,9 +488,16 @@ func (s *Shim) startExec(req Request) (*processIO, int, error) {
 	s.execs[req.ID] = nil
 	s.mu.Unlock()
 	name := "exec-" + req.ID
-	p := *req.Process
+	var p specs.Process
+	err := json.Unmarshal(req.process, &p)
+	if err != nil {
+		err = fmt.Errorf("exec %s: process: %w: %w", req.ID, errdefs.ErrInvalidArgument, err)
+	}
 	p.Terminal = req.Tty
-	data, err := json.Marshal(&p)
+	var data []byte
+	if err == nil {
+		data, err = json.Marshal(&p)
+	}
 	if err == nil {
 		err = writeFile(s.cfg.Dir, name+".json", data)
 	}

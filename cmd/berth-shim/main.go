@@ -7,7 +7,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -127,7 +126,7 @@ func report(fd, pid int, err error) {
 	if err != nil {
 		msg = shim.Ready{Error: err.Error()}
 	}
-	data, _ := json.Marshal(msg)
+	data, _ := msg.MarshalJSON()
 	f := os.NewFile(uintptr(fd), "ready-fd-"+strconv.Itoa(fd))
 	f.Write(append(data, '\n'))
 	f.Close()
