@@ -9,12 +9,12 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	units "github.com/docker/go-units"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
-	"berth.dev/cli/format"
 	"berth.dev/internal/atomicfile"
 )
 
@@ -53,7 +53,7 @@ func (c *CLI) eachContainer(ctx context.Context, names []string, do func(context
 	var failures []string
 	for _, name := range names {
 		if err := do(ctx, api, name); err != nil {
-			if errors.Is(err, errSkip) {
+			if errors.Is(err, errReported) {
 				continue
 			}
 			if client.IsErrConnectionFailed(err) {
@@ -69,6 +69,11 @@ func (c *CLI) eachContainer(ctx context.Context, names []string, do func(context
 	}
 	return nil
 }
+
+// errReported, returned by an eachContainer action, says that the action
+// has already told the user about a failure that does not fail the
+// command.
+var errReported = errors.New("reported")
 
 // timeoutFlag is -t/--timeout of stop and restart: unset means the
 // container's own stop timeout.
@@ -152,9 +157,10 @@ func (c *CLI) rmCommand() *cobra.Command {
 				}
 				_, err := api.ContainerRemove(ctx, id, opts)
 				if err != nil && force && isNotFound(err) {
-					// Like docker, rm -f of a missing container is not
-					// an error, and prints nothing.
-					return errSkip
+					// Like docker, rm -f reports a missing container
+					// but does not fail for it.
+					fmt.Fprintln(c.errOut, err)
+					return errReported
 				}
 				return err
 			})
@@ -166,9 +172,6 @@ func (c *CLI) rmCommand() *cobra.Command {
 	return cmd
 }
 
-// errSkip, returned by an eachContainer action, leaves a name out of the
-// output without counting it as a failure.
-var errSkip = errors.New("nothing to report")
 
 func (c *CLI) pauseCommand() *cobra.Command {
 	return &cobra.Command{
@@ -293,7 +296,7 @@ func (c *CLI) portCommand() *cobra.Command {
 			if ns := res.Container.NetworkSettings; ns != nil {
 				ports = ns.Ports
 			}
-			lines, err := portLines(ports, args[1:])
+			lines, err := portLines(ports, args[0], args[1:])
 			if err != nil {
 				return err
 			}
@@ -308,7 +311,7 @@ func (c *CLI) portCommand() *cobra.Command {
 // portLines prints a container's published ports as "berth port" does:
 // all as "80/tcp -> 0.0.0.0:8080" sorted by port, or the host addresses of
 // one private port.
-func portLines(ports network.PortMap, want []string) ([]string, error) {
+func portLines(ports network.PortMap, name string, want []string) ([]string, error) {
 	if len(want) == 1 {
 		p, err := network.ParsePort(withProto(want[0]))
 		if err != nil {
@@ -316,7 +319,7 @@ func portLines(ports network.PortMap, want []string) ([]string, error) {
 		}
 		bindings, ok := ports[p]
 		if !ok || len(bindings) == 0 {
-			return nil, fmt.Errorf("Error: No public port '%s' published for container", p)
+			return nil, fmt.Errorf("Error: No public port '%s' published for %s", p, name)
 		}
 		var out []string
 		for _, b := range bindings {
@@ -504,7 +507,7 @@ func (c *CLI) containerPruneCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(c.out, "Total reclaimed space: %s\n", format.Size(int64(space)))
+			fmt.Fprintf(c.out, "Total reclaimed space: %s\n", units.HumanSize(float64(space)))
 			return nil
 		},
 	}

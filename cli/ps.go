@@ -12,6 +12,7 @@ import (
 	"github.com/distribution/reference"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
 	"berth.dev/cli/format"
@@ -59,6 +60,7 @@ type psRow struct {
 	Mounts       string
 	Names        string
 	Networks     string
+	Platform     *ocispec.Platform
 	Ports        string
 	RunningFor   string
 	Size         string
@@ -81,6 +83,7 @@ var psHeaders = map[string]string{
 	"Mounts":       "MOUNTS",
 	"Names":        "NAMES",
 	"Networks":     "NETWORKS",
+	"Platform":     "PLATFORM",
 	"Ports":        "PORTS",
 	"RunningFor":   "CREATED",
 	"Size":         "SIZE",
@@ -105,13 +108,17 @@ func (c *CLI) ps(ctx context.Context, o psOptions) error {
 		f = format.Parse(o.format, psDefaultTable)
 	}
 	if _, err := format.NewTemplate(f.Template); err != nil {
-		return err
+		// ps words this differently from the other listings.
+		msg := strings.TrimPrefix(templateMessage(err), format.ErrTemplate.Error()+": ")
+		return &StatusError{Status: "failed to parse template: " + msg, Code: 1}
 	}
 	if o.latest && o.last == -1 {
 		o.last = 1
 	}
+	// The daemon lists every state when given a limit, so -n and -l need
+	// no --all.
 	opts := client.ContainerListOptions{
-		All:     o.all || o.last > 0,
+		All:     o.all,
 		Limit:   o.last,
 		Size:    o.size || strings.Contains(f.Template, ".Size"),
 		Filters: filters,
@@ -147,6 +154,9 @@ func psRowOf(s container.Summary, trunc bool, now time.Time) psRow {
 		State:      string(s.State),
 		Status:     s.Status,
 		labels:     s.Labels,
+	}
+	if d := s.ImageManifestDescriptor; d != nil {
+		r.Platform = d.Platform
 	}
 	if trunc {
 		r.ID = format.TruncateID(s.ID)

@@ -67,9 +67,8 @@ func runError(command string, err error, code int) error {
 	if errors.As(err, &se) {
 		return err
 	}
-	msg := strings.TrimSuffix(err.Error(), ".") + "."
 	return &StatusError{
-		Status: fmt.Sprintf("berth: %s\n\nRun 'berth %s --help' for more information", msg, command),
+		Status: fmt.Sprintf("berth: %s\n\nRun 'berth %s --help' for more information", err, command),
 		Code:   code,
 	}
 }
@@ -85,7 +84,7 @@ func (c *CLI) create(ctx context.Context, command string, o *runOptions, imageNa
 	if command == "run" {
 		if o.detach {
 			if len(o.attach) > 0 {
-				return "", nil, runError(command, errors.New("conflicting options: cannot specify both --attach and --detach"), exitDaemonRefused)
+				return "", nil, errors.New("conflicting options: cannot specify both --attach and --detach")
 			}
 			req.Config.AttachStdin, req.Config.AttachStdout, req.Config.AttachStderr = false, false, false
 			req.Config.StdinOnce = false
@@ -124,7 +123,9 @@ func (c *CLI) create(ctx context.Context, command string, o *runOptions, imageNa
 	opts := client.ContainerCreateOptions{Config: req.Config, HostConfig: req.HostConfig, Platform: req.Platform, Name: req.Name}
 	res, err := api.ContainerCreate(ctx, opts)
 	if err != nil && isNotFound(err) && o.pull == "missing" && isImageMissing(api, ctx, imageName) {
-		fmt.Fprintf(c.errOut, "Unable to find image '%s' locally\n", familiarWithTag(imageName))
+		if !o.quiet {
+			fmt.Fprintf(c.errOut, "Unable to find image '%s' locally\n", familiarWithTag(imageName))
+		}
 		if err := c.pullForRun(ctx, imageName, o); err != nil {
 			return "", nil, runError(command, err, exitDaemonRefused)
 		}
@@ -310,16 +311,39 @@ func (c *CLI) startCommand() *cobra.Command {
 				}
 				return c.startAttached(cmd.Context(), args[0], attach, interactive, detachKeys)
 			}
-			return c.eachContainer(cmd.Context(), args, func(ctx context.Context, api *client.Client, id string) error {
-				_, err := api.ContainerStart(ctx, id, client.ContainerStartOptions{})
-				return err
-			})
+			return c.startAll(cmd.Context(), args)
 		},
 	}
 	cmd.Flags().BoolVarP(&attach, "attach", "a", false, "Attach STDOUT/STDERR and forward signals")
 	cmd.Flags().BoolVarP(&interactive, "interactive", "i", false, "Attach container's STDIN")
 	cmd.Flags().StringVar(&detachKeys, "detach-keys", "", "Override the key sequence for detaching a container")
 	return cmd
+}
+
+// startAll starts each container, printing its name; the failures are
+// printed, then named together in a last line, as docker does.
+func (c *CLI) startAll(ctx context.Context, names []string) error {
+	api, err := c.client(ctx)
+	if err != nil {
+		return err
+	}
+	var failures, failed []string
+	for _, name := range names {
+		if _, err := api.ContainerStart(ctx, name, client.ContainerStartOptions{}); err != nil {
+			if client.IsErrConnectionFailed(err) {
+				return err
+			}
+			failures = append(failures, err.Error())
+			failed = append(failed, name)
+			continue
+		}
+		fmt.Fprintln(c.out, name)
+	}
+	if len(failures) > 0 {
+		failures = append(failures, "Error: failed to start containers: "+strings.Join(failed, ", "))
+		return &StatusError{Status: strings.Join(failures, "\n"), Code: 1}
+	}
+	return nil
 }
 
 // startAttached is "start -a" and "start -i": attach, start, wait.

@@ -145,7 +145,7 @@ func addRunFlags(fs *pflag.FlagSet, o *runOptions, withRunOnly bool) {
 	listVarP(fs, &o.tmpfs, "list", "tmpfs", "", "Mount a tmpfs directory")
 	listVarP(fs, &o.volumesFrom, "list", "volumes-from", "", "Mount volumes from the specified container(s)")
 	fs.BoolVar(&o.readOnly, "read-only", false, "Mount the container's root filesystem as read only")
-	fs.StringVar(&o.shmSize, "shm-size", "", "Size of /dev/shm")
+	fs.Var(checkedString(&o.shmSize, "bytes", checkBytes), "shm-size", "Size of /dev/shm")
 
 	addResourceFlags(fs, o)
 	listVarP(fs, &o.devices, "list", "device", "", "Add a host device to the container")
@@ -154,7 +154,7 @@ func addRunFlags(fs *pflag.FlagSet, o *runOptions, withRunOnly bool) {
 	fs.IntVar(&o.oomScoreAdj, "oom-score-adj", 0, "Tune host's OOM preferences (-1000 to 1000)")
 	fs.Int64Var(&o.memorySwappiness, "memory-swappiness", -1, "Tune container memory swappiness (0 to 100)")
 	fs.BoolVar(&o.oomKillDisable, "oom-kill-disable", false, "Disable OOM Killer")
-	listVarP(fs, &o.ulimits, "ulimit", "ulimit", "", "Ulimit options")
+	fs.Var(&checkedValue{p: &o.ulimits, kind: "ulimit", check: checkUlimit, list: true}, "ulimit", "Ulimit options")
 
 	listVarP(fs, &o.capAdd, "list", "cap-add", "", "Add Linux capabilities")
 	listVarP(fs, &o.capDrop, "list", "cap-drop", "", "Drop Linux capabilities")
@@ -185,10 +185,10 @@ func addRunFlags(fs *pflag.FlagSet, o *runOptions, withRunOnly bool) {
 // addResourceFlags defines the cgroup resource flags of run, create and
 // update, and --restart.
 func addResourceFlags(fs *pflag.FlagSet, o *runOptions) {
-	fs.StringVarP(&o.memory, "memory", "m", "", "Memory limit")
-	fs.StringVar(&o.memorySwap, "memory-swap", "", `Swap limit equal to memory plus swap: '-1' to enable unlimited swap`)
-	fs.StringVar(&o.memoryReservation, "memory-reservation", "", "Memory soft limit")
-	fs.StringVar(&o.cpus, "cpus", "", "Number of CPUs")
+	fs.VarP(checkedString(&o.memory, "bytes", checkBytes), "memory", "m", "Memory limit")
+	fs.Var(checkedString(&o.memorySwap, "bytes", checkSwap), "memory-swap", `Swap limit equal to memory plus swap: '-1' to enable unlimited swap`)
+	fs.Var(checkedString(&o.memoryReservation, "bytes", checkBytes), "memory-reservation", "Memory soft limit")
+	fs.Var(checkedString(&o.cpus, "decimal", checkCPUs), "cpus", "Number of CPUs")
 	fs.Int64VarP(&o.cpuShares, "cpu-shares", "c", 0, "CPU shares (relative weight)")
 	fs.Int64Var(&o.cpuPeriod, "cpu-period", 0, "Limit CPU CFS (Completely Fair Scheduler) period")
 	fs.Int64Var(&o.cpuQuota, "cpu-quota", 0, "Limit CPU CFS (Completely Fair Scheduler) quota")
@@ -199,6 +199,64 @@ func addResourceFlags(fs *pflag.FlagSet, o *runOptions) {
 	fs.StringVar(&o.restart, "restart", "no", "Restart policy to apply when a container exits")
 }
 
+// checkedValue is a string flag (or, with list, a repeatable one) whose
+// values are checked as they are parsed, so that a bad one fails like any
+// flag that does not parse (status 125 and the usage), as with docker.
+type checkedValue struct {
+	p     any // *string or *[]string
+	kind  string
+	check func(string) error
+	list  bool
+}
+
+func checkedString(p *string, kind string, check func(string) error) *checkedValue {
+	return &checkedValue{p: p, kind: kind, check: check}
+}
+
+func (v *checkedValue) Set(s string) error {
+	if err := v.check(s); err != nil {
+		return err
+	}
+	if v.list {
+		l := v.p.(*[]string)
+		*l = append(*l, s)
+		return nil
+	}
+	*v.p.(*string) = s
+	return nil
+}
+
+func (v *checkedValue) String() string {
+	if v.list {
+		return strings.Join(*v.p.(*[]string), ",")
+	}
+	return *v.p.(*string)
+}
+
+func (v *checkedValue) Type() string { return v.kind }
+
+func checkBytes(s string) error {
+	_, err := units.RAMInBytes(s)
+	return err
+}
+
+func checkSwap(s string) error {
+	if s == "-1" {
+		return nil
+	}
+	return checkBytes(s)
+}
+
+func checkCPUs(s string) error {
+	_, err := parseCPUs(s)
+	return err
+}
+
+func checkUlimit(s string) error {
+	_, err := units.ParseUlimit(s)
+	return err
+}
+
 // createRequest is what one run or create sends to the daemon.
 type createRequest struct {
 	Config     *container.Config
@@ -207,9 +265,16 @@ type createRequest struct {
 	Name       string
 }
 
-// invalid marks a flag value the CLI refuses before asking the daemon.
+// invalidError is a value the CLI refuses before asking the daemon. Its
+// message is docker's, without a category prefix; errors.Is finds
+// errdefs.ErrInvalidArgument in it.
+type invalidError struct{ msg string }
+
+func (e *invalidError) Error() string { return e.msg }
+func (e *invalidError) Unwrap() error { return errdefs.ErrInvalidArgument }
+
 func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", errdefs.ErrInvalidArgument, fmt.Sprintf(format, args...))
+	return &invalidError{msg: fmt.Sprintf(format, args...)}
 }
 
 // containerConfig builds the create request for image and command args
@@ -265,6 +330,7 @@ func (o *runOptions) containerConfig(imageName string, args []string, getenv fun
 		AttachStderr: attachErr,
 		Tty:          o.tty,
 		OpenStdin:    o.interactive,
+		StdinOnce:    o.interactive && attachIn,
 		Env:          env,
 		Cmd:          args,
 		Image:        imageName,
@@ -459,29 +525,23 @@ func validDeviceMode(mode string) bool {
 	return true
 }
 
-// parseRestartPolicy reads --restart no|always|unless-stopped|on-failure[:N].
+// parseRestartPolicy reads --restart NAME[:COUNT] (no, always,
+// unless-stopped, on-failure[:N]).
 func parseRestartPolicy(s string) (container.RestartPolicy, error) {
 	var p container.RestartPolicy
 	if s == "" {
 		return p, nil
 	}
+	// Like docker's CLI, only the form is checked here: the daemon
+	// judges the policy's name and whether it takes a count.
 	name, count, hasCount := strings.Cut(s, ":")
 	p.Name = container.RestartPolicyMode(name)
-	switch p.Name {
-	case container.RestartPolicyDisabled, container.RestartPolicyAlways, container.RestartPolicyUnlessStopped:
-		if hasCount {
-			return p, invalid("invalid restart policy format: maximum retry count can only be used with 'on-failure'")
+	if hasCount {
+		n, err := strconv.Atoi(count)
+		if err != nil {
+			return p, invalid("invalid restart policy format: maximum retry count must be an integer")
 		}
-	case container.RestartPolicyOnFailure:
-		if hasCount {
-			n, err := strconv.Atoi(count)
-			if err != nil {
-				return p, invalid("invalid restart policy format: maximum retry count must be an integer")
-			}
-			p.MaximumRetryCount = n
-		}
-	default:
-		return p, invalid("invalid restart policy format: unknown policy %q", name)
+		p.MaximumRetryCount = n
 	}
 	return p, nil
 }
@@ -857,9 +917,10 @@ func keyValueMap(values []string, flag string) (map[string]string, error) {
 	return m, nil
 }
 
-// readEnv reads the environment: --env-file lines first, then -e values.
-// A name without "=" takes its value from getenv; -e keeps it bare when
-// unset (the daemon then leaves it out), an env file drops it.
+// readEnv reads the environment: --env-file lines first, then -e values,
+// a later value of a variable replacing an earlier one in its place. A
+// name without "=" takes its value from getenv, or stays bare when unset
+// (the daemon then leaves it out).
 func readEnv(files, values []string, getenv func(string) string) ([]string, error) {
 	var env []string
 	for _, f := range files {
@@ -881,7 +942,24 @@ func readEnv(files, values []string, getenv func(string) string) ([]string, erro
 		}
 		env = append(env, v)
 	}
-	return env, nil
+	return dedupeEnv(env), nil
+}
+
+// dedupeEnv keeps one entry per variable: the last value, at the place of
+// the first.
+func dedupeEnv(env []string) []string {
+	index := map[string]int{}
+	var out []string
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if i, ok := index[k]; ok {
+			out[i] = kv
+			continue
+		}
+		index[k] = len(out)
+		out = append(out, kv)
+	}
+	return out
 }
 
 // readLabels reads --label-file lines, then -l values, into a map.
@@ -904,7 +982,7 @@ func readLabels(files, values []string) (map[string]string, error) {
 }
 
 // readKeyValueFile reads an env file: one VAR=value per line, blank lines
-// and "#" comments skipped, a bare VAR taken from getenv (or dropped).
+// and "#" comments skipped, a bare VAR taken from getenv (or kept bare).
 func readKeyValueFile(path string, getenv func(string) string) ([]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -930,9 +1008,8 @@ func readKeyValueFile(path string, getenv func(string) string) ([]string, error)
 		}
 		if !hasValue {
 			if v := getenv(k); v != "" {
-				lines = append(lines, k+"="+v)
+				line = k + "=" + v
 			}
-			continue
 		}
 		lines = append(lines, line)
 	}

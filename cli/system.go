@@ -101,7 +101,7 @@ func (c *CLI) systemPrune(ctx context.Context, all, force, volumes bool, filterA
 		fmt.Fprintln(c.out)
 	}
 	total += res.Report.SpaceReclaimed
-	fmt.Fprintf(c.out, "Total reclaimed space: %s\n", format.Size(int64(total)))
+	fmt.Fprintf(c.out, "Total reclaimed space: %s\n", units.HumanSize(float64(total)))
 	return nil
 }
 

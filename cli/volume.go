@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	units "github.com/docker/go-units"
 	"github.com/moby/moby/api/types/volume"
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
@@ -171,6 +172,8 @@ func volumeRowOf(v volume.Volume) volumeRow {
 	r := volumeRow{
 		Driver: v.Driver, Name: v.Name, Scope: v.Scope, Mountpoint: v.Mountpoint,
 		Links: "N/A", Size: "N/A", labels: v.Labels,
+		// Cluster volumes have these; local ones never do.
+		Availability: "N/A", Group: "N/A", Status: "N/A",
 	}
 	var labels []string
 	for k, val := range v.Labels {
@@ -232,7 +235,7 @@ func (c *CLI) volumePruneCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(c.out, "Total reclaimed space: %s\n", format.Size(int64(space)))
+			fmt.Fprintf(c.out, "Total reclaimed space: %s\n", units.HumanSize(float64(space)))
 			return nil
 		},
 	}
