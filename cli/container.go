@@ -172,7 +172,6 @@ func (c *CLI) rmCommand() *cobra.Command {
 	return cmd
 }
 
-
 func (c *CLI) pauseCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "pause CONTAINER [CONTAINER...]",
