@@ -36,12 +36,13 @@ type Config struct {
 // Shim monitors one container: New creates it through the runtime, Serve
 // answers clients until it has exited.
 type Shim struct {
-	cfg    Config
-	reaper *reaper
-	io     *processIO
-	pid    int
-	cgroup string // the container's memory cgroup directory, for OOM kills
-	l      *net.UnixListener
+	cfg         Config
+	runtimePath string // cfg.Runtime found in $PATH
+	reaper      *reaper
+	io          *processIO
+	pid         int
+	cgroup      string // the container's memory cgroup directory, for OOM kills
+	l           *net.UnixListener
 
 	mu     sync.Mutex
 	status string
@@ -67,7 +68,11 @@ func New(ctx context.Context, cfg Config) (_ *Shim, err error) {
 	if err := writeFile(cfg.Dir, PidFile, []byte(strconv.Itoa(os.Getpid())+"\n")); err != nil {
 		return nil, fmt.Errorf("shim: %w", err)
 	}
-	s := &Shim{cfg: cfg, reaper: newReaper(), status: StatusCreated, exited: make(chan struct{}), execs: map[string]*processIO{}}
+	runtimePath, err := exec.LookPath(cfg.Runtime)
+	if err != nil {
+		return nil, fmt.Errorf("shim: runtime: %w: %w", errdefs.ErrNotFound, err)
+	}
+	s := &Shim{cfg: cfg, runtimePath: runtimePath, reaper: newReaper(), status: StatusCreated, exited: make(chan struct{}), execs: map[string]*processIO{}}
 	sock := filepath.Join(cfg.Dir, SocketFile)
 	os.Remove(sock)
 	if s.l, err = net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"}); err != nil {
@@ -156,7 +161,6 @@ func (s *Shim) runtime(ctx context.Context, stdio [3]*os.File, args ...string) e
 	if s.cfg.RuntimeRoot != "" {
 		global = append(global, "--root", s.cfg.RuntimeRoot)
 	}
-	cmd := exec.Command(s.cfg.Runtime, append(global, args...)...)
 	for i, f := range stdio {
 		if f == nil {
 			null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
@@ -167,19 +171,23 @@ func (s *Shim) runtime(ctx context.Context, stdio [3]*os.File, args ...string) e
 			stdio[i] = null
 		}
 	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]
 	before := fileSize(logPath)
-	if err := cmd.Start(); err != nil {
+	// os.StartProcess rather than os/exec: no path search and environment
+	// copy at each call (the path was resolved by New), less garbage left
+	// resident in an idle shim.
+	argv := append(append([]string{s.runtimePath}, global...), args...)
+	proc, err := os.StartProcess(s.runtimePath, argv, &os.ProcAttr{Files: stdio[:]})
+	if err != nil {
 		return fmt.Errorf("shim: run %s: %w", s.cfg.Runtime, err)
 	}
 	var st unix.WaitStatus
 	select {
-	case st = <-s.reaper.wait(cmd.Process.Pid):
+	case st = <-s.reaper.wait(proc.Pid):
 	case <-ctx.Done():
-		cmd.Process.Kill()
-		st = <-s.reaper.wait(cmd.Process.Pid)
+		proc.Kill()
+		st = <-s.reaper.wait(proc.Pid)
 	}
-	cmd.Process.Release()
+	proc.Release()
 	if st.Exited() && st.ExitStatus() == 0 {
 		return nil
 	}
