@@ -97,7 +97,8 @@ func outputStreams(w io.Writer, tty bool) (stdout, stderr io.Writer) {
 // yields what the client sends after its request (stdin): first the bytes
 // the HTTP server had already buffered, then the connection's, until the
 // client half-closes its write side (EOF). Writes go straight to the
-// connection. Failed writes cancel ctx: the client is gone.
+// connection. Failed writes cancel ctx: the client is gone. When ctx ends,
+// the connection is closed, so reads and writes of the streams fail.
 type hijackedConn struct {
 	conn   net.Conn
 	stdin  io.Reader
@@ -113,7 +114,8 @@ type hijackedConn struct {
 // plain 200 otherwise, with the stream's media type and the headers already
 // set on w. The rest of the request body is discarded first. The returned
 // connection's context ends when the server shuts down, a write fails or
-// close is called; close must be called once the streams are done.
+// close is called, and the connection is closed then; close must be called
+// once the streams are done.
 func hijack(w http.ResponseWriter, r *http.Request, tty bool) (*hijackedConn, error) {
 	// What is left of the body (bounded by its length) is not stdin.
 	_, _ = io.Copy(io.Discard, r.Body)
@@ -146,7 +148,10 @@ func hijack(w http.ResponseWriter, r *http.Request, tty bool) (*hijackedConn, er
 		return nil, fmt.Errorf("write the answer headers: %w", err)
 	}
 
-	ctx, cancel := context.WithCancel(r.Context())
+	// The request's context is cancelled when the client half-closes (the
+	// HTTP server takes the end of its input for a client that left), but
+	// a half-close only ends stdin here: output still flows.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	if stopping := serverStopping(r.Context()); stopping != nil {
 		// http.Server.Shutdown does not track hijacked connections; end the
 		// streams ourselves when the server stops.
@@ -158,24 +163,22 @@ func hijack(w http.ResponseWriter, r *http.Request, tty bool) (*hijackedConn, er
 			}
 		}()
 	}
+	// Once the streams are over, a backend blocked reading stdin or
+	// writing output must return: closing the connection fails both.
+	context.AfterFunc(ctx, func() { _ = conn.Close() })
 	h := &hijackedConn{conn: conn, ctx: ctx, cancel: cancel}
 	h.stdin = io.MultiReader(bytes.NewReader(buffered), conn)
 	h.stdout, h.stderr = outputStreams(&cancelOnError{w: conn, cancel: cancel}, tty)
 	return h, nil
 }
 
-// closeWrite ends the output towards the client while stdin may still be
-// read (half-close), when the connection allows it.
-func (h *hijackedConn) closeWrite() {
+// close ends the streams and closes the connection, half-closing it first
+// so that the client reads a clean end of the output.
+func (h *hijackedConn) close() {
 	if cw, ok := h.conn.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 	}
-}
-
-// close ends the streams and closes the connection.
-func (h *hijackedConn) close() {
 	h.cancel()
-	h.closeWrite()
 	_ = h.conn.Close()
 }
 
