@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -24,6 +25,24 @@ import (
 // bytes on to stdin.
 func rawHijack(t *testing.T, serverURL, path string, upgrade bool, stdin string) (*http.Response, []byte) {
 	t.Helper()
+	hdr := "Content-Type: text/plain\r\n"
+	if upgrade {
+		hdr += "Connection: Upgrade\r\nUpgrade: tcp\r\n"
+	}
+	return rawRequest(t, serverURL, "POST "+path+" HTTP/1.1\r\nHost: berth\r\n"+hdr+"\r\n"+stdin)
+}
+
+// rawHijackBody is rawHijack for a request with a JSON body (exec start),
+// stdin following the body in the same write.
+func rawHijackBody(t *testing.T, serverURL, path, body, stdin string) (*http.Response, []byte) {
+	t.Helper()
+	return rawRequest(t, serverURL, fmt.Sprintf("POST %s HTTP/1.1\r\nHost: berth\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n%s%s", path, len(body), body, stdin))
+}
+
+// rawRequest writes req on a new connection, half-closes it and reads the
+// answer and the stream after it.
+func rawRequest(t *testing.T, serverURL, req string) (*http.Response, []byte) {
+	t.Helper()
 	u, err := url.Parse(serverURL)
 	if err != nil {
 		t.Fatal(err)
@@ -33,11 +52,7 @@ func rawHijack(t *testing.T, serverURL, path string, upgrade bool, stdin string)
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	req := "POST " + path + " HTTP/1.1\r\nHost: berth\r\nContent-Type: text/plain\r\n"
-	if upgrade {
-		req += "Connection: Upgrade\r\nUpgrade: tcp\r\n"
-	}
-	if _, err := io.WriteString(conn, req+"\r\n"+stdin); err != nil {
+	if _, err := io.WriteString(conn, req); err != nil {
 		t.Fatal(err)
 	}
 	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
