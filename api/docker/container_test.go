@@ -6,9 +6,14 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -463,4 +468,125 @@ func TestArchiveHeaders(t *testing.T) {
 			t.Errorf("GET: %s %q", resp.Header.Get("Content-Type"), body)
 		}
 	}
+}
+
+// TestDockerCLIContainers runs the real docker CLI's container, exec and
+// volume commands against the server with fake backends.
+func TestDockerCLIContainers(t *testing.T) {
+	dockerBin, err := exec.LookPath("docker")
+	if err != nil {
+		t.Skip("the docker CLI is not installed")
+	}
+	cs := newContainerServer(t)
+	dir := t.TempDir()
+	run := func(stdin string, args ...string) (string, int) {
+		t.Helper()
+		cmd := exec.Command(dockerBin, args...)
+		cmd.Stdin = strings.NewReader(stdin)
+		cmd.Env = append(os.Environ(),
+			"DOCKER_HOST=unix://"+cs.sock,
+			"DOCKER_CONFIG="+filepath.Join(dir, "config"),
+			"DOCKER_CONTEXT=", "DOCKER_API_VERSION=", "DOCKER_CLI_HINTS=false",
+		)
+		out, err := cmd.CombinedOutput()
+		var exitErr *exec.ExitError
+		switch {
+		case err == nil:
+			return string(out), 0
+		case errors.As(err, &exitErr):
+			return string(out), exitErr.ExitCode()
+		default:
+			t.Fatalf("docker %s: %v", strings.Join(args, " "), err)
+			return "", -1
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "in.txt"), []byte("copied in"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		stdin string
+		args  []string
+		code  int
+		want  []string // substrings of the output
+	}{
+		{"", []string{"create", "--name", "web", "busybox", "sleep", "1000"}, 0, []string{strings.Repeat("ab", 32)}},
+		{"", []string{"create", "--name", "a b", "busybox"}, 1, []string{"Invalid container name (a b)"}},
+		{"", []string{"start", "web"}, 0, []string{"web"}},
+		{"", []string{"ps", "-a", "--no-trunc", "--filter", "status=running"}, 0, []string{fakeContainerID, "Up 2 minutes", "c1"}},
+		{"", []string{"ps", "--filter", "bogus=1"}, 1, []string{"invalid filter 'bogus'"}},
+		{"", []string{"logs", "-t", "c1"}, 0, []string{"2025-01-02T03:04:05.600000000Z hello out", "2025-01-02T03:04:06.600000000Z hello err"}},
+		{"", []string{"logs", "--tail", "1", "t1"}, 0, []string{"hello out\nhello err\n"}},
+		{"", []string{"logs", "nosuch"}, 1, []string{"No such container: nosuch"}},
+		{"hello run\n", []string{"run", "-i", "--name", "r1", "busybox", "cat"}, 3, []string{"out:HELLO RUN", "err:HELLO RUN"}},
+		{"", []string{"start", "c1"}, 0, []string{"c1"}},
+		{"piped exec", []string{"exec", "-i", "c1", "cat"}, 0, []string{"out:PIPED EXEC", "err:PIPED EXEC"}},
+		{"", []string{"exec", "c1", "echo", "hi"}, 0, []string{"ran:echo hi"}},
+		{"", []string{"exec", "-d", "c1", "touch", "/x"}, 0, nil},
+		{"", []string{"top", "c1"}, 0, []string{"sleep 1000"}},
+		{"", []string{"diff", "c1"}, 0, []string{"C /tmp", "A /tmp/x"}},
+		{"", []string{"cp", "c1:/etc", filepath.Join(dir, "out")}, 0, nil},
+		{"", []string{"cp", filepath.Join(dir, "in.txt"), "c1:/etc"}, 0, nil},
+		{"", []string{"cp", "c1:/nope", dir}, 1, []string{"Could not find the file /nope in container c1"}},
+		{"", []string{"export", "-o", filepath.Join(dir, "export.tar"), "c1"}, 0, nil},
+		{"", []string{"commit", "-m", "msg", "-c", "ENV A=1", "c1", "myimg:v1"}, 0, []string{fakeImageID}},
+		{"", []string{"pause", "c1"}, 0, []string{"c1"}},
+		{"", []string{"unpause", "c1"}, 0, []string{"c1"}},
+		{"", []string{"rename", "c1", "c2"}, 0, nil},
+		{"", []string{"update", "--memory", "64m", "c1"}, 0, []string{"c1"}},
+		{"", []string{"container", "inspect", "--format", "{{.Config.Tty}} {{.State.Running}}", "t1"}, 0, []string{"true false"}},
+		{"", []string{"stop", "c1"}, 0, []string{"c1"}},
+		{"", []string{"wait", "c1"}, 0, []string{"137"}},
+		{"", []string{"rm", "-f", "c1"}, 0, []string{"c1"}},
+		{"", []string{"container", "prune", "-f"}, 0, []string{fakeContainerID, "Total reclaimed space: 2.048kB"}},
+		{"", []string{"volume", "create", "--label", "a=b", "data"}, 0, []string{"data"}},
+		{"", []string{"volume", "ls"}, 0, []string{"local     busy", "local     data"}},
+		{"", []string{"volume", "inspect", "data"}, 0, []string{`"Mountpoint": "/var/lib/berth/volumes/data/_data"`}},
+		{"", []string{"volume", "rm", "busy"}, 1, []string{"volume is in use"}},
+		{"", []string{"volume", "rm", "data"}, 0, []string{"data"}},
+		{"", []string{"volume", "prune", "-f"}, 0, []string{"old", "Total reclaimed space: 1.024kB"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			out, code := run(tt.stdin, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit code %d, want %d:\n%s", code, tt.code, out)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+
+	t.Run("files", func(t *testing.T) {
+		b, err := os.ReadFile(filepath.Join(dir, "out", "hostname"))
+		if err != nil || string(b) != "berth-test\n" {
+			t.Errorf("docker cp from the container: %q %v", b, err)
+		}
+		if !slices.Contains(cs.c.extracted, "in.txt=copied in") {
+			t.Errorf("docker cp into the container extracted %q", cs.c.extracted)
+		}
+		f, err := os.Open(filepath.Join(dir, "export.tar"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if got := tarNames(t, f); len(got) != 2 {
+			t.Errorf("exported %q", got)
+		}
+	})
+
+	t.Run("backend arguments", func(t *testing.T) {
+		want := []call{
+			call2("Commit", "c1", backend.CommitOptions{Ref: "docker.io/library/myimg:v1", Comment: "msg", Changes: []string{"ENV A=1"}, Pause: true}),
+			call2("Rename", "c1", "c2"),
+		}
+		for _, w := range want {
+			if !slices.ContainsFunc(cs.c.Calls(), func(c call) bool { return reflect.DeepEqual(c, w) }) {
+				t.Errorf("no call %+v", w)
+			}
+		}
+	})
 }
