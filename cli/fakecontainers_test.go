@@ -44,8 +44,9 @@ type fakeEngine struct {
 	nextID     int
 	// pulled lists images the fake pulled, which creates then find.
 	pulled []string
-	// resized receives "HxW" for each resize request.
-	resized chan string
+	// resized receives "HxW" for each resize request, killed the signal
+	// of each kill, and started the ID of each container started.
+	resized, killed, started chan string
 	// uploads records the tars PUT to containers, by path.
 	uploads map[string][]byte
 }
@@ -61,7 +62,7 @@ type fakeContainer struct {
 
 func newFakeEngine() *fakeEngine {
 	now := time.Now()
-	e := &fakeEngine{fakeAPI: newFakeAPI(), resized: make(chan string, 16), uploads: map[string][]byte{}}
+	e := &fakeEngine{fakeAPI: newFakeAPI(), resized: make(chan string, 16), killed: make(chan string, 16), started: make(chan string, 16), uploads: map[string][]byte{}}
 	add := func(id, name, image, cmd string, state container.ContainerState, status string, age time.Duration, mod func(*container.Summary)) {
 		s := container.Summary{
 			ID: id, Names: []string{"/" + name}, Image: image, ImageID: fakeImageID, Command: cmd,
@@ -313,7 +314,10 @@ func (e *fakeEngine) container(w http.ResponseWriter, r *http.Request, name, ver
 		<-c.exited
 		json.NewEncoder(w).Encode(container.WaitResponse{StatusCode: int64(c.exitCode)})
 	case verb == "resize":
-		e.resized <- r.URL.Query().Get("h") + "x" + r.URL.Query().Get("w")
+		select {
+		case e.resized <- r.URL.Query().Get("h") + "x" + r.URL.Query().Get("w"):
+		default:
+		}
 		w.WriteHeader(http.StatusOK)
 	case verb == "logs":
 		w.Header().Set("Content-Type", "application/vnd.docker.multiplexed-stream")
@@ -334,7 +338,13 @@ func (e *fakeEngine) container(w http.ResponseWriter, r *http.Request, name, ver
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
-	case verb == "stop" || verb == "kill" || verb == "restart" || verb == "pause" || verb == "unpause" || verb == "rename":
+	case verb == "kill":
+		select {
+		case e.killed <- r.URL.Query().Get("signal"):
+		default:
+		}
+		w.WriteHeader(http.StatusNoContent)
+	case verb == "stop" || verb == "restart" || verb == "pause" || verb == "unpause" || verb == "rename":
 		w.WriteHeader(http.StatusNoContent)
 	case verb == "update":
 		writeFakeJSON(w, http.StatusOK, container.UpdateResponse{Warnings: []string{}})
@@ -389,6 +399,10 @@ func (e *fakeEngine) start(w http.ResponseWriter, c *fakeContainer) {
 		e.exit(c)
 	}
 	w.WriteHeader(http.StatusNoContent)
+	select {
+	case e.started <- c.summary.ID:
+	default:
+	}
 }
 
 func (e *fakeEngine) exit(c *fakeContainer) {
