@@ -48,6 +48,7 @@ func (s *Server) containerRoutes() []*route {
 		{method: http.MethodPost, pattern: "/containers/{name}/rename", handler: c(s.renameContainer)},
 		{method: http.MethodPost, pattern: "/containers/{name}/update", handler: c(s.updateContainer)},
 		{method: http.MethodPost, pattern: "/containers/{name}/attach", handler: c(s.attachContainer)},
+		{method: http.MethodGet, pattern: "/containers/{name}/attach/ws", handler: attachWebsocket},
 		{method: http.MethodPost, pattern: "/containers/{name}/exec", handler: c(s.createExec)},
 		{method: http.MethodDelete, pattern: "/containers/{name}", handler: c(s.removeContainer)},
 	}
@@ -719,6 +720,12 @@ func logTime(v string, now time.Time) (time.Time, error) {
 		return time.Time{}, nil
 	}
 	return parseTimestamp(v, now)
+}
+
+// attachWebsocket is not offered: the docker CLI, compose and the SDKs
+// attach over a hijacked connection.
+func attachWebsocket(http.ResponseWriter, *http.Request) error {
+	return newError(errdefs.ErrNotImplemented, "attach over a websocket is not implemented by berth; use POST /containers/{id}/attach")
 }
 
 // attachContainer is POST /containers/{name}/attach. The connection is

@@ -411,6 +411,7 @@ func TestContainerErrors(t *testing.T) {
 		{"POST", "/commit?container=nosuch", "", 404, "No such container: nosuch"},
 		{"POST", "/containers/nosuch/attach?stream=1&stdout=1", "", 404, "No such container: nosuch"},
 		{"GET", "/v1.41/containers/c1/top", "", 200, "sleep 1000"},
+		{"GET", "/containers/c1/attach/ws", "", 501, "websocket"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {

@@ -49,6 +49,14 @@ func (s *Server) startExec(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// Refused here rather than by the backend once hijacked, so that the
+	// client gets a plain 409.
+	switch {
+	case ex.Running:
+		return newError(errdefs.ErrConflict, "Error: Exec command %s is already running", id)
+	case ex.ExitCode != nil:
+		return newError(errdefs.ErrConflict, "Error: Exec command %s has already run", id)
+	}
 	opts := backend.ExecStartOptions{Detach: req.Detach, ConsoleSize: req.ConsoleSize}
 	if req.Detach {
 		if err := s.b.Containers.ExecStart(r.Context(), id, opts); err != nil {

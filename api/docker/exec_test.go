@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"reflect"
+	"strings"
 	"testing"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -101,8 +102,13 @@ func TestExecSDK(t *testing.T) {
 		if got := cs.c.last(t); !reflect.DeepEqual(got, call2("ExecStart", ex.ID, true, (*[2]uint)(nil), false, false, false)) {
 			t.Errorf("exec start call %+v", got)
 		}
-		if _, err := c.ExecStart(ctx, ex.ID, client.ExecStartOptions{Detach: true}); !cerrdefs.IsConflict(err) {
+		_, err = c.ExecStart(ctx, ex.ID, client.ExecStartOptions{Detach: true})
+		if !cerrdefs.IsConflict(err) || !strings.Contains(err.Error(), "has already run") {
 			t.Errorf("second start: %v, want conflict", err)
+		}
+		// An attached second start is refused before the hijack too.
+		if _, err := c.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{}); err == nil || !strings.Contains(err.Error(), "409") {
+			t.Errorf("attached second start: %v, want a 409", err)
 		}
 	})
 
