@@ -104,13 +104,16 @@ func (r Response) err() error {
 	return fmt.Errorf("shim: %s", r.Error)
 }
 
-// writeFrame writes p as one multiplexed frame of stream.
-func writeFrame(w io.Writer, stream byte, p []byte) error {
-	buf := make([]byte, 8+len(p))
-	buf[0] = stream
-	binary.BigEndian.PutUint32(buf[4:], uint32(len(p)))
-	copy(buf[8:], p)
-	_, err := w.Write(buf)
+// writeFrame writes p as one multiplexed frame of stream, its header
+// through hdr: nothing is allocated per frame, so a chatty attached
+// container leaves no garbage behind.
+func writeFrame(w io.Writer, hdr *[8]byte, stream byte, p []byte) error {
+	*hdr = [8]byte{stream}
+	binary.BigEndian.PutUint32(hdr[4:], uint32(len(p)))
+	if _, err := w.Write(hdr[:]); err != nil {
+		return err
+	}
+	_, err := w.Write(p)
 	return err
 }
 

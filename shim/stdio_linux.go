@@ -26,10 +26,21 @@ type processIO struct {
 	log  logSink
 	done chan struct{} // closed when all output has been copied
 
+	// outMu is held from a read of output until it has been handed on,
+	// so that the streams share one buffer, made at the first output: an
+	// idle container's shim holds none.
+	outMu sync.Mutex
+	buf   []byte
+	hdr   [8]byte // frame header, under mu
+
 	mu      sync.Mutex
 	clients map[*client]struct{}
+	copying int // output streams not yet at their end
 	stdinMu sync.Mutex
 }
+
+// outputBufSize is the most output read at once.
+const outputBufSize = 32 * 1024
 
 // client is one attached connection.
 type client struct {
@@ -92,43 +103,77 @@ func (p *processIO) closeChild() {
 
 // start copies output until every output stream ends.
 func (p *processIO) start() {
-	var wg sync.WaitGroup
-	copyOut := func(f *os.File, stream byte, name string) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p.copyOutput(f, stream, name)
-		}()
-	}
+	outputs := []*os.File{p.stdout, p.stderr}
 	if p.tty != nil {
-		copyOut(p.tty, StreamStdout, "stdout")
-	} else {
-		copyOut(p.stdout, StreamStdout, "stdout")
-		copyOut(p.stderr, StreamStderr, "stderr")
+		outputs = []*os.File{p.tty}
 	}
-	go func() {
-		wg.Wait()
-		if p.log != nil {
-			p.log.Flush()
+	p.copying = len(outputs)
+	for i, f := range outputs {
+		stream, name := byte(StreamStdout), "stdout"
+		if i == 1 {
+			stream, name = StreamStderr, "stderr"
 		}
-		close(p.done)
-	}()
+		go p.copyOutput(f, stream, name)
+	}
 }
 
+// copyOutput copies f's output until it ends (EOF, or EIO on a pty master
+// once the slave is gone) or f is closed. The last stream to end flushes
+// the log and closes done.
 func (p *processIO) copyOutput(f *os.File, stream byte, name string) {
-	buf := make([]byte, 32*1024)
+	defer p.outputEnded()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
 	for {
-		n, err := f.Read(buf)
+		var n int
+		var rerr error
+		// The callback takes outMu once data is there and keeps it when it
+		// returns true, which is when Read returns nil.
+		err := rc.Read(func(fd uintptr) bool {
+			p.outMu.Lock()
+			if p.buf == nil {
+				p.buf = make([]byte, outputBufSize)
+			}
+			n, rerr = unix.Read(int(fd), p.buf)
+			if rerr == unix.EAGAIN {
+				p.outMu.Unlock()
+				return false
+			}
+			return true
+		})
+		if err != nil {
+			return
+		}
 		if n > 0 {
-			p.broadcast(stream, buf[:n])
+			p.broadcast(stream, p.buf[:n])
 			if p.log != nil {
-				p.log.WriteLog(name, buf[:n], time.Now())
+				p.log.WriteLog(name, p.buf[:n], time.Now())
 			}
 		}
-		if err != nil { // EOF, or EIO on a pty master once the slave is gone
+		p.outMu.Unlock()
+		if rerr == unix.EINTR {
+			continue
+		}
+		if n <= 0 {
 			return
 		}
 	}
+}
+
+func (p *processIO) outputEnded() {
+	p.mu.Lock()
+	p.copying--
+	last := p.copying == 0
+	p.mu.Unlock()
+	if !last {
+		return
+	}
+	if p.log != nil {
+		p.log.Flush()
+	}
+	close(p.done)
 }
 
 func (p *processIO) broadcast(stream byte, data []byte) {
@@ -142,7 +187,7 @@ func (p *processIO) broadcast(stream byte, data []byte) {
 		if p.tty != nil {
 			_, err = c.w.Write(data)
 		} else {
-			err = writeFrame(c.w, stream, data)
+			err = writeFrame(c.w, &p.hdr, stream, data)
 		}
 		if err != nil {
 			delete(p.clients, c)
