@@ -403,7 +403,12 @@ func (s *Server) putContainerArchive(w http.ResponseWriter, r *http.Request) err
 }
 
 // startContainer answers 204, or 304 with no body when it already runs.
+// A host config in the body (API < 1.24) is refused as dockerd does; "{}"
+// or "null" are tolerated.
 func (s *Server) startContainer(w http.ResponseWriter, r *http.Request) error {
+	if r.ContentLength > 7 || r.ContentLength == -1 {
+		return newError(errdefs.ErrInvalidArgument, "starting container with non-empty request body was deprecated since API v1.22 and removed in v1.24")
+	}
 	already, err := s.b.Containers.Start(r.Context(), r.PathValue("name"))
 	if err != nil {
 		return err
@@ -416,9 +421,13 @@ func (s *Server) startContainer(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// stopOptions reads ?t= and ?signal= of stop and restart.
+// stopOptions reads ?t= and ?signal= (API 1.42 and later) of stop and
+// restart.
 func stopOptions(r *http.Request) (backend.StopOptions, error) {
-	opts := backend.StopOptions{Signal: r.URL.Query().Get("signal")}
+	var opts backend.StopOptions
+	if !requestVersion(r.Context()).less(apiVersion{1, 42}) {
+		opts.Signal = r.URL.Query().Get("signal")
+	}
 	if r.URL.Query().Get("t") != "" {
 		t, err := intParam(r, "t", 0)
 		if err != nil {
@@ -461,7 +470,7 @@ func (s *Server) restartContainer(w http.ResponseWriter, r *http.Request) error 
 
 func (s *Server) killContainer(w http.ResponseWriter, r *http.Request) error {
 	if err := s.b.Containers.Kill(r.Context(), r.PathValue("name"), r.URL.Query().Get("signal")); err != nil {
-		return err
+		return fmt.Errorf("Cannot kill container: %s: %w", r.PathValue("name"), err)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -557,6 +566,11 @@ func (s *Server) updateContainer(w http.ResponseWriter, r *http.Request) error {
 	var cfg container.UpdateConfig
 	if _, err := readJSON(r, &cfg, false); err != nil {
 		return err
+	}
+	if cfg.PidsLimit != nil && *cfg.PidsLimit < 0 {
+		// 0 and every negative value mean "unlimited" in an update.
+		var unlimited int64
+		cfg.PidsLimit = &unlimited
 	}
 	resp, err := s.b.Containers.Update(r.Context(), r.PathValue("name"), cfg)
 	if err != nil {

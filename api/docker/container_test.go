@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -393,10 +394,12 @@ func TestContainerErrors(t *testing.T) {
 		{"POST", "/containers/c1/resize?h=x&w=1", "", 400, "invalid terminal size"},
 		{"POST", "/containers/c1/resize?h=1&w=1", "", 409, "has no terminal"},
 		{"POST", "/containers/c1/stop?t=x", "", 400, "invalid value for t"},
+		{"POST", "/containers/c1/start", `{"Binds":["/a:/b"]}`, 400, "starting container with non-empty request body was deprecated"},
+		{"POST", "/containers/c1/start", "{}", 304, ""},
 		{"POST", "/containers/c1/start", "", 304, ""},
 		{"POST", "/containers/c1/stop", "", 204, ""},
 		{"POST", "/containers/c1/stop", "", 304, ""},
-		{"POST", "/containers/c1/kill", "", 409, "is not running"},
+		{"POST", "/containers/c1/kill", "", 409, "Cannot kill container: c1: Container " + fakeContainerID + " is not running"},
 		{"POST", "/containers/c1/update", "", 400, "invalid JSON"},
 		{"DELETE", "/containers/c1?link=1", "", 501, "links"},
 		{"DELETE", "/containers/c1", "", 204, ""},
@@ -590,4 +593,37 @@ func TestDockerCLIContainers(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestContainerParameterRules checks parameters dockerd reads only from
+// some API versions on, or normalizes before the engine sees them.
+func TestContainerParameterRules(t *testing.T) {
+	cs := newContainerServer(t)
+	five := 5
+	zero := int64(0)
+	tests := []struct {
+		method, path, body string
+		want               call
+	}{
+		{"POST", "/v1.41/containers/c1/stop?signal=SIGUSR1&t=5", "", call2("Stop", "c1", backend.StopOptions{Timeout: &five})},
+		{"POST", "/v1.42/containers/c1/restart?signal=SIGUSR1", "", call2("Restart", "c1", backend.StopOptions{Signal: "SIGUSR1"})},
+		{"POST", "/containers/c1/update", `{"PidsLimit":-1}`, call2("Update", "c1", container.UpdateConfig{Resources: container.Resources{PidsLimit: &zero}})},
+		{"POST", "/containers/c1/update", `{"PidsLimit":0}`, call2("Update", "c1", container.UpdateConfig{Resources: container.Resources{PidsLimit: &zero}})},
+		{"GET", "/containers/json?limit=-1&all=1&size=true", "", call2("List", backend.ContainerListOptions{All: true, Size: true, Filters: backend.ContainerFilters{}})},
+		{"GET", "/containers/json?filters=" + url.QueryEscape(`{"is-task":["false"],"name":["x"]}`), "", call2("List", backend.ContainerListOptions{Filters: backend.ContainerFilters{"name": {"x"}}})},
+		{"POST", "/commit?container=c1&pause=0", "", call2("Commit", "c1", backend.CommitOptions{})},
+		{"POST", "/commit?container=c1&repo=reg.example:5000/team/app", "", call2("Commit", "c1", backend.CommitOptions{Ref: "reg.example:5000/team/app:latest", Pause: true})},
+		{"POST", "/containers/prune?filters=" + url.QueryEscape(`{"label!":["keep"],"until":["1h"]}`), "", call2("Prune", backend.ContainerFilters{"label!": {"keep"}, "until": {"1h"}})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			resp, body := do(t, tt.method, cs.URL+tt.path, strings.NewReader(tt.body), "Content-Type", "application/json")
+			if resp.StatusCode >= 400 {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+			if got := cs.c.last(t); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("call %+v, want %+v", got, tt.want)
+			}
+		})
+	}
 }
