@@ -84,11 +84,13 @@ func NewContainers(c ContainersConfig) *Containers {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Containers{
+	cs := &Containers{
 		cfg: c.Config, images: c.Images, snaps: c.Snaps, db: c.DB, events: c.Events, log: log,
 		volumes: c.Volumes, shimBin: c.Shim, ctx: ctx, cancel: cancel,
 		byID: map[string]*ctr{}, byName: map[string]string{}, execs: map[string]*execProcess{},
 	}
+	c.Images.SetContainerUse(cs.ImageInUse)
+	return cs
 }
 
 // Close stops following the shims; the containers keep running.

@@ -94,7 +94,13 @@ func (c *Containers) start(ctx context.Context, x *ctr) (err error) {
 	if c.volumes != nil {
 		for _, m := range rec.Mounts {
 			if m.Type == "volume" && m.Name != "" {
-				if err := c.volumes.Populate(ctx, m.Name, filepath.Join(c.rootfs(id), m.Destination)); err != nil {
+				// The image's content there, resolved inside the rootfs:
+				// an image's symlink never leads the copy out of it.
+				src, err := resolveFollow(c.rootfs(id), m.Destination)
+				if err != nil {
+					continue // nothing there to copy
+				}
+				if err := c.volumes.Populate(ctx, m.Name, src); err != nil {
 					return fmt.Errorf("populate volume %s: %w", m.Name, err)
 				}
 			}
@@ -565,6 +571,8 @@ func (c *Containers) Remove(ctx context.Context, name string, opts backend.Conta
 		case <-done:
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-c.ctx.Done():
+			return fmt.Errorf("%w: the container service is closing", errdefs.ErrUnavailable)
 		}
 	}
 	x.op.Lock()

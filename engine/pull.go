@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"berth.dev/archive"
 	"berth.dev/content"
 	"berth.dev/image"
+	"berth.dev/image/builtin"
 	"berth.dev/internal/errdefs"
 	"berth.dev/registry"
 )
@@ -43,6 +45,39 @@ func (s *Images) Pull(ctx context.Context, ref string, opts backend.PullOptions,
 			return s.pullAllTags(ctx, named, opts, pw)
 		}
 	}
+	err = s.pull(ctx, named, opts, pw)
+	if errors.Is(err, errdefs.ErrUnavailable) && slices.Contains(builtin.Names(), named.String()) && (opts.Platform == "" || opts.Platform == image.FormatPlatform(s.platform)) {
+		return s.loadBuiltin(ctx, named, err, pw)
+	}
+	return err
+}
+
+// loadBuiltin loads berth's own image of that name (hello-world, busybox)
+// in place of a pull that could not reach the registry, and says so.
+func (s *Images) loadBuiltin(ctx context.Context, named reference.Named, cause error, pw backend.ProgressWriter) error {
+	p := &reporter{w: pw}
+	fam := image.FamiliarString(named)
+	var buf bytes.Buffer
+	if err := builtin.Archive(ctx, named.String(), &buf); err != nil {
+		return fmt.Errorf("%w (and berth's built-in %s: %w)", cause, fam, err)
+	}
+	s.log.Info("registry unreachable: loading the built-in image", "image", fam, "err", cause)
+	p.send("", fmt.Sprintf("%s is unreachable: using berth's built-in %s", reference.Domain(named), fam))
+	_, lookupErr := s.names.Lookup(ctx, named.String())
+	if _, err := s.Load(ctx, &buf, backend.DiscardProgress{}); err != nil {
+		return err
+	}
+	if lookupErr == nil {
+		p.send("", "Status: Image is up to date for "+fam)
+	} else {
+		p.send("", "Status: Downloaded newer image for "+fam)
+	}
+	return nil
+}
+
+// pull fetches one tagged or digested reference.
+func (s *Images) pull(ctx context.Context, named reference.Named, opts backend.PullOptions, pw backend.ProgressWriter) error {
+	var err error
 	platform := s.platform
 	if opts.Platform != "" {
 		if platform, err = image.ParsePlatform(opts.Platform); err != nil {

@@ -13,6 +13,7 @@ import (
 	"berth.dev/api/docker"
 	"berth.dev/content"
 	"berth.dev/engine"
+	"berth.dev/engine/volumes"
 	"berth.dev/image"
 	"berth.dev/internal/errdefs"
 	"berth.dev/metadata"
@@ -20,6 +21,7 @@ import (
 	"berth.dev/snapshot"
 	"berth.dev/snapshot/native"
 	"berth.dev/snapshot/overlay"
+	"github.com/moby/moby/api/types/events"
 )
 
 // daemon wires the engine's services together; it is the one place that
@@ -31,6 +33,7 @@ type daemon struct {
 	system *engine.System
 	images *engine.Images
 	ctrs   *engine.Containers
+	vols   *volumes.Store
 
 	db    *metadata.DB
 	snaps snapshot.Snapshotter
@@ -76,14 +79,22 @@ func newDaemon(cfg *engine.Config, log *slog.Logger) (d *daemon, err error) {
 	if cfg.Runtime == "berth-runtime" {
 		cfg.Runtime = binary("berth-runtime")
 	}
+	d.vols, err = volumes.New(filepath.Join(cfg.Root, "volumes"), d.db, volumes.WithEvents(func(a events.Action, name string, attrs map[string]string) {
+		d.events.Publish(events.VolumeEventType, a, name, attrs)
+	}))
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range d.vols.Cleaned() {
+		log.Info("removed a volume directory no record owns", "path", p)
+	}
 	d.ctrs = engine.NewContainers(engine.ContainersConfig{
 		Config: cfg, Images: d.images, Snaps: d.snaps, DB: d.db, Events: d.events, Log: log,
-		Shim: binary("berth-shim"),
+		Volumes: d.vols, Shim: binary("berth-shim"),
 	})
 	if err := d.ctrs.Recover(context.Background()); err != nil {
 		return nil, fmt.Errorf("recover the containers of the last run: %w", err)
 	}
-	d.images.SetContainerUse(d.ctrs.ImageInUse)
 	d.system.SetDiskUsage(d.images.DiskUsage)
 	d.system.SetCounts(func(ctx context.Context) (int, int, int, int) {
 		total, running, paused, _ := d.ctrs.Count()
@@ -117,7 +128,7 @@ func openSnapshotter(root string, log *slog.Logger) (snapshot.Snapshotter, error
 }
 
 func (d *daemon) backends() docker.Backends {
-	return docker.Backends{System: d.system, Images: d.images, Containers: d.ctrs}
+	return docker.Backends{System: d.system, Images: d.images, Containers: d.ctrs, Volumes: d.vols}
 }
 
 func (d *daemon) close() {
