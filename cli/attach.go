@@ -242,19 +242,9 @@ func (c *CLI) attach(ctx context.Context, name string, withStdin, sigProxy bool,
 	if err != nil {
 		return err
 	}
-	res, err := api.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+	ctr, err := attachableContainer(ctx, api, name)
 	if err != nil {
 		return err
-	}
-	ctr := res.Container
-	if ctr.State == nil || !ctr.State.Running {
-		return errors.New("You cannot attach to a stopped container, start it first")
-	}
-	if ctr.State.Paused {
-		return errors.New("You cannot attach to a paused container, unpause it first")
-	}
-	if ctr.State.Restarting {
-		return errors.New("You cannot attach to a restarting container, wait until it is running")
 	}
 	tty := ctr.Config != nil && ctr.Config.Tty
 	stdin := withStdin && ctr.Config != nil && ctr.Config.OpenStdin
@@ -269,6 +259,11 @@ func (c *CLI) attach(ctx context.Context, name string, withStdin, sigProxy bool,
 		return err
 	}
 	defer conn.Close()
+	// The container may have stopped between the look and the attach; a
+	// second look keeps berth from waiting on a stream that never ends.
+	if _, err := attachableContainer(ctx, api, ctr.ID); err != nil {
+		return err
+	}
 	if tty && isTerminal(c.out) {
 		stop := c.watchResize(ctx, containerResizer(api, ctr.ID))
 		defer stop()
@@ -284,6 +279,25 @@ func (c *CLI) attach(ctx context.Context, name string, withStdin, sigProxy bool,
 		return err
 	}
 	return waitStatus(wait)
+}
+
+// attachableContainer inspects a container and refuses, in docker's
+// words, one that is not running.
+func attachableContainer(ctx context.Context, api *client.Client, name string) (container.InspectResponse, error) {
+	res, err := api.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+	if err != nil {
+		return res.Container, err
+	}
+	ctr := res.Container
+	switch {
+	case ctr.State == nil || !ctr.State.Running:
+		return ctr, errors.New("You cannot attach to a stopped container, start it first")
+	case ctr.State.Paused:
+		return ctr, errors.New("You cannot attach to a paused container, unpause it first")
+	case ctr.State.Restarting:
+		return ctr, errors.New("You cannot attach to a restarting container, wait until it is running")
+	}
+	return ctr, nil
 }
 
 // containerResizer resizes a container's tty.

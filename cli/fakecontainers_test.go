@@ -57,6 +57,11 @@ type fakeContainer struct {
 	hostConfig *container.HostConfig
 	started    chan struct{}
 	exited     chan struct{}
+	// inspected is signalled on each inspect: an attach to a container
+	// that already runs ends the container only after the client's
+	// second look at it (docker's attach checks the state again once
+	// attached).
+	inspected chan struct{}
 	exitCode   int
 }
 
@@ -73,7 +78,7 @@ func newFakeEngine() *fakeEngine {
 			mod(&s)
 		}
 		c := &fakeContainer{summary: s, config: &container.Config{Image: image, Cmd: strings.Fields(cmd)},
-			hostConfig: &container.HostConfig{}, started: make(chan struct{}), exited: make(chan struct{})}
+			hostConfig: &container.HostConfig{}, started: make(chan struct{}), exited: make(chan struct{}), inspected: make(chan struct{}, 1)}
 		if state == container.StateRunning {
 			close(c.started)
 		} else {
@@ -139,7 +144,7 @@ func newContainerTestEnv(t *testing.T) (*testEnv, *fakeEngine) {
 func (e *fakeEngine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := fakeVersionPrefix.ReplaceAllString(r.URL.Path, "")
 	mine := strings.HasPrefix(path, "/containers") || strings.HasPrefix(path, "/volumes") || strings.HasPrefix(path, "/exec") ||
-		path == "/networks/prune" || path == "/build/prune"
+		path == "/networks/prune" || path == "/build/prune" || path == "/commit"
 	if !mine {
 		if path == "/images/create" && r.URL.Query().Get("fromImage") != "" {
 			e.mu.Lock()
@@ -165,6 +170,12 @@ func (e *fakeEngine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.create(w, r, body)
 	case path == "/containers/prune":
 		writeFakeJSON(w, http.StatusOK, container.PruneReport{ContainersDeleted: []string{e.containers[1].summary.ID}, SpaceReclaimed: 2048})
+	case path == "/commit":
+		if e.lookupContainer(r.URL.Query().Get("container")) == nil {
+			noSuchContainer(w, r.URL.Query().Get("container"))
+			return
+		}
+		writeFakeJSON(w, http.StatusCreated, map[string]string{"Id": "sha256:5f0e2b9c0d4a4d1c8e6b3f7a9d2c1e0f4b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d"})
 	case path == "/networks/prune":
 		// Docker's system prune asks; berth has no networks to prune yet.
 		writeFakeJSON(w, http.StatusOK, map[string]any{"NetworksDeleted": nil})
@@ -270,6 +281,7 @@ func (e *fakeEngine) create(w http.ResponseWriter, r *http.Request, body []byte)
 		summary: container.Summary{ID: id, Names: []string{"/" + name}, Image: req.Image, Command: strings.Join(req.Cmd, " "),
 			Created: time.Now().Unix(), State: container.StateCreated, Status: "Created"},
 		config: req.Config, hostConfig: req.HostConfig, started: make(chan struct{}), exited: make(chan struct{}),
+		inspected: make(chan struct{}, 1),
 	}
 	if len(req.Cmd) == 2 && req.Cmd[0] == "exit" {
 		c.exitCode, _ = strconv.Atoi(req.Cmd[1])
@@ -326,6 +338,13 @@ func (e *fakeEngine) container(w http.ResponseWriter, r *http.Request, name, ver
 		writeFrame(w, 2, "log error line\n")
 	case verb == "stats":
 		writeFakeJSON(w, http.StatusOK, fakeStats(c))
+	case verb == "changes":
+		writeFakeJSON(w, http.StatusOK, []container.FilesystemChange{
+			{Path: "/etc", Kind: container.ChangeModify}, {Path: "/etc/new", Kind: container.ChangeAdd}, {Path: "/tmp/gone", Kind: container.ChangeDelete},
+		})
+	case verb == "export":
+		w.Header().Set("Content-Type", "application/x-tar")
+		io.WriteString(w, "export of "+c.summary.Names[0])
 	case verb == "top":
 		writeFakeJSON(w, http.StatusOK, container.TopResponse{Titles: []string{"UID", "PID", "CMD"}, Processes: [][]string{{"root", "4242", "httpd -f"}}})
 	case verb == "exec":
@@ -354,7 +373,13 @@ func (e *fakeEngine) container(w http.ResponseWriter, r *http.Request, name, ver
 }
 
 func (e *fakeEngine) inspect(w http.ResponseWriter, c *fakeContainer) {
+	select {
+	case c.inspected <- struct{}{}:
+	default:
+	}
+	e.mu.Lock()
 	s := c.summary
+	e.mu.Unlock()
 	ports := network.PortMap{}
 	for _, p := range s.Ports {
 		port, _ := network.PortFrom(p.PrivatePort, network.IPProtocol(p.Type))
@@ -439,21 +464,45 @@ func (e *fakeEngine) attach(w http.ResponseWriter, r *http.Request, c *fakeConta
 	if tty {
 		media = "application/vnd.docker.raw-stream"
 	}
+	e.mu.Lock()
+	running := c.summary.State == container.StateRunning
+	e.mu.Unlock()
+	if running {
+		select {
+		case <-c.inspected:
+		default:
+		}
+	}
 	conn, err := hijack(w, media)
 	if err != nil {
 		return
 	}
 	defer conn.Close()
+	if running {
+		<-c.inspected
+	}
 	<-c.started
-	defer e.exit(c)
+	detached := false
+	defer func() {
+		if !detached {
+			e.exit(c)
+		}
+	}()
 	cmd := strings.Join(c.config.Cmd, " ")
 	if tty {
 		io.WriteString(conn, "ready\r\n")
-		var b [1]byte
+		var b, prev [1]byte
 		for {
 			if _, err := conn.Read(b[:]); err != nil || b[0] == 'q' {
 				return
 			}
+			if prev[0] == 16 && b[0] == 17 {
+				// Detached, as dockerd does on ctrl-p ctrl-q: the
+				// stream ends, the container keeps running.
+				detached = true
+				return
+			}
+			prev = b
 			conn.Write(b[:])
 		}
 	}

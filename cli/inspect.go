@@ -10,6 +10,7 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/volume"
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
@@ -59,8 +60,20 @@ func volumeKind() inspectKind {
 	}
 }
 
+func networkKind() inspectKind {
+	return inspectKind{
+		name: "network",
+		fetch: func(ctx context.Context, api *client.Client, ref string, _ bool) ([]byte, error) {
+			res, err := api.NetworkInspect(ctx, ref, client.NetworkInspectOptions{})
+			return res.Raw, err
+		},
+		typed: func() any { return &network.Inspect{} },
+	}
+}
+
 // objectInspectCommand is the top-level "berth inspect": containers,
-// images and volumes, tried in that order unless --type says which.
+// images, networks and volumes, tried in that order unless --type says
+// which.
 func (c *CLI) objectInspectCommand() *cobra.Command {
 	var tmpl, kind string
 	var size bool
@@ -72,13 +85,15 @@ func (c *CLI) objectInspectCommand() *cobra.Command {
 			var kinds []inspectKind
 			switch kind {
 			case "":
-				kinds = []inspectKind{containerKind(), imageKind(), volumeKind()}
+				kinds = []inspectKind{containerKind(), imageKind(), networkKind(), volumeKind()}
 			case "container":
 				kinds = []inspectKind{containerKind()}
 			case "image":
 				kinds = []inspectKind{imageKind()}
 			case "volume":
 				kinds = []inspectKind{volumeKind()}
+			case "network":
+				kinds = []inspectKind{networkKind()}
 			default:
 				return fmt.Errorf("%q is not a valid value for --type", kind)
 			}

@@ -119,6 +119,30 @@ func TestRunInteractiveTTY(t *testing.T) {
 	}
 }
 
+// TestRunDetach: ctrl-p ctrl-q ends "run -it" with status 0 and leaves
+// the container running (berth does not wait for it) and the terminal
+// restored.
+func TestRunDetach(t *testing.T) {
+	e, fe := newContainerTestEnv(t)
+	master, slave := openPTY(t)
+	out := readMaster(master)
+	c := New(WithStreams(slave, slave, io.Discard), WithEnv(func(k string) string { return e.env[k] }))
+	done := make(chan int)
+	go func() { done <- c.Run(context.Background(), []string{"run", "-it", "busybox", "exit", "5"}) }()
+	out.waitFor("ready")
+	master.Write([]byte{16, 17})
+	if code := <-done; code != 0 {
+		t.Errorf("exit status %d after detach, want 0", code)
+	}
+	if !canonical(t, slave) {
+		t.Error("terminal not restored after detach")
+	}
+	id := <-fe.started
+	if ctr := fe.lookupContainer(id); ctr.summary.State != container.StateRunning {
+		t.Errorf("container %s after detach", ctr.summary.State)
+	}
+}
+
 // TestRunTTYNeedsTerminal: -it with a stdin that is not a terminal fails
 // before anything is created, as docker's does.
 func TestRunTTYNeedsTerminal(t *testing.T) {
