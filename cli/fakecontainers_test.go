@@ -62,7 +62,7 @@ type fakeContainer struct {
 	// second look at it (docker's attach checks the state again once
 	// attached).
 	inspected chan struct{}
-	exitCode   int
+	exitCode  int
 }
 
 func newFakeEngine() *fakeEngine {
