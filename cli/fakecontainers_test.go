@@ -195,7 +195,7 @@ func (e *fakeEngine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(path, "/volumes/"):
 		e.volume(w, r, strings.TrimPrefix(path, "/volumes/"))
 	case strings.HasPrefix(path, "/exec/"):
-		e.exec(w, r, strings.TrimPrefix(path, "/exec/"))
+		e.exec(w, r, strings.TrimPrefix(path, "/exec/"), body)
 	default:
 		rest := strings.TrimPrefix(path, "/containers/")
 		name, verb, _ := strings.Cut(rest, "/")
@@ -518,15 +518,29 @@ func (e *fakeEngine) attach(w http.ResponseWriter, r *http.Request, c *fakeConta
 	}
 }
 
-func (e *fakeEngine) exec(w http.ResponseWriter, r *http.Request, rest string) {
+func (e *fakeEngine) exec(w http.ResponseWriter, r *http.Request, rest string, body []byte) {
 	_, verb, _ := strings.Cut(rest, "/")
 	switch verb {
 	case "start":
-		conn, err := hijack(w, "application/vnd.docker.multiplexed-stream")
+		var req struct{ Detach, Tty bool }
+		json.Unmarshal(body, &req)
+		if req.Detach {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		media := "application/vnd.docker.multiplexed-stream"
+		if req.Tty {
+			media = "application/vnd.docker.raw-stream"
+		}
+		conn, err := hijack(w, media)
 		if err != nil {
 			return
 		}
-		writeFrame(conn, 1, "exec out\n")
+		if req.Tty {
+			io.WriteString(conn, "exec out\r\n")
+		} else {
+			writeFrame(conn, 1, "exec out\n")
+		}
 		conn.Close()
 	case "json":
 		writeFakeJSON(w, http.StatusOK, map[string]any{"ID": rest, "ExitCode": 7, "Running": false})

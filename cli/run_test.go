@@ -143,6 +143,55 @@ func TestRunDetach(t *testing.T) {
 	}
 }
 
+// TestExecInteractiveTTY: "exec -it" sizes the exec's terminal at
+// creation and through ExecResize, and exits with the command's status.
+func TestExecInteractiveTTY(t *testing.T) {
+	e, fe := newContainerTestEnv(t)
+	master, slave := openPTY(t)
+	setWinsize(t, slave, 30, 90)
+	out := readMaster(master)
+	var errOut bytes.Buffer
+	c := New(WithStreams(slave, slave, &errOut), WithEnv(func(k string) string { return e.env[k] }))
+	code := c.Run(context.Background(), []string{"exec", "-it", "web", "sh"})
+	if code != 7 {
+		t.Errorf("exit status %d, want the fake's 7; stderr %q", code, errOut.String())
+	}
+	out.waitFor("exec out")
+	if got := <-fe.resized; got != "30x90" {
+		t.Errorf("resize %s, want 30x90", got)
+	}
+	if !canonical(t, slave) {
+		t.Error("terminal not restored after exec")
+	}
+	creates := e.api.recorded("POST", "/containers/web/exec")
+	if len(creates) != 1 {
+		t.Fatalf("%d exec creates", len(creates))
+	}
+	var req struct {
+		Tty, AttachStdin bool
+		ConsoleSize      [2]uint
+		Cmd              []string
+	}
+	json.Unmarshal([]byte(creates[0].Body), &req)
+	if !req.Tty || !req.AttachStdin || req.ConsoleSize != [2]uint{30, 90} || len(req.Cmd) != 1 {
+		t.Errorf("exec create %+v", req)
+	}
+}
+
+// TestStatsStream: without --no-stream, stats draws the table from the
+// streams and, when they end, draws the last figures once more.
+func TestStatsStream(t *testing.T) {
+	e, _ := newContainerTestEnv(t)
+	once := e.berth("", "stats", "--no-stream", "web")
+	stream := e.berth("", "stats", "web")
+	if stream.code != 0 || !strings.HasSuffix(stream.stdout, once.stdout) {
+		t.Errorf("stream %+v, one sample %+v", stream, once)
+	}
+	if !strings.Contains(once.stdout, "25.00%") || !strings.Contains(once.stdout, "80MiB / 1GiB") || !strings.Contains(once.stdout, "7.81%") {
+		t.Errorf("figures: %s", once.stdout)
+	}
+}
+
 // TestRunTTYNeedsTerminal: -it with a stdin that is not a terminal fails
 // before anything is created, as docker's does.
 func TestRunTTYNeedsTerminal(t *testing.T) {
