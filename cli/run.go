@@ -122,7 +122,7 @@ func (c *CLI) create(ctx context.Context, command string, o *runOptions, imageNa
 	}
 	opts := client.ContainerCreateOptions{Config: req.Config, HostConfig: req.HostConfig, Platform: req.Platform, Name: req.Name}
 	res, err := api.ContainerCreate(ctx, opts)
-	if err != nil && isNotFound(err) && o.pull == "missing" && isImageMissing(api, ctx, imageName) {
+	if err != nil && isNotFound(err) && o.pull == "missing" && isImageMissing(ctx, api, imageName) {
 		if !o.quiet {
 			fmt.Fprintf(c.errOut, "Unable to find image '%s' locally\n", familiarWithTag(imageName))
 		}
@@ -151,7 +151,7 @@ func (c *CLI) create(ctx context.Context, command string, o *runOptions, imageNa
 // isImageMissing tells a create that failed for want of its image from
 // one that failed for another missing object (a volume-from container,
 // say): the image itself is looked up.
-func isImageMissing(api *client.Client, ctx context.Context, name string) bool {
+func isImageMissing(ctx context.Context, api *client.Client, name string) bool {
 	_, err := api.ImageInspect(ctx, name)
 	return err != nil && isNotFound(err)
 }
