@@ -70,6 +70,17 @@ func (c *CLI) eachContainer(ctx context.Context, names []string, do func(context
 	return nil
 }
 
+// argsBetween is docker's check for a command that takes lo to hi
+// arguments, worded as docker words it.
+func argsBetween(lo, hi int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) >= lo && len(args) <= hi {
+			return nil
+		}
+		return usageError(cmd, fmt.Sprintf("requires at least %d and at most %s", lo, plural(hi)), false)
+	}
+}
+
 // errReported, returned by an eachContainer action, says that the action
 // has already told the user about a failure that does not fail the
 // command.
@@ -281,7 +292,7 @@ func (c *CLI) portCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "port CONTAINER [PRIVATE_PORT[/PROTO]]",
 		Short: "List port mappings or a specific mapping for the container",
-		Args:  rangeArgs(1, 2),
+		Args:  argsBetween(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			api, err := c.client(cmd.Context())
 			if err != nil {
@@ -419,7 +430,7 @@ func (c *CLI) commitCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
 		Short: "Create a new image from a container's changes",
-		Args:  rangeArgs(1, 2),
+		Args:  argsBetween(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref := ""
 			if len(args) == 2 {
