@@ -213,6 +213,9 @@ func (c *Container) startInit(s *specs.Spec, cg cgroups.Manager, o *CreateOption
 		ConsoleSocketFD: -1,
 		PreserveFDs:     o.PreserveFDs,
 	}
+	if err := withSeccompProgram(s, cfg, c.root); err != nil {
+		return nil, err
+	}
 	files = append(files, fifoFile)
 	if s.Process.Terminal {
 		console, err := consoleSocket(o)

@@ -83,6 +83,9 @@ func (c *Container) Exec(o ExecOptions) (int, error) {
 		UserNS:          hasNamespace(s, specs.UserNamespace),
 		RootFD:          -1,
 	}
+	if err := withSeccompProgram(s, cfg, c.root); err != nil {
+		return 0, err
+	}
 	if c.s.SharedMountNS {
 		root, err := os.OpenFile("/proc/"+strconv.Itoa(c.s.Pid)+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {

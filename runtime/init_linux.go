@@ -315,7 +315,16 @@ func (in *initState) prepareProcess(p *specs.Process) (string, []string, error) 
 }
 
 func (in *initState) loadSeccomp(sc *specs.LinuxSeccomp) error {
-	fd, err := seccomp.Load(sc)
+	var fd int
+	var err error
+	if len(in.cfg.SeccompBPF) > 0 {
+		var prog []unix.SockFilter
+		if prog, err = seccomp.DecodeProgram(in.cfg.SeccompBPF); err == nil {
+			fd, err = seccomp.Install(prog, sc)
+		}
+	} else {
+		fd, err = seccomp.Load(sc)
+	}
 	if err != nil {
 		return fmt.Errorf("load seccomp filter: %w", err)
 	}

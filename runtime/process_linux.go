@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"berth.dev/runtime/seccomp"
 )
 
 var rlimitNames = map[string]int{
@@ -202,4 +205,22 @@ func dialSeccompAgent(s *specs.Spec) (*os.File, error) {
 	}
 	defer conn.Close()
 	return conn.(*net.UnixConn).File()
+}
+
+// seccompCacheDir is where, under the state root, built seccomp programs are
+// kept (see seccomp.Program). Its name is not a valid container ID.
+const seccompCacheDir = ".seccomp-cache"
+
+// withSeccompProgram builds the spec's seccomp program, if it has a
+// profile, for the init to install.
+func withSeccompProgram(s *specs.Spec, cfg *initConfig, root string) error {
+	if s.Linux == nil || s.Linux.Seccomp == nil {
+		return nil
+	}
+	prog, err := seccomp.Program(s.Linux.Seccomp, filepath.Join(root, seccompCacheDir))
+	if err != nil {
+		return fmt.Errorf("seccomp: %w", err)
+	}
+	cfg.SeccompBPF = seccomp.EncodeProgram(prog)
+	return nil
 }

@@ -45,6 +45,10 @@ type initConfig struct {
 	ConsoleSocketFD int `json:"console_socket_fd"`
 	// SeccompAgentFD is a connection to linux.seccomp.listenerPath.
 	SeccompAgentFD int `json:"seccomp_agent_fd"`
+	// SeccompBPF is the seccomp filter's program (seccomp.EncodeProgram),
+	// built by the runtime before the init starts, from its cache when it
+	// can: the init only installs it.
+	SeccompBPF []byte `json:"seccomp_bpf,omitempty"`
 	// RootFD (exec only) is the container init's root directory, for a
 	// container without a mount namespace of its own.
 	RootFD int `json:"root_fd"`

@@ -1,7 +1,6 @@
 package seccomp
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -167,19 +166,9 @@ func export(f *libseccomp.ScmpFilter) ([]unix.SockFilter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("export seccomp filter: %w", err)
 	}
-	const insnSize = 8 // struct sock_filter
-	if len(b) == 0 || len(b)%insnSize != 0 {
-		return nil, fmt.Errorf("export seccomp filter: %d bytes is not a BPF program", len(b))
-	}
-	prog := make([]unix.SockFilter, len(b)/insnSize)
-	for i := range prog {
-		insn := b[i*insnSize:]
-		prog[i] = unix.SockFilter{
-			Code: binary.NativeEndian.Uint16(insn[0:]),
-			Jt:   insn[2],
-			Jf:   insn[3],
-			K:    binary.NativeEndian.Uint32(insn[4:]),
-		}
+	prog, err := DecodeProgram(b)
+	if err != nil {
+		return nil, fmt.Errorf("export seccomp filter: %w", err)
 	}
 	return prog, nil
 }
