@@ -8,7 +8,8 @@ import (
 )
 
 // makeRaw puts the terminal f in raw mode (no echo, no line editing, no
-// signals from keys, 8-bit bytes, output unprocessed kept as is) and
+// signals from keys, 8-bit bytes, no output processing: the container's
+// terminal already turned "\n" into "\r\n") and
 // returns the function that restores its previous state. The restore
 // function may be called more than once; only the first call acts.
 func makeRaw(f *os.File) (restore func(), err error) {
@@ -19,6 +20,7 @@ func makeRaw(f *os.File) (restore func(), err error) {
 	}
 	raw := *old
 	raw.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+	raw.Oflag &^= unix.OPOST
 	raw.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
 	raw.Cflag &^= unix.CSIZE | unix.PARENB
 	raw.Cflag |= unix.CS8

@@ -89,6 +89,11 @@ func TestRunInteractiveTTY(t *testing.T) {
 	if canonical(t, slave) {
 		t.Error("terminal not in raw mode while attached")
 	}
+	// The container's terminal turns "\n" into "\r\n" already: this one
+	// must not do it again.
+	if tio, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS); err != nil || tio.Oflag&unix.OPOST != 0 {
+		t.Errorf("output processing left on while attached (%v)", err)
+	}
 	if got := <-fe.resized; got != "40x100" {
 		t.Errorf("first resize %s, want 40x100", got)
 	}

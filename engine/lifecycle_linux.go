@@ -616,9 +616,12 @@ func (c *Containers) Remove(ctx context.Context, name string, opts backend.Conta
 func (c *Containers) removeFiles(ctx context.Context, rec *record) error {
 	var errs []error
 	// delete --force succeeds for a container the runtime no longer knows
-	// (berth-runtime, runc and crun alike).
-	if out, err := exec.CommandContext(ctx, rec.Runtime, "--root", c.runtimeRoot(), "delete", "--force", rec.ID).CombinedOutput(); err != nil {
-		errs = append(errs, fmt.Errorf("runtime delete: %v: %s", err, out))
+	// (berth-runtime, runc and crun alike); it is not run when the
+	// runtime's state directory is gone already (deleted after the exit).
+	if _, err := os.Stat(filepath.Join(c.runtimeRoot(), rec.ID)); !errors.Is(err, os.ErrNotExist) {
+		if out, err := exec.CommandContext(ctx, rec.Runtime, "--root", c.runtimeRoot(), "delete", "--force", rec.ID).CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("runtime delete: %v: %s", err, out))
+		}
 	}
 	if err := snapshot.UnmountAll(c.rootfs(rec.ID)); err != nil {
 		errs = append(errs, err)
@@ -708,7 +711,7 @@ func (c *Containers) removeOrphans(ctx context.Context) {
 	}
 	states, _ := os.ReadDir(c.runtimeRoot())
 	for _, e := range states {
-		if !known(e.Name()) {
+		if !strings.HasPrefix(e.Name(), ".") && !known(e.Name()) { // the runtime's own files start with "."
 			exec.CommandContext(ctx, c.cfg.Runtime, "--root", c.runtimeRoot(), "delete", "--force", e.Name()).Run()
 		}
 	}
