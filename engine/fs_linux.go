@@ -165,6 +165,47 @@ func resolveFollow(root, p string) (string, error) {
 	return real, nil
 }
 
+// locate finds which tree holds the container path p: the files berthd
+// bind-mounts (/etc/hostname, /etc/hosts, /etc/resolv.conf), a volume or
+// bind mount, or the root filesystem root. It returns that tree's host
+// directory and p relative to it; for a file mount, the file itself and "".
+func (c *Containers) locate(rec *record, root, p string) (string, string) {
+	p = path.Clean("/" + p)
+	dir := c.dataDir(rec.ID)
+	for _, f := range []string{"hostname", "hosts", "resolv.conf"} {
+		if p == "/etc/"+f {
+			return filepath.Join(dir, f), ""
+		}
+	}
+	best, base, rel := "", root, p
+	for _, m := range rec.Mounts {
+		d := path.Clean(m.Destination)
+		if m.Source == "" || len(d) <= len(best) {
+			continue
+		}
+		if p == d || strings.HasPrefix(p, d+"/") {
+			best, base, rel = d, m.Source, strings.TrimPrefix(p, d)
+		}
+	}
+	if rel == "" {
+		rel = "/"
+	}
+	return base, rel
+}
+
+// resolve is resolveInRoot (follow false) or resolveFollow of the
+// container path p, in whichever tree holds it.
+func (c *Containers) resolve(rec *record, root, p string, follow bool) (string, error) {
+	base, rel := c.locate(rec, root, p)
+	if rel == "" {
+		return base, nil // a file mount
+	}
+	if follow {
+		return resolveFollow(base, rel)
+	}
+	return resolveInRoot(base, rel)
+}
+
 func pathStat(name, host string) (container.PathStat, error) {
 	fi, err := os.Lstat(host)
 	if err != nil {
@@ -195,7 +236,8 @@ func (c *Containers) StatPath(ctx context.Context, name, p string) (container.Pa
 		return container.PathStat{}, err
 	}
 	defer release()
-	host, err := resolveInRoot(root, p)
+	rec := x.snapshotRecord()
+	host, err := c.resolve(&rec, root, p, false)
 	if err != nil {
 		return container.PathStat{}, noSuchPath(p, x.rec.ID, err)
 	}
@@ -216,10 +258,8 @@ func (c *Containers) ArchivePath(ctx context.Context, name, p string) (io.ReadCl
 	if err != nil {
 		return nil, container.PathStat{}, err
 	}
-	host, err := resolveInRoot(root, p)
-	if err == nil && strings.HasSuffix(p, "/") {
-		host, err = resolveFollow(root, p)
-	}
+	rec := x.snapshotRecord()
+	host, err := c.resolve(&rec, root, p, strings.HasSuffix(p, "/"))
 	if err != nil {
 		release()
 		return nil, container.PathStat{}, noSuchPath(p, x.rec.ID, err)
@@ -331,7 +371,7 @@ func (c *Containers) ExtractToPath(ctx context.Context, name, p string, r io.Rea
 		return err
 	}
 	defer release()
-	host, err := resolveFollow(root, p)
+	host, err := c.resolve(&rec, root, p, true)
 	if err != nil {
 		return noSuchPath(p, rec.ID, err)
 	}

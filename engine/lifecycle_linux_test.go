@@ -279,6 +279,14 @@ func TestCommitDiffCopy(t *testing.T) {
 	if passwd == string(host) || !strings.HasPrefix(passwd, "root:") {
 		t.Errorf("/escape/passwd read %q", passwd)
 	}
+	// The files berthd mounts are read from where the container sees them.
+	rc, _, err = env.cs.ArchivePath(ctx, id, "/etc/hostname")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readTar(t, rc)["hostname"]; got != id[:12]+"\n" {
+		t.Errorf("/etc/hostname read %q", got)
+	}
 	if _, err := env.cs.StatPath(ctx, id, "/nonexistent"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("stat of a missing path: %v", err)
 	}
