@@ -686,6 +686,24 @@ func (c *Containers) Recover(ctx context.Context) error {
 		}
 	}
 	c.removeOrphans(ctx)
+	// As dockerd: at its start, containers with restart policy always, and
+	// unless-stopped ones no user stopped, are started again.
+	for _, x := range c.all() {
+		rec := x.snapshotRecord()
+		p := rec.HostConfig.RestartPolicy.Name
+		if rec.State.Status != container.StateExited || !rec.StartedBefore {
+			continue
+		}
+		if p == container.RestartPolicyAlways || p == container.RestartPolicyUnlessStopped && !rec.ManuallyStopped {
+			go func() {
+				x.op.Lock()
+				defer x.op.Unlock()
+				if err := c.start(c.ctx, x); err != nil {
+					c.log.Warn("restart at daemon start", "id", rec.ID, "err", err)
+				}
+			}()
+		}
+	}
 	return nil
 }
 

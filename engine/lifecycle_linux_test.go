@@ -375,10 +375,17 @@ func TestRecover(t *testing.T) {
 	ctx := context.Background()
 	live := env.create(t, []string{"sleep", "1000"}, nil)
 	gone := env.create(t, []string{"sh", "-c", "sleep 0.5; exit 5"}, nil)
-	for _, id := range []string{live, gone} {
+	always := env.create(t, []string{"sleep", "1000"}, func(_ *container.Config, hc *container.HostConfig) {
+		hc.RestartPolicy.Name = container.RestartPolicyAlways
+	})
+	for _, id := range []string{live, gone, always} {
 		if _, err := env.cs.Start(ctx, id); err != nil {
 			t.Fatal(err)
 		}
+	}
+	zero := 0
+	if _, err := env.cs.Stop(ctx, always, backend.StopOptions{Timeout: &zero}); err != nil {
+		t.Fatal(err)
 	}
 	env.cs.Close() // berthd goes away; the containers run on
 	time.Sleep(time.Second)
@@ -394,6 +401,17 @@ func TestRecover(t *testing.T) {
 	info, _ = cs2.Inspect(ctx, live, false)
 	if info.State.Status != container.StateRunning || info.State.Pid == 0 {
 		t.Fatalf("still running: %+v", info.State)
+	}
+	// restart=always: started again when berthd starts, even though a user
+	// stopped it, as dockerd does.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		info, _ := cs2.Inspect(ctx, always, false)
+		if info.State.Status == container.StateRunning {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("restart=always container after berthd's start: %+v", info.State)
+		}
 	}
 	// sleep as PID 1 has no handler for SIGTERM: killed after the timeout.
 	one := 1
