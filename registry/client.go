@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -136,7 +137,7 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, error) {
 		resp, err := c.send(ctx, r)
 		again := r.stream == nil && attempt < c.retries && ctx.Err() == nil
 		switch {
-		case err != nil && (!again || !errors.Is(err, errdefs.ErrUnavailable)):
+		case err != nil && (!again || !errors.Is(err, errdefs.ErrUnavailable) || hostUnknown(err)):
 			return nil, err
 		case err == nil && (!again || !transientStatus(resp.StatusCode)):
 			return resp, nil
@@ -147,6 +148,13 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, error) {
 			return nil, err
 		}
 	}
+}
+
+// hostUnknown reports a name the resolver says does not exist: asking
+// again does not help (an offline machine fails this way at once).
+func hostUnknown(err error) bool {
+	var dnsErr *net.DNSError
+	return errors.As(err, &dnsErr) && dnsErr.IsNotFound
 }
 
 // pause waits before retry number attempt+1.
