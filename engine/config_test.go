@@ -22,6 +22,10 @@ func TestLoadConfig(t *testing.T) {
 	p := writeConfig(t, `
 root = "/srv/berth"
 max_concurrent_downloads = 6
+init_path = "/opt/tini"
+
+[runtimes]
+youki = "/usr/local/bin/youki"
 
 [registry]
 [[registry.hosts]]
@@ -32,7 +36,8 @@ insecure = true
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Root != "/srv/berth" || c.MaxConcurrentDownloads != 6 || c.ExecRoot != "/run/berth" || c.MaxConcurrentUploads != 5 {
+	if c.Root != "/srv/berth" || c.MaxConcurrentDownloads != 6 || c.ExecRoot != "/run/berth" || c.MaxConcurrentUploads != 5 ||
+		c.InitPath != "/opt/tini" || c.Runtimes["youki"] != "/usr/local/bin/youki" {
 		t.Fatalf("config %+v", c)
 	}
 	var reg struct {
