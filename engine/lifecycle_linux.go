@@ -18,6 +18,7 @@ import (
 	"github.com/moby/moby/api/types/events"
 
 	"berth.dev/api/docker/backend"
+	"berth.dev/cgroups"
 	"berth.dev/engine/ocispec"
 	"berth.dev/image"
 	"berth.dev/internal/errdefs"
@@ -733,6 +734,27 @@ func (c *Containers) removeOrphans(ctx context.Context) {
 			exec.CommandContext(ctx, c.cfg.Runtime, "--root", c.runtimeRoot(), "delete", "--force", e.Name()).Run()
 		}
 	}
+	// Cgroups under the default parent that no container owns (a crash
+	// between the runtime's create and berthd's record, or a runtime state
+	// lost with /run).
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/berth/*")
+	more, _ := filepath.Glob("/sys/fs/cgroup/berth/*")
+	seen := map[string]bool{}
+	for _, d := range append(dirs, more...) {
+		id := filepath.Base(d)
+		if seen[id] || !isContainerID(id) || known(id) {
+			continue
+		}
+		seen[id] = true
+		if cg, err := cgroups.New("/berth/" + id); err == nil {
+			if pids, err := cg.Pids(); err == nil && len(pids) == 0 {
+				c.log.Info("removing a container cgroup no record owns", "cgroup", "/berth/"+id)
+				if err := cg.Destroy(); err != nil {
+					c.log.Warn("remove orphan cgroup", "cgroup", "/berth/"+id, "err", err)
+				}
+			}
+		}
+	}
 	var orphans, inits []string
 	c.snaps.Walk(ctx, func(_ context.Context, info snapshot.Info) error {
 		if id, ok := strings.CutPrefix(info.Name, "container-"); ok && !known(id) {
@@ -770,4 +792,18 @@ func reapShim(dir string) {
 			return
 		}
 	}
+}
+
+// isContainerID reports whether s has the form of a container ID (64
+// lowercase hex digits).
+func isContainerID(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, r := range s {
+		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f') {
+			return false
+		}
+	}
+	return true
 }

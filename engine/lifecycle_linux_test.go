@@ -389,11 +389,23 @@ func TestRecover(t *testing.T) {
 	}
 	env.cs.Close() // berthd goes away; the containers run on
 	time.Sleep(time.Second)
+	// A cgroup a crash left under berth's default parent, with no record.
+	orphan := "/sys/fs/cgroup/pids/berth/" + newID()
+	if _, err := os.Stat("/sys/fs/cgroup/pids"); err != nil {
+		orphan = "/sys/fs/cgroup/berth/" + newID()
+	}
+	if err := os.MkdirAll(orphan, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(orphan) })
 	cs2 := NewContainers(ContainersConfig{Config: env.cfg, Images: env.imgs, Snaps: env.snaps, DB: env.db, Shim: env.cs.shimBin})
 	if err := cs2.Recover(ctx); err != nil {
 		t.Fatal(err)
 	}
 	env.cs = cs2
+	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
+		t.Errorf("orphan cgroup %s left: %v", orphan, err)
+	}
 	info, err := cs2.Inspect(ctx, gone, false)
 	if err != nil || info.State.Status != container.StateExited || info.State.ExitCode != 5 {
 		t.Errorf("exited while away: %+v %v", info.State, err)

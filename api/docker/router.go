@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"berth.dev/internal/errdefs"
 )
@@ -107,6 +108,12 @@ func (rr *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.SetPathValue(name, vars[i])
 	}
 	r = r.WithContext(context.WithValue(r.Context(), versionKey{}, version))
+	if rr.log.Enabled(r.Context(), slog.LevelDebug) {
+		start := time.Now()
+		defer func() {
+			rr.log.Debug("docker API", "method", r.Method, "path", r.URL.Path, "ms", float64(time.Since(start).Microseconds())/1000)
+		}()
+	}
 	if err := rt.handler(w, r); err != nil {
 		if statusOf(err) == http.StatusInternalServerError {
 			rr.log.Warn("docker API: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
