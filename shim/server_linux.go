@@ -321,7 +321,10 @@ func (s *Shim) accept() {
 }
 
 func (s *Shim) handle(conn *net.UnixConn) {
-	r := bufio.NewReader(conn)
+	// A small buffer: each request leaves it as garbage, and a shim that
+	// is asked for its state every second should take long to reach the
+	// collector's goal. Longer lines (an exec's process) are still read whole.
+	r := bufio.NewReaderSize(conn, requestBufSize)
 	line, err := r.ReadBytes('\n')
 	if err != nil {
 		return
@@ -524,3 +527,7 @@ func (s *Shim) startExec(req wireRequest) (*processIO, int, error) {
 	s.execs[req.ID] = pio
 	return pio, pid, nil
 }
+
+// requestBufSize buffers a connection's reads: enough for a request line
+// other than exec's and for input of attach and exec.
+const requestBufSize = 512
