@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,8 +41,8 @@ type Shim struct {
 	reaper      *reaper
 	io          *processIO
 	pid         int
-	cgroup      string // the container's memory cgroup directory, for OOM kills
-	l           *net.UnixListener
+	cgroup      string   // the container's memory cgroup directory, for OOM kills
+	l           *os.File // the listening socket
 
 	mu     sync.Mutex
 	status string
@@ -75,7 +75,7 @@ func New(ctx context.Context, cfg Config) (_ *Shim, err error) {
 	s := &Shim{cfg: cfg, runtimePath: runtimePath, reaper: newReaper(), status: StatusCreated, exited: make(chan struct{}), execs: map[string]*processIO{}}
 	sock := filepath.Join(cfg.Dir, SocketFile)
 	os.Remove(sock)
-	if s.l, err = net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"}); err != nil {
+	if s.l, err = listenUnix(sock); err != nil {
 		return nil, fmt.Errorf("shim: listen: %w", err)
 	}
 	defer func() {
@@ -307,7 +307,7 @@ func (s *Shim) Serve(ctx context.Context) error {
 
 func (s *Shim) accept() {
 	for {
-		conn, err := s.l.AcceptUnix()
+		conn, err := accept(s.l)
 		if err != nil {
 			return
 		}
@@ -320,7 +320,7 @@ func (s *Shim) accept() {
 	}
 }
 
-func (s *Shim) handle(conn *net.UnixConn) {
+func (s *Shim) handle(conn *os.File) {
 	// A small buffer: each request leaves it as garbage, and a shim that
 	// is asked for its state every second should take long to reach the
 	// collector's goal. Longer lines (an exec's process) are still read whole.
@@ -361,7 +361,7 @@ func (s *Shim) closedBy(r *bufio.Reader) <-chan struct{} {
 	return ch
 }
 
-func reply(conn net.Conn, r Response) error {
+func reply(conn io.Writer, r Response) error {
 	_, err := conn.Write(append(r.appendJSON(nil), '\n'))
 	return err
 }
@@ -430,7 +430,7 @@ func (s *Shim) control(req Request) Response {
 
 // attach streams the container's stdio over conn until its output ends
 // or the client goes away.
-func (s *Shim) attach(conn *net.UnixConn, r *bufio.Reader, req wireRequest) {
+func (s *Shim) attach(conn *os.File, r *bufio.Reader, req wireRequest) {
 	if req.Stdin && s.io.stdinWriter() == nil {
 		reply(conn, errorResponse(fmt.Errorf("container has no stdin: %w", errdefs.ErrFailedPrecondition)))
 		return
@@ -451,7 +451,7 @@ func (s *Shim) attach(conn *net.UnixConn, r *bufio.Reader, req wireRequest) {
 // exec runs a process in the container with `runtime exec -d` and streams
 // its stdio over conn; once it has exited and its output is drained, its
 // exit code is written to exec-<id>.exit and the connection closed.
-func (s *Shim) exec(conn *net.UnixConn, r *bufio.Reader, req wireRequest) {
+func (s *Shim) exec(conn *os.File, r *bufio.Reader, req wireRequest) {
 	pio, pid, err := s.startExec(req)
 	if err != nil {
 		reply(conn, errorResponse(err))
