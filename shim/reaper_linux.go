@@ -2,7 +2,6 @@ package shim
 
 import (
 	"os"
-	"os/signal"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -12,28 +11,26 @@ import (
 // the container's init and exec processes become its children when the
 // runtime exits) and hands each status to whoever waits for that pid.
 // Nothing else in the shim may wait for children: runtime commands are
-// started with exec.Cmd.Start and waited for here.
+// started with os.StartProcess and waited for here.
+//
+// It learns of exits from a pidfd of each process somebody waits for, in
+// Go's poller, not from SIGCHLD: os/signal.Notify makes the Go runtime keep
+// two more threads for good (one locked to the goroutine that manages
+// signal masks, and the template thread that locking needs), with their
+// stacks, in every idle shim. A child nobody waits for (an orphan handed
+// to the subreaper) is reaped at the next exit of one that is waited for;
+// the container's init is always waited for, and after its exit the shim
+// itself exits, leaving whatever remains to init.
 type reaper struct {
 	mu      sync.Mutex
 	waiters map[int]chan unix.WaitStatus
 	exited  map[int]unix.WaitStatus // reaped before anyone asked
-	sigs    chan os.Signal
 }
 
 func newReaper() *reaper {
-	r := &reaper{
+	return &reaper{
 		waiters: map[int]chan unix.WaitStatus{},
 		exited:  map[int]unix.WaitStatus{},
-		sigs:    make(chan os.Signal, 1),
-	}
-	signal.Notify(r.sigs, unix.SIGCHLD)
-	go r.loop()
-	return r
-}
-
-func (r *reaper) loop() {
-	for range r.sigs {
-		r.reap()
 	}
 }
 
@@ -60,7 +57,8 @@ func (r *reaper) reap() {
 }
 
 // wait returns a channel that receives pid's status once it is reaped,
-// including when that already happened.
+// including when that already happened. pid must be a child of the shim
+// (or become one before it exits).
 func (r *reaper) wait(pid int) <-chan unix.WaitStatus {
 	ch := make(chan unix.WaitStatus, 1)
 	r.mu.Lock()
@@ -71,7 +69,32 @@ func (r *reaper) wait(pid int) <-chan unix.WaitStatus {
 		return ch
 	}
 	r.waiters[pid] = ch
+	go r.watch(pid)
 	return ch
+}
+
+// watch reaps once pid has exited.
+func (r *reaper) watch(pid int) {
+	defer r.reap()
+	// A pid already reaped has no pidfd: its status was handed on by the
+	// reap that collected it (wait registers before watching).
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if err != nil {
+		return
+	}
+	f := os.NewFile(uintptr(fd), "pidfd")
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	// A pidfd polls readable once its process has exited; the poller wakes
+	// this goroutine then, holding no thread meanwhile.
+	rc.Read(func(fd uintptr) bool {
+		pfd := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(pfd[:], 0)
+		return err != nil && err != unix.EINTR || n > 0
+	})
 }
 
 // exitCode is Docker's exit code for a wait status.
