@@ -504,6 +504,7 @@ func TestDockerCLIContainers(t *testing.T) {
 			return "", -1
 		}
 	}
+	close(cs.c.followed)
 	if err := os.WriteFile(filepath.Join(dir, "in.txt"), []byte("copied in"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -522,6 +523,10 @@ func TestDockerCLIContainers(t *testing.T) {
 		{"", []string{"logs", "-t", "c1"}, 0, []string{"2025-01-02T03:04:05.600000000Z hello out", "2025-01-02T03:04:06.600000000Z hello err"}},
 		{"", []string{"logs", "--tail", "1", "t1"}, 0, []string{"hello out\nhello err\n"}},
 		{"", []string{"logs", "nosuch"}, 1, []string{"No such container: nosuch"}},
+		{"", []string{"logs", "-f", "c1"}, 0, []string{"hello out\n", "hello err\n"}}, // the fake's follow ends at once
+		{"", []string{"create", "-i", "--name", "att", "busybox", "cat"}, 0, nil},
+		{"", []string{"start", "att"}, 0, []string{"att"}},
+		{"attached\n", []string{"attach", "att"}, 3, []string{"out:ATTACHED", "err:ATTACHED"}},
 		{"hello run\n", []string{"run", "-i", "--name", "r1", "busybox", "cat"}, 3, []string{"out:HELLO RUN", "err:HELLO RUN"}},
 		{"", []string{"start", "c1"}, 0, []string{"c1"}},
 		{"piped exec", []string{"exec", "-i", "c1", "cat"}, 0, []string{"out:PIPED EXEC", "err:PIPED EXEC"}},

@@ -303,9 +303,10 @@ const (
 
 // fakeContainer is one container the fake knows.
 type fakeContainer struct {
-	id      string
-	tty     bool
-	running bool
+	id        string
+	tty       bool
+	openStdin bool
+	running   bool
 	// exited is closed when the container stops, with exitCode.
 	exited   chan struct{}
 	exitOnce sync.Once
@@ -376,7 +377,7 @@ func (f *fakeContainers) Create(ctx context.Context, name string, req container.
 	if name == "taken" {
 		return container.CreateResponse{}, fmt.Errorf(`Conflict. The container name "/taken" is already in use: %w`, errdefs.ErrConflict)
 	}
-	c := &fakeContainer{id: strings.Repeat("ab", 32), tty: req.Tty, exited: make(chan struct{})}
+	c := &fakeContainer{id: strings.Repeat("ab", 32), tty: req.Tty, openStdin: req.OpenStdin, exited: make(chan struct{})}
 	f.mu.Lock()
 	if name == "" {
 		name = fmt.Sprintf("generated%d", len(f.containers))
@@ -489,7 +490,7 @@ func (f *fakeContainers) Inspect(ctx context.Context, name string, size bool) (c
 	defer f.mu.Unlock()
 	return container.InspectResponse{ID: c.id, Name: "/" + name, Image: fakeImageID,
 		State:  &container.State{Running: c.running, Status: container.StateCreated},
-		Config: &container.Config{Image: "busybox", Tty: c.tty, Cmd: []string{"sh"}}, HostConfig: &container.HostConfig{}}, nil
+		Config: &container.Config{Image: "busybox", Tty: c.tty, OpenStdin: c.openStdin, Cmd: []string{"sh"}}, HostConfig: &container.HostConfig{}}, nil
 }
 
 // echo copies stdin, in capitals, to stdout and stderr until it ends.
