@@ -112,8 +112,10 @@ func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) error {
 	if name != "" && !validContainerName.MatchString(name) {
 		return newError(errdefs.ErrInvalidArgument, "Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)
 	}
-	if err := checkPlatform(q.Get("platform")); err != nil {
-		return err
+	if !requestVersion(r.Context()).less(apiVersion{1, 41}) {
+		if err := checkPlatform(q.Get("platform")); err != nil {
+			return err
+		}
 	}
 	var req container.CreateRequest
 	if _, err := readJSON(r, &req, false); err != nil {
@@ -485,9 +487,14 @@ type waitResponse struct {
 // waitContainer is POST /containers/{name}/wait. Like dockerd it sends the
 // 200 status line as soon as the wait is registered (a client may start
 // the container only then, as docker run does), and the JSON result when
-// the condition is met.
+// the condition is met. Clients older than API 1.30 know neither the
+// condition nor the early status line.
 func (s *Server) waitContainer(w http.ResponseWriter, r *http.Request) error {
-	cond := container.WaitCondition(r.URL.Query().Get("condition"))
+	legacy := requestVersion(r.Context()).less(apiVersion{1, 30})
+	var cond container.WaitCondition
+	if !legacy {
+		cond = container.WaitCondition(r.URL.Query().Get("condition"))
+	}
 	switch cond {
 	case "", container.WaitConditionNotRunning, container.WaitConditionNextExit, container.WaitConditionRemoved:
 	default:
@@ -498,8 +505,10 @@ func (s *Server) waitContainer(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	_ = http.NewResponseController(w).Flush()
+	if !legacy {
+		w.WriteHeader(http.StatusOK)
+		_ = http.NewResponseController(w).Flush()
+	}
 	res, ok := <-results
 	if !ok {
 		return nil // the client went away

@@ -386,6 +386,8 @@ func TestContainerErrors(t *testing.T) {
 		{"GET", "/containers/c1/logs?stdout=1&since=bogus", "", 400, `invalid timestamp "bogus"`},
 		{"GET", "/containers/nosuch/logs?stdout=1", "", 404, "No such container: nosuch"},
 		{"POST", "/containers/c1/wait?condition=bogus", "", 400, `invalid condition: "bogus"`},
+		{"POST", "/v1.29/containers/nosuch/wait?condition=bogus", "", 404, "No such container: nosuch"},
+		{"POST", "/v1.40/containers/create?platform=windows", `{"Image":"busybox"}`, 201, ""},
 		{"HEAD", "/containers/c1/archive", "", 400, ""},
 		{"GET", "/containers/c1/archive", "", 400, "bad parameter: path cannot be empty"},
 		{"PUT", "/containers/c1/archive", "", 400, "bad parameter: path cannot be empty"},
