@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -132,18 +131,17 @@ func Connect(ctx context.Context, dir string) (*Client, error) {
 // Dir is the shim's directory.
 func (c *Client) Dir() string { return c.dir }
 
-func (c *Client) dial(ctx context.Context) (*net.UnixConn, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", filepath.Join(c.dir, SocketFile))
+func (c *Client) dial(ctx context.Context) (*os.File, error) {
+	conn, err := dialUnix(ctx, filepath.Join(c.dir, SocketFile))
 	if err != nil {
 		return nil, fmt.Errorf("connect to shim in %s: %w: %w", c.dir, errdefs.ErrUnavailable, err)
 	}
-	return conn.(*net.UnixConn), nil
+	return conn, nil
 }
 
 // call sends req and reads the response; the connection is returned open
 // with its reader for streaming ops, and closed otherwise.
-func (c *Client) call(ctx context.Context, req Request, keep bool) (Response, *net.UnixConn, *bufio.Reader, error) {
+func (c *Client) call(ctx context.Context, req Request, keep bool) (Response, *os.File, *bufio.Reader, error) {
 	conn, err := c.dial(ctx)
 	if err != nil {
 		return Response{}, nil, nil, err
@@ -280,14 +278,14 @@ func (c *Client) AttachStream(ctx context.Context, s Streams, tty bool) (*Attach
 
 // stream copies s.Stdin to conn and conn's output to s until the output
 // ends.
-func stream(ctx context.Context, conn *net.UnixConn, br *bufio.Reader, s Streams, tty bool) error {
+func stream(ctx context.Context, conn *os.File, br *bufio.Reader, s Streams, tty bool) error {
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	if s.Stdin != nil {
 		go func() {
 			io.Copy(conn, s.Stdin)
-			conn.CloseWrite()
+			closeWrite(conn)
 		}()
 	}
 	var err error
@@ -303,7 +301,7 @@ func stream(ctx context.Context, conn *net.UnixConn, br *bufio.Reader, s Streams
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if err != nil && !errors.Is(err, net.ErrClosed) {
+	if err != nil && !errors.Is(err, os.ErrClosed) {
 		return fmt.Errorf("attach: %w", err)
 	}
 	return nil

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"sync"
 	"time"
@@ -311,7 +310,7 @@ var errNoTTY = errors.New("the process has no terminal")
 // --console-socket.
 type consoleSocket struct {
 	path string
-	l    *net.UnixListener
+	l    *os.File
 	got  chan consoleResult
 }
 
@@ -322,7 +321,7 @@ type consoleResult struct {
 
 func listenConsole(path string) (*consoleSocket, error) {
 	os.Remove(path)
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	l, err := listenUnix(path)
 	if err != nil {
 		return nil, fmt.Errorf("console socket: %w", err)
 	}
@@ -335,36 +334,22 @@ func listenConsole(path string) (*consoleSocket, error) {
 }
 
 func (c *consoleSocket) receive() (*os.File, error) {
-	conn, err := c.l.AcceptUnix()
+	conn, err := accept(c.l)
 	if err != nil {
 		return nil, fmt.Errorf("console socket: %w", err)
 	}
 	defer conn.Close()
-	buf := make([]byte, 4096)
-	oob := make([]byte, unix.CmsgSpace(4))
-	_, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+	fd, err := receiveFD(conn)
 	if err != nil {
-		return nil, fmt.Errorf("console socket: receive: %w", err)
-	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) == 0 {
-		return nil, fmt.Errorf("console socket: no descriptor received")
-	}
-	fds, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil || len(fds) == 0 {
-		return nil, fmt.Errorf("console socket: no descriptor received")
-	}
-	for _, fd := range fds[1:] {
-		unix.Close(fd)
-	}
-	unix.CloseOnExec(fds[0])
-	// Non-blocking, the master joins Go's poller: reading it holds no
-	// thread, and Close interrupts a read.
-	if err := unix.SetNonblock(fds[0], true); err != nil {
-		unix.Close(fds[0])
 		return nil, fmt.Errorf("console socket: %w", err)
 	}
-	return os.NewFile(uintptr(fds[0]), "pty-master"), nil
+	// Non-blocking, the master joins Go's poller: reading it holds no
+	// thread, and Close interrupts a read.
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("console socket: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "pty-master"), nil
 }
 
 // master returns the received pty master; call it after the runtime
