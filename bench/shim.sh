@@ -177,7 +177,11 @@ echo "# $(date -u '+%Y-%m-%d %H:%M UTC'); $(uname -sr); $(nproc) CPUs; $(free -m
 echo "# $N idle containers (sleep 1000) per monitor, runtime $RT, measured after ${SETTLE}s; means per monitor, MiB"
 echo "| monitor | version | N | RSS (min–max) | PSS (min–max) | PSS anon | PSS file | threads |"
 echo "|---|---|---|---|---|---|---|---|"
-shim_version="$(cd "$REPO" && git log -1 --format=%h -- cmd/berth-shim shim 2>/dev/null || echo dev), $(du -k "$SHIM" | cut -f1) kB"
+if [ -n "${BERTH_SHIM:-}" ]; then
+	shim_version="$(basename "$SHIM"), $(du -k "$SHIM" | cut -f1) kB"
+else
+	shim_version="$(cd "$REPO" && git log -1 --format=%h -- cmd/berth-shim shim 2>/dev/null || echo dev), $(du -k "$SHIM" | cut -f1) kB"
+fi
 run_monitor berth-shim "$shim_version" start_shim
 CONMON=$(command -v conmon || true)
 if [ -n "$CONMON" ]; then
