@@ -53,8 +53,19 @@ func (c *Containers) Start(ctx context.Context, name string) (bool, error) {
 	x.mu.Lock()
 	x.rec.ManuallyStopped = false
 	x.rec.RestartCount = 0
+	autoRemove := x.rec.HostConfig.AutoRemove
 	x.mu.Unlock()
-	return false, c.start(ctx, x)
+	err = c.start(ctx, x)
+	if err != nil && autoRemove {
+		// As dockerd: a --rm container that cannot start is removed, so
+		// that a client waiting for its removal is answered.
+		x.op.Unlock()
+		if rerr := c.Remove(context.WithoutCancel(ctx), x.rec.ID, backend.ContainerRemoveOptions{RemoveVolumes: true}); rerr != nil {
+			c.log.Warn("remove a --rm container that failed to start", "id", x.rec.ID, "err", rerr)
+		}
+		x.op.Lock() // for the deferred unlock
+	}
+	return false, err
 }
 
 // start runs the container: mounts its rootfs, writes its config.json,
@@ -69,6 +80,7 @@ func (c *Containers) start(ctx context.Context, x *ctr) (err error) {
 		if err == nil {
 			return
 		}
+		go reapShim(c.shimDir(id)) // a shim whose create failed exits
 		c.cleanupRun(bg, id, rec.Runtime)
 		x.mu.Lock()
 		x.rec.State.Error = err.Error()

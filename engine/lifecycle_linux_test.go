@@ -434,3 +434,26 @@ func TestRecover(t *testing.T) {
 		t.Errorf("stopped after recovery: %+v", info.State)
 	}
 }
+
+// A --rm container whose command cannot run is removed at the failed
+// start, and a wait for its removal is answered (docker run --rm waits so).
+func TestAutoRemoveFailedStart(t *testing.T) {
+	env := newContainerEnv(t)
+	ctx := context.Background()
+	id := env.create(t, []string{"/nonexistent"}, func(_ *container.Config, hc *container.HostConfig) { hc.AutoRemove = true })
+	removed, err := env.cs.Wait(ctx, id, container.WaitConditionRemoved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.cs.Start(ctx, id); err == nil || startExitCode(err) != 127 {
+		t.Fatalf("start of a missing command: %v", err)
+	}
+	select {
+	case <-removed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no removal")
+	}
+	if _, err := env.cs.Inspect(ctx, id, false); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("inspect after the failed start: %v", err)
+	}
+}

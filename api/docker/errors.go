@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"berth.dev/internal/errdefs"
 )
@@ -45,7 +46,30 @@ type errorBody struct {
 
 // writeError answers err with its status and {"message": err.Error()}.
 func writeError(w http.ResponseWriter, err error) {
-	writeJSON(w, statusOf(err), errorBody{Message: err.Error()})
+	writeJSON(w, statusOf(err), errorBody{Message: clientMessage(err)})
+}
+
+// clientMessage is err's text without the names of berth's error
+// categories that wrapping adds ("not found: No such container: x",
+// "create x: exec: ...: failed precondition"), which dockerd's messages do
+// not have. "conflict: ", "unauthorized: " and "forbidden: " stay at the
+// front: dockerd's and registries' messages begin that way themselves.
+func clientMessage(err error) string {
+	msg := err.Error()
+	for {
+		before := msg
+		for _, k := range []error{errdefs.ErrNotFound, errdefs.ErrInvalidArgument, errdefs.ErrFailedPrecondition,
+			errdefs.ErrUnavailable, errdefs.ErrNotImplemented, errdefs.ErrAlreadyExists, errdefs.ErrConflict,
+			errdefs.ErrUnauthorized, errdefs.ErrForbidden} {
+			msg = strings.TrimSuffix(msg, ": "+k.Error())
+			if k != errdefs.ErrConflict && k != errdefs.ErrUnauthorized && k != errdefs.ErrForbidden {
+				msg = strings.TrimPrefix(msg, k.Error()+": ")
+			}
+		}
+		if msg == before || msg == "" {
+			return msg
+		}
+	}
 }
 
 // writeJSON answers v as JSON with the given status. An encoding failure

@@ -255,7 +255,7 @@ func TestInspectAndHistory(t *testing.T) {
 	}
 
 	resp, body = do(t, http.MethodGet, srv.URL+"/images/nosuch/json", nil)
-	if resp.StatusCode != 404 || string(body) != "{\"message\":\"No such image: nosuch: not found\"}\n" {
+	if resp.StatusCode != 404 || string(body) != "{\"message\":\"No such image: nosuch\"}\n" {
 		t.Errorf("inspect unknown: %d %s", resp.StatusCode, body)
 	}
 

@@ -142,9 +142,15 @@ func TestErrorStatus(t *testing.T) {
 			if resp.StatusCode != tt.status {
 				t.Errorf("status %d, want %d", resp.StatusCode, tt.status)
 			}
+			// The category's name is not part of the message, as in
+			// dockerd's (its status says it).
+			want := sys.err.Error()
+			if tt.status != 500 {
+				want = "info of berth-test"
+			}
 			var e errorBody
-			if err := json.Unmarshal(body, &e); err != nil || e.Message != sys.err.Error() {
-				t.Errorf("body %q (%v), want message %q", body, err, sys.err.Error())
+			if err := json.Unmarshal(body, &e); err != nil || e.Message != want {
+				t.Errorf("body %q (%v), want message %q", body, err, want)
 			}
 			if resp.Header.Get("Api-Version") != MaxAPIVersion {
 				t.Errorf("error answer lacks Api-Version")
@@ -241,6 +247,24 @@ func TestInternalErrorsAreLogged(t *testing.T) {
 		do(t, http.MethodGet, url+"/info", nil)
 		if got := strings.Contains(buf.String(), tt.err.Error()); got != tt.logged {
 			t.Errorf("%v: logged %v, want %v (%q)", tt.err, got, tt.logged, buf.String())
+		}
+	}
+}
+
+func TestClientMessage(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("%w: No such container: x", errdefs.ErrNotFound), "No such container: x"},
+		{fmt.Errorf("create x: exec: \"y\": not found in $PATH: %w", errdefs.ErrFailedPrecondition), "create x: exec: \"y\": not found in $PATH"},
+		{fmt.Errorf("%w: unable to delete 1234 (must be forced)", errdefs.ErrConflict), "conflict: unable to delete 1234 (must be forced)"},
+		{fmt.Errorf("%w: %w: deep", errdefs.ErrInvalidArgument, errdefs.ErrUnavailable), "deep"},
+		{fmt.Errorf("%w: authentication required", errdefs.ErrUnauthorized), "unauthorized: authentication required"},
+		{errors.New("disk on fire"), "disk on fire"},
+	} {
+		if got := clientMessage(tc.err); got != tc.want {
+			t.Errorf("%q: got %q, want %q", tc.err, got, tc.want)
 		}
 	}
 }
