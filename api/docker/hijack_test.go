@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,7 +12,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"reflect"
-	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
@@ -208,7 +209,10 @@ func TestHijackEndsOnShutdown(t *testing.T) {
 	}
 	// The backend was reading stdin; the closed connection ends it and the
 	// client reads the end of the stream.
-	if _, err := io.ReadAll(res.Reader); err != nil && !strings.Contains(err.Error(), "reset") {
+	if _, err := io.ReadAll(res.Reader); err != nil && !errors.Is(err, syscall.ECONNRESET) {
 		t.Errorf("read after shutdown: %v", err)
+	}
+	if got := fc.last(t); got.Method != "Attach" {
+		t.Errorf("last backend call %+v, want the attach", got)
 	}
 }
