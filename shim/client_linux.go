@@ -45,8 +45,8 @@ type Client struct {
 	dir string
 }
 
-// Start execs berth-shim detached (it leaves the caller's session and is
-// not its child once ready) and waits until the container is created. A
+// Start execs berth-shim detached (in a session of its own, so that it
+// outlives the caller) and waits until the container is created. A
 // failed create returns the runtime's message, wrapped with
 // errdefs.ErrFailedPrecondition.
 func Start(ctx context.Context, o StartOptions) (*Client, int, error) {
@@ -69,19 +69,35 @@ func Start(ctx context.Context, o StartOptions) (*Client, int, error) {
 	if o.Tty {
 		args = append(args, "--tty")
 	}
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return nil, 0, fmt.Errorf("start shim for %s: %w", o.ID, err)
+	}
+	logf, err := os.OpenFile(filepath.Join(o.Dir, "shim.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, 0, fmt.Errorf("start shim for %s: %w", o.ID, err)
+	}
+	defer logf.Close()
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, 0, err
 	}
 	defer r.Close()
-	cmd := exec.CommandContext(ctx, bin, args...)
+	// The shim is started as berth-shim's daemonize would re-execute
+	// itself (a session of its own, the Go runtime's settings in its
+	// environment, its output in shim.log), which saves a process start.
+	// It stays the caller's child: a goroutine reaps it when it exits.
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), DaemonEnvironment()...)
+	cmd.Dir = "/"
+	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err = cmd.Run() // returns once the shim has daemonized
+	err = cmd.Start()
 	w.Close()
 	if err != nil {
 		return nil, 0, fmt.Errorf("start shim for %s: %w", o.ID, err)
 	}
+	go cmd.Wait()
 	type result struct {
 		ready Ready
 		err   error

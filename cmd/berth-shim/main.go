@@ -20,15 +20,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// daemonEnv marks the re-executed, detached shim. Its value lists the
-// variables daemonize added for the shim's Go runtime (GOMAXPROCS, GOGC),
-// which the daemon drops again so that the OCI runtime it runs does not
-// inherit them.
-const daemonEnv = "_BERTH_SHIM_DAEMON"
-
-// shimGOGC is the daemon's GOGC unless the environment sets one.
-const shimGOGC = "20"
-
 func main() {
 	var cfg shim.Config
 	var readyFD int
@@ -46,7 +37,7 @@ func main() {
 	fs.IntVar(&readyFD, "ready-fd", -1, "descriptor on which to report the pid or the error, then close")
 	fs.Parse(os.Args[1:])
 
-	if os.Getenv(daemonEnv) == "" {
+	if os.Getenv(shim.DaemonEnv) == "" {
 		if err := daemonize(cfg.Dir, readyFD); err != nil {
 			report(readyFD, 0, err)
 			os.Exit(1)
@@ -78,27 +69,7 @@ func daemonize(dir string, readyFD int) error {
 	defer logf.Close()
 	args := os.Args[1:]
 	cmd := exec.Command(self, args...)
-	cmd.Env = os.Environ()
-	added := []string{daemonEnv}
-	if os.Getenv("GOMAXPROCS") == "" {
-		// One P is plenty to copy one container's output, and each P's
-		// caches are allocated at process start: this saves a quarter of
-		// the idle shim's anonymous memory (measured 1.23 → 0.98 MB).
-		cmd.Env = append(cmd.Env, "GOMAXPROCS=1")
-		added = append(added, "GOMAXPROCS")
-	}
-	if os.Getenv("GOGC") == "" {
-		// The collector's first goal is 4 MB times GOGC/100: at the
-		// default the heap of a shim that serves requests or execs grows
-		// to 4 MB of garbage before it is ever collected (3000 state
-		// requests: 0.76 → 5.6 MB anonymous). At 20 the goal is 0.8 MB,
-		// above what starting a container leaves (about 0.3 MB, so an
-		// idle shim never runs the collector, whose own structures cost
-		// some 0.25 MB), and the same requests end at 2.4 MB.
-		cmd.Env = append(cmd.Env, "GOGC="+shimGOGC)
-		added = append(added, "GOGC")
-	}
-	cmd.Env = append(cmd.Env, daemonEnv+"="+strings.Join(added, ","))
+	cmd.Env = append(os.Environ(), shim.DaemonEnvironment()...)
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -114,7 +85,7 @@ func daemonize(dir string, readyFD int) error {
 
 func run(cfg shim.Config, readyFD int) int {
 	// Read by the Go runtime at start; not for the processes the shim runs.
-	for _, name := range strings.Split(os.Getenv(daemonEnv), ",") {
+	for _, name := range strings.Split(os.Getenv(shim.DaemonEnv), ",") {
 		os.Unsetenv(name)
 	}
 	if readyFD >= 0 {
