@@ -201,5 +201,5 @@ func (c *cancelOnError) Write(p []byte) (int, error) {
 // dockerd does, as a line of text on the stream's stderr (stdout with a
 // terminal).
 func streamError(stderr io.Writer, prefix string, err error) {
-	_, _ = fmt.Fprintf(stderr, "%s%v\r\n", prefix, err)
+	_, _ = fmt.Fprintf(stderr, "%s%s\r\n", prefix, clientMessage(err))
 }

@@ -216,3 +216,27 @@ func TestHijackEndsOnShutdown(t *testing.T) {
 		t.Errorf("last backend call %+v, want the attach", got)
 	}
 }
+
+// TestStreamErrorAfterHijack checks that a failure after the status line
+// went out reaches the client as a line of the stream, without berth's
+// category names: an exec whose start fails once hijacked.
+func TestStreamErrorAfterHijack(t *testing.T) {
+	cs := newContainerServer(t)
+	ctx := context.Background()
+	cs.c.Start(ctx, "c1")
+	id, err := cs.c.ExecCreate(ctx, "c1", execReq(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Started behind the server's back: its inspect still says it never
+	// ran, so the server hijacks, and the backend's start then fails.
+	cs.c.execs[id].started = true
+	resp, rest := rawHijackBody(t, cs.URL, "/exec/"+id+"/start", `{}`, "")
+	if resp.StatusCode != 101 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	out, _ := demux(t, rest)
+	if want := "exec " + id + " is already running\r\n"; out != want {
+		t.Errorf("stream %q, want %q", out, want)
+	}
+}
