@@ -156,12 +156,24 @@ func TestExecAndStop(t *testing.T) {
 	if out.String() != "bar 65534\n" {
 		t.Errorf("exec output %q", out.String())
 	}
+	// An exec with a terminal (its console socket's path must fit).
+	ttyExec, err := env.cs.ExecCreate(ctx, id, container.ExecCreateRequest{Cmd: []string{"tty"}, Tty: true, AttachStdout: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ttyOut syncBuffer
+	if err := env.cs.ExecStart(ctx, ttyExec, backend.ExecStartOptions{Stdout: &ttyOut, Stderr: &ttyOut}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(ttyOut.String(), "/dev/pts/") {
+		t.Errorf("exec -t: %q", ttyOut.String())
+	}
 	top, err := env.cs.Top(ctx, id, "")
 	if err != nil || len(top.Processes) == 0 {
 		t.Errorf("top %+v %v", top, err)
 	}
 	var stats []container.StatsResponse
-	if err := env.cs.Stats(ctx, id, false, func(s container.StatsResponse) error { stats = append(stats, s); return nil }); err != nil || len(stats) != 1 || stats[0].PidsStats.Current == 0 {
+	if err := env.cs.Stats(ctx, id, backend.StatsOptions{}, func(s container.StatsResponse) error { stats = append(stats, s); return nil }); err != nil || len(stats) != 1 || stats[0].PidsStats.Current == 0 || stats[0].PreCPUStats.CPUUsage.TotalUsage == 0 {
 		t.Errorf("stats %+v %v", stats, err)
 	}
 	if err := env.cs.Remove(ctx, id, backend.ContainerRemoveOptions{}); !errors.Is(err, errdefs.ErrConflict) {

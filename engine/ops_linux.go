@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -105,12 +106,24 @@ func parsePS(out string, pids []int) (container.TopResponse, error) {
 }
 
 // Stats reports the container's resource usage from its cgroup.
-func (c *Containers) Stats(ctx context.Context, name string, stream bool, fn func(container.StatsResponse) error) error {
+func (c *Containers) Stats(ctx context.Context, name string, opts backend.StatsOptions, fn func(container.StatsResponse) error) error {
 	x, err := c.find(name)
 	if err != nil {
 		return err
 	}
 	var prev container.StatsResponse
+	if st := x.snapshotRecord().State.Status; !opts.Stream && !opts.OneShot && (st == container.StateRunning || st == container.StatePaused) {
+		// One answer with a previous reading, for its CPU percentage.
+		first := true
+		inner := fn
+		fn = func(s container.StatsResponse) error {
+			if first {
+				first = false
+				return errSkipReading
+			}
+			return inner(s)
+		}
+	}
 	for {
 		rec := x.snapshotRecord()
 		s := container.StatsResponse{ID: rec.ID, Name: rec.Name, Read: time.Now().UTC(), PreRead: prev.Read, PreCPUStats: prev.CPUStats}
@@ -121,11 +134,11 @@ func (c *Containers) Stats(ctx context.Context, name string, stream bool, fn fun
 				}
 			}
 		}
-		if err := fn(s); err != nil {
+		err := fn(s)
+		if err == errSkipReading {
+			err = nil
+		} else if err != nil || !opts.Stream {
 			return err
-		}
-		if !stream {
-			return nil
 		}
 		prev = s
 		select {
@@ -135,6 +148,10 @@ func (c *Containers) Stats(ctx context.Context, name string, stream bool, fn fun
 		}
 	}
 }
+
+// errSkipReading marks the first reading of a single answer, taken only
+// to be the previous one of the second.
+var errSkipReading = errors.New("skip this reading")
 
 // fillStats converts cgroup statistics to docker's.
 func fillStats(s *container.StatsResponse, st *cgroups.Stats) {

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"berth.dev/internal/errdefs"
@@ -49,7 +50,9 @@ type Shim struct {
 	exit   *Exit
 	exited chan struct{} // closed once exit is recorded
 	execs  map[string]*processIO
-	conns  sync.WaitGroup
+	// consoles numbers the console sockets.
+	consoles atomic.Int64
+	conns    sync.WaitGroup
 }
 
 // New makes the shim a child subreaper, listens on its socket and runs
@@ -112,7 +115,9 @@ func (s *Shim) runWithIO(ctx context.Context, tty, stdin bool, name string, args
 		if pio, err = newTTYIO(); err != nil {
 			return nil, 0, err
 		}
-		if console, err = listenConsole(filepath.Join(s.cfg.Dir, name+".console.sock")); err != nil {
+		// A short name: the path must fit a sockaddr_un (108 bytes) in a
+		// directory that already holds a 64-hex container ID.
+		if console, err = listenConsole(filepath.Join(s.cfg.Dir, fmt.Sprintf("c%d.sock", s.consoles.Add(1)))); err != nil {
 			pio.closeChild()
 			return nil, 0, err
 		}

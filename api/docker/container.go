@@ -312,8 +312,9 @@ func (s *Server) exportContainer(w http.ResponseWriter, r *http.Request) error {
 // either way.
 func (s *Server) containerStats(w http.ResponseWriter, r *http.Request) error {
 	stream := boolParamDefault(r, "stream", true)
+	opts := backend.StatsOptions{Stream: stream, OneShot: boolParamDefault(r, "one-shot", false)}
 	started := false
-	err := s.b.Containers.Stats(r.Context(), r.PathValue("name"), stream, func(st container.StatsResponse) error {
+	err := s.b.Containers.Stats(r.Context(), r.PathValue("name"), opts, func(st container.StatsResponse) error {
 		if !started {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusOK)

@@ -63,10 +63,12 @@ type ContainerBackend interface {
 	// Top lists the container's processes (docker top) with ps's
 	// arguments psArgs ("-ef" when empty).
 	Top(ctx context.Context, name string, psArgs string) (container.TopResponse, error)
-	// Stats calls fn with the container's resource usage: once when
-	// !stream, else every second until ctx ends or fn fails. Each value
-	// carries the previous reading in PreCPUStats (zero on the first).
-	Stats(ctx context.Context, name string, stream bool, fn func(container.StatsResponse) error) error
+	// Stats calls fn with the container's resource usage: once without
+	// opts.Stream, else every second until ctx ends or fn fails. Each value
+	// carries the previous reading in PreCPUStats; the first has none when
+	// streaming or OneShot, and a single answer otherwise waits for a
+	// second reading so that it has one.
+	Stats(ctx context.Context, name string, opts backend.StatsOptions, fn func(container.StatsResponse) error) error
 	// Pause freezes and Unpause thaws every process of the container.
 	Pause(ctx context.Context, name string) error
 	Unpause(ctx context.Context, name string) error

@@ -587,7 +587,8 @@ func (f *fakeContainers) Top(ctx context.Context, name string, psArgs string) (c
 	return container.TopResponse{Titles: []string{"PID", "CMD"}, Processes: [][]string{{"42", "sleep 1000"}}}, nil
 }
 
-func (f *fakeContainers) Stats(ctx context.Context, name string, stream bool, fn func(container.StatsResponse) error) error {
+func (f *fakeContainers) Stats(ctx context.Context, name string, opts backend.StatsOptions, fn func(container.StatsResponse) error) error {
+	stream := opts.Stream
 	f.record("Stats", name, stream)
 	if _, err := f.get(name); err != nil {
 		return err

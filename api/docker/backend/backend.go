@@ -215,6 +215,16 @@ type LogMessage struct {
 	Line []byte
 }
 
+// StatsOptions are the options of GET /containers/{id}/stats.
+type StatsOptions struct {
+	// Stream sends a reading every second until the client goes.
+	Stream bool
+	// OneShot, without Stream, answers with one reading at once, without
+	// a previous one (so no CPU percentage can be computed from it);
+	// otherwise the single answer waits for a second reading, as dockerd.
+	OneShot bool
+}
+
 // ExecStartOptions are the streams of POST /exec/{id}/start, hijacked by
 // the server unless Detach. Stdout and Stderr are the same writer when the
 // exec has a terminal.
