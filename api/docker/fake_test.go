@@ -308,7 +308,10 @@ type fakeContainer struct {
 	openStdin bool
 	running   bool
 	// exited is closed when the container stops, with exitCode.
-	exited   chan struct{}
+	exited chan struct{}
+	// started is closed at its first start: an attach made before waits
+	// for it, as the engine's does (no output is lost before start).
+	started  chan struct{}
 	exitOnce sync.Once
 	exitCode int64
 }
@@ -342,13 +345,23 @@ type fakeContainers struct {
 	followed   chan backend.LogMessage
 	// extracted are the names in the archives PUT into containers.
 	extracted []string
+	// created counts the containers Create made.
+	created int
+}
+
+// closedChan is a channel already closed: c1 and t1 have been started
+// before the tests begin.
+func closedChan() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
 }
 
 func newFakeContainers() *fakeContainers {
 	return &fakeContainers{
 		containers: map[string]*fakeContainer{
-			"c1": {id: fakeContainerID, exited: make(chan struct{})},
-			"t1": {id: fakeTTYID, tty: true, exited: make(chan struct{})},
+			"c1": {id: fakeContainerID, exited: make(chan struct{}), started: closedChan()},
+			"t1": {id: fakeTTYID, tty: true, exited: make(chan struct{}), started: closedChan()},
 		},
 		execs:    map[string]*fakeExec{},
 		followed: make(chan backend.LogMessage),
@@ -377,8 +390,15 @@ func (f *fakeContainers) Create(ctx context.Context, name string, req container.
 	if name == "taken" {
 		return container.CreateResponse{}, fmt.Errorf(`Conflict. The container name "/taken" is already in use: %w`, errdefs.ErrConflict)
 	}
-	c := &fakeContainer{id: strings.Repeat("ab", 32), tty: req.Tty, openStdin: req.OpenStdin, exited: make(chan struct{})}
 	f.mu.Lock()
+	// Each container its own ID (the first "abab..."): clients name a
+	// container by the ID create answered, and a shared one would pick any.
+	f.created++
+	id := strings.Repeat("ab", 32)
+	if f.created > 1 {
+		id = fmt.Sprintf("%s%04x", id[:60], f.created)
+	}
+	c := &fakeContainer{id: id, tty: req.Tty, openStdin: req.OpenStdin, exited: make(chan struct{}), started: make(chan struct{})}
 	if name == "" {
 		name = fmt.Sprintf("generated%d", len(f.containers))
 	}
@@ -397,6 +417,11 @@ func (f *fakeContainers) Start(ctx context.Context, name string) (bool, error) {
 	defer f.mu.Unlock()
 	already := c.running
 	c.running = true
+	select {
+	case <-c.started:
+	default:
+		close(c.started)
+	}
 	return already, nil
 }
 
@@ -527,13 +552,19 @@ func (f *fakeContainers) Attach(ctx context.Context, name string, opts backend.A
 	if !opts.Stream || opts.Stdin == nil {
 		return nil
 	}
-	if err := echo(opts.Stdin, opts.Stdout, opts.Stderr); err != nil {
-		return err
+	select {
+	case <-c.started:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	f.mu.Lock()
-	c.exit(3)
-	f.mu.Unlock()
-	return nil
+	// The container exits when its input ends, or when the stream fails:
+	// a waiting client is answered either way.
+	defer func() {
+		f.mu.Lock()
+		c.exit(3)
+		f.mu.Unlock()
+	}()
+	return echo(opts.Stdin, opts.Stdout, opts.Stderr)
 }
 
 func (f *fakeContainers) Resize(ctx context.Context, name string, height, width uint) error {
