@@ -32,7 +32,7 @@ func (c *CLI) imageCommand() *cobra.Command {
 	save := c.saveCommand()
 	tag := c.tagCommand()
 	cmd.AddCommand(
-		history, imp, c.inspectCommand(false),
+		history, imp, c.imageInspectCommand(),
 		load, c.imagesCommand("ls"), c.pruneCommand(), pull, push, c.rmiCommand("rm"), save, tag,
 	)
 	return cmd

@@ -1,14 +1,10 @@
 package cli
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
 	"maps"
 	"strconv"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/distribution/reference"
@@ -337,123 +333,26 @@ func historyRowOf(h image.HistoryResponseItem, human, trunc bool, now time.Time)
 	return r
 }
 
-// inspectCommand is "berth image inspect", or with topLevel "berth
-// inspect", which takes --type like docker's but knows only images.
-func (c *CLI) inspectCommand(topLevel bool) *cobra.Command {
-	var tmpl, platform, kind string
+// imageInspectCommand is "berth image inspect".
+func (c *CLI) imageInspectCommand() *cobra.Command {
+	var tmpl, platform string
 	cmd := &cobra.Command{
 		Use:   "inspect [OPTIONS] IMAGE [IMAGE...]",
 		Short: "Display detailed information on one or more images",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if kind != "" && kind != "image" {
-				return fmt.Errorf("%q is not a valid value for --type: berth inspects images only", kind)
+			var opts []client.ImageInspectOption
+			if platform != "" {
+				p, err := parsePlatform(platform)
+				if err != nil {
+					return err
+				}
+				opts = append(opts, client.ImageInspectWithPlatform(&p))
 			}
-			return c.inspect(cmd.Context(), args, tmpl, platform, topLevel)
+			return c.inspectObjects(cmd.Context(), args, tmpl, false, []inspectKind{imageKind(opts...)}, false)
 		},
 	}
 	cmd.Flags().StringVarP(&tmpl, "format", "f", "", formatHelpNoTable)
 	cmd.Flags().StringVar(&platform, "platform", "", "Inspect a specific platform of the multi-platform image")
-	if topLevel {
-		cmd.Use = "inspect [OPTIONS] NAME|ID [NAME|ID...]"
-		cmd.Short = "Return low-level information on berth objects"
-		cmd.Flags().StringVar(&kind, "type", "", "Only inspect objects of the given type")
-	}
 	return cmd
-}
-
-// inspect prints the daemon's JSON for each image: as one indented array,
-// or through a template once per image. Images that are not found are
-// reported after the others, and the exit status is then 1; "berth
-// inspect" words that as docker's generic command does ("No such object").
-func (c *CLI) inspect(ctx context.Context, names []string, tmplText, platform string, topLevel bool) error {
-	var tmpl *template.Template
-	if tmplText != "" && tmplText != "json" {
-		t, err := format.NewTemplate(tmplText)
-		if err != nil {
-			return err
-		}
-		tmpl = t
-	}
-	var opts []client.ImageInspectOption
-	if platform != "" {
-		p, err := parsePlatform(platform)
-		if err != nil {
-			return err
-		}
-		opts = append(opts, client.ImageInspectWithPlatform(&p))
-	}
-	api, err := c.client(ctx)
-	if err != nil {
-		return err
-	}
-	var raws []json.RawMessage
-	var failures []string
-	var out bytes.Buffer
-	for _, name := range names {
-		var raw bytes.Buffer
-		_, err := api.ImageInspect(ctx, name, append(opts, client.ImageInspectWithRawResponse(&raw))...)
-		if err != nil {
-			if client.IsErrConnectionFailed(err) {
-				return err
-			}
-			if topLevel && isNotFound(err) {
-				failures = append(failures, "Error: No such object: "+name)
-			} else {
-				failures = append(failures, err.Error())
-			}
-			continue
-		}
-		if tmpl == nil {
-			raws = append(raws, json.RawMessage(bytes.TrimSpace(raw.Bytes())))
-			continue
-		}
-		if err := executeInspect(tmpl, &out, raw.Bytes()); err != nil {
-			return err
-		}
-		out.WriteByte('\n')
-	}
-	if tmpl == nil {
-		if raws == nil {
-			raws = []json.RawMessage{}
-		}
-		b, err := json.MarshalIndent(raws, "", "    ")
-		if err != nil {
-			return err
-		}
-		out.Write(b)
-		out.WriteByte('\n')
-	}
-	if _, err := c.out.Write(out.Bytes()); err != nil {
-		return err
-	}
-	if len(failures) > 0 {
-		return &StatusError{Status: strings.Join(failures, "\n"), Code: 1}
-	}
-	return nil
-}
-
-// executeInspect runs an inspect template over an image, first as the
-// API's typed structure, then, if the template does not fit it, over the
-// raw JSON (numbers kept exact), so that fields the typed structure lacks
-// still resolve.
-func executeInspect(tmpl *template.Template, out *bytes.Buffer, raw []byte) error {
-	var typed image.InspectResponse
-	if err := json.Unmarshal(raw, &typed); err == nil {
-		var b bytes.Buffer
-		if err := tmpl.Execute(&b, typed); err == nil {
-			out.Write(b.Bytes())
-			return nil
-		}
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var generic any
-	if err := dec.Decode(&generic); err != nil {
-		return fmt.Errorf("decode image: %w", err)
-	}
-	if err := tmpl.Execute(out, generic); err != nil {
-		return fmt.Errorf("template: %w", err)
-	}
-	return nil
 }

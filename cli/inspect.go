@@ -37,12 +37,12 @@ func containerKind() inspectKind {
 	}
 }
 
-func imageKind() inspectKind {
+func imageKind(opts ...client.ImageInspectOption) inspectKind {
 	return inspectKind{
 		name: "image",
 		fetch: func(ctx context.Context, api *client.Client, ref string, _ bool) ([]byte, error) {
 			var raw bytes.Buffer
-			_, err := api.ImageInspect(ctx, ref, client.ImageInspectWithRawResponse(&raw))
+			_, err := api.ImageInspect(ctx, ref, append(opts, client.ImageInspectWithRawResponse(&raw))...)
 			return raw.Bytes(), err
 		},
 		typed: func() any { return &image.InspectResponse{} },
