@@ -248,74 +248,10 @@ func (c *CLI) copyToContainer(ctx context.Context, op copyOp) error {
 		return err
 	}
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(writeLocalTar(pw, op.localPath, name, op.followLink)) }()
+	go func() { pw.CloseWithError(archive.WriteTree(ctx, pw, op.localPath, name, op.followLink)) }()
 	_, err = api.CopyToContainer(ctx, op.container, client.CopyToContainerOptions{
 		DestinationPath: destDir, Content: pr, CopyUIDGID: op.archiveMode,
 	})
 	pr.CloseWithError(err)
 	return err
-}
-
-// writeLocalTar writes the tree at src as a tar whose top entry is name
-// (entries of a directory's content sit at the top when name is empty).
-// followTop follows src itself when it is a symbolic link.
-func writeLocalTar(w io.Writer, src, name string, followTop bool) error {
-	tw := tar.NewWriter(w)
-	root := filepath.Clean(src)
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
-		}
-		entry := path.Join(name, filepath.ToSlash(rel))
-		if rel == "." {
-			if name == "" {
-				return nil
-			}
-			entry = name
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		if p == root && followTop {
-			if fi, err = os.Stat(p); err != nil {
-				return err
-			}
-		}
-		link := ""
-		if fi.Mode()&os.ModeSymlink != 0 {
-			if link, err = os.Readlink(p); err != nil {
-				return err
-			}
-		}
-		hdr, err := tar.FileInfoHeader(fi, link)
-		if err != nil {
-			return err
-		}
-		hdr.Name = entry
-		if fi.IsDir() {
-			hdr.Name += "/"
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if fi.Mode().IsRegular() {
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(tw, f)
-			f.Close()
-			return err
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return tw.Close()
 }

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
@@ -275,85 +274,11 @@ func (c *Containers) ArchivePath(ctx context.Context, name, p string) (io.ReadCl
 	}
 	pr, pw := io.Pipe()
 	go func() {
-		err := writeTree(ctx, pw, filepath.Dir(host), filepath.Base(host), base)
+		err := archive.WriteTree(ctx, pw, host, base, false)
 		release()
 		pw.CloseWithError(err)
 	}()
 	return pr, st, nil
-}
-
-// writeTree writes a tar of dir/name (a file or a tree, symlinks not
-// followed) with entry names starting with prefix ("" for none).
-func writeTree(ctx context.Context, w io.Writer, dir, name, prefix string) error {
-	tw := tar.NewWriter(w)
-	links := map[[2]uint64]string{}
-	top := filepath.Join(dir, name)
-	err := filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		rel, _ := filepath.Rel(top, p)
-		entry := path.Join(prefix, filepath.ToSlash(rel))
-		if prefix == "" || prefix == "." {
-			entry = filepath.ToSlash(rel)
-		}
-		if entry == "." {
-			if prefix == "" || prefix == "." {
-				return nil
-			}
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		link := ""
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			if link, err = os.Readlink(p); err != nil {
-				return err
-			}
-		}
-		hdr, err := tar.FileInfoHeader(fi, link)
-		if err != nil {
-			return nil // sockets and the like are skipped, as docker does
-		}
-		hdr.Name = entry
-		if fi.IsDir() {
-			hdr.Name += "/"
-		}
-		hdr.Uname, hdr.Gname = "", ""
-		hdr.Format = tar.FormatPAX
-		if st, ok := fi.Sys().(*unix.Stat_t); ok {
-			hdr.Uid, hdr.Gid = int(st.Uid), int(st.Gid)
-			if fi.Mode().IsRegular() && st.Nlink > 1 {
-				key := [2]uint64{st.Dev, st.Ino}
-				if first, ok := links[key]; ok {
-					hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
-				} else {
-					links[key] = entry
-				}
-			}
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if hdr.Typeflag == tar.TypeReg {
-			f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(tw, io.LimitReader(f, hdr.Size))
-			f.Close()
-			return err
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return tw.Close()
 }
 
 // ExtractToPath unpacks a tar into the directory path in the container.

@@ -19,6 +19,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"berth.dev/api/docker/backend"
+	"berth.dev/archive"
 	"berth.dev/cgroups"
 	"berth.dev/internal/errdefs"
 )
@@ -508,7 +509,7 @@ func (c *Containers) Export(ctx context.Context, name string) (io.ReadCloser, er
 	rec := x.snapshotRecord()
 	pr, pw := io.Pipe()
 	go func() {
-		err := writeTree(ctx, pw, root, ".", "")
+		err := archive.WriteTree(ctx, pw, root, "", false)
 		release()
 		pw.CloseWithError(err)
 	}()
