@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -15,7 +14,6 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
-	"berth.dev/internal/atomicfile"
 )
 
 // containerCommand is "berth container": every container command under
@@ -409,14 +407,7 @@ func (c *CLI) exportCommand() *cobra.Command {
 				return err
 			}
 			defer body.Close()
-			if output == "" {
-				_, err := io.Copy(c.out, body)
-				return err
-			}
-			if err := atomicfile.Write(output, body, 0o644); err != nil {
-				return fmt.Errorf("failed to export container: %w", err)
-			}
-			return nil
+			return c.writeOutput(body, output, "export container")
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "Write to a file, instead of STDOUT")

@@ -13,6 +13,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/distribution/reference"
+	mobyimage "github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/client"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
@@ -65,6 +66,17 @@ func (c *CLI) pull(ctx context.Context, name, platform string, quiet bool) error
 			fmt.Fprintln(c.out, "Using default tag: latest")
 		}
 	}
+	if err := c.pullRef(ctx, ref, platform, c.out, quiet); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.out, ref.String())
+	return nil
+}
+
+// pullRef pulls ref and shows the daemon's progress on out (pull: standard
+// output; run and create: standard error), or nothing with quiet. A
+// failure reported in the stream becomes an error with status 1.
+func (c *CLI) pullRef(ctx context.Context, ref reference.Named, platform string, out io.Writer, quiet bool) error {
 	opts := client.ImagePullOptions{}
 	if platform != "" {
 		p, err := parsePlatform(platform)
@@ -73,6 +85,7 @@ func (c *CLI) pull(ctx context.Context, name, platform string, quiet bool) error
 		}
 		opts.Platforms = []ocispec.Platform{p}
 	}
+	var err error
 	if opts.RegistryAuth, err = c.registryAuth(ref); err != nil {
 		return err
 	}
@@ -85,11 +98,7 @@ func (c *CLI) pull(ctx context.Context, name, platform string, quiet bool) error
 		return err
 	}
 	defer resp.Close()
-	if err := c.showProgress(resp, quiet); err != nil {
-		return err
-	}
-	fmt.Fprintln(c.out, ref.String())
-	return nil
+	return c.showProgressOn(resp, out, quiet)
 }
 
 func (c *CLI) pushCommand() *cobra.Command {
@@ -155,8 +164,12 @@ func (c *CLI) push(ctx context.Context, name string, all, quiet bool, platform s
 // showProgress renders a JSON message stream to standard output (or
 // nowhere when quiet); an error in the stream becomes the command's.
 func (c *CLI) showProgress(r io.Reader, quiet bool) error {
-	out := c.out
-	opts := progress.Options{Terminal: isTerminal(c.out), Width: terminalWidth(c.out)}
+	return c.showProgressOn(r, c.out, quiet)
+}
+
+// showProgressOn is showProgress on out.
+func (c *CLI) showProgressOn(r io.Reader, out io.Writer, quiet bool) error {
+	opts := progress.Options{Terminal: isTerminal(out), Width: terminalWidth(out)}
 	if quiet {
 		out, opts.Terminal = io.Discard, false
 	}
@@ -296,15 +309,7 @@ func (c *CLI) save(ctx context.Context, names []string, output, platform string)
 		return err
 	}
 	defer body.Close()
-	if output == "" {
-		_, err := io.Copy(c.out, body)
-		return err
-	}
-	// Through a temp file: a failed save leaves no truncated archive.
-	if err := atomicfile.Write(output, body, 0o644); err != nil {
-		return fmt.Errorf("failed to save image: %w", err)
-	}
-	return nil
+	return c.writeOutput(body, output, "save image")
 }
 
 func (c *CLI) loadCommand() *cobra.Command {
@@ -461,18 +466,7 @@ func (c *CLI) prune(ctx context.Context, all, force bool, filterArgs []string) e
 	if err != nil {
 		return err
 	}
-	if len(res.Report.ImagesDeleted) > 0 {
-		fmt.Fprintln(c.out, "Deleted Images:")
-		for _, d := range res.Report.ImagesDeleted {
-			if d.Untagged != "" {
-				fmt.Fprintf(c.out, "untagged: %s\n", d.Untagged)
-			}
-			if d.Deleted != "" {
-				fmt.Fprintf(c.out, "deleted: %s\n", d.Deleted)
-			}
-		}
-		fmt.Fprintln(c.out)
-	}
+	c.printDeletedImages(res.Report.ImagesDeleted)
 	fmt.Fprintf(c.out, "Total reclaimed space: %s\n", format.Size(int64(res.Report.SpaceReclaimed)))
 	return nil
 }
@@ -504,3 +498,33 @@ func parseFilters(args []string) (client.Filters, error) {
 
 // isNotFound reports whether the daemon answered 404.
 func isNotFound(err error) bool { return cerrdefs.IsNotFound(err) }
+
+// printDeletedImages lists what an image prune removed, as docker does.
+func (c *CLI) printDeletedImages(deleted []mobyimage.DeleteResponse) {
+	if len(deleted) == 0 {
+		return
+	}
+	fmt.Fprintln(c.out, "Deleted Images:")
+	for _, d := range deleted {
+		if d.Untagged != "" {
+			fmt.Fprintf(c.out, "untagged: %s\n", d.Untagged)
+		}
+		if d.Deleted != "" {
+			fmt.Fprintf(c.out, "deleted: %s\n", d.Deleted)
+		}
+	}
+	fmt.Fprintln(c.out)
+}
+
+// writeOutput copies body to standard output, or with a file name through
+// a temp file into it, so that a failure leaves no truncated file.
+func (c *CLI) writeOutput(body io.Reader, output, what string) error {
+	if output == "" {
+		_, err := io.Copy(c.out, body)
+		return err
+	}
+	if err := atomicfile.Write(output, body, 0o644); err != nil {
+		return fmt.Errorf("failed to %s: %w", what, err)
+	}
+	return nil
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
@@ -13,7 +12,6 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
-	"berth.dev/cli/progress"
 )
 
 // Exit statuses of run, create and start when the container itself did
@@ -172,36 +170,10 @@ func (c *CLI) pullForRun(ctx context.Context, name string, o *runOptions) error 
 	if err != nil {
 		return err
 	}
-	ref = reference.TagNameOnly(ref)
-	opts := client.ImagePullOptions{}
-	if o.platform != "" {
-		p, err := parsePlatform(o.platform)
-		if err != nil {
-			return err
-		}
-		opts.Platforms = append(opts.Platforms, p)
-	}
-	if opts.RegistryAuth, err = c.registryAuth(ref); err != nil {
-		return err
-	}
-	api, err := c.client(ctx)
-	if err != nil {
-		return err
-	}
-	resp, err := api.ImagePull(ctx, ref.String(), opts)
-	if err != nil {
-		return err
-	}
-	defer resp.Close()
-	out := c.errOut
-	popts := progress.Options{Terminal: isTerminal(c.errOut), Width: terminalWidth(c.errOut)}
-	if o.quiet {
-		out, popts.Terminal = io.Discard, false
-	}
-	err = progress.Display(resp, out, popts)
-	var se *progress.StreamError
+	err = c.pullRef(ctx, reference.TagNameOnly(ref), o.platform, c.errOut, o.quiet)
+	var se *StatusError
 	if errors.As(err, &se) {
-		return errors.New(se.Message)
+		return errors.New(se.Status) // run's status for it is 125, not pull's 1
 	}
 	return err
 }

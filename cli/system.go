@@ -88,18 +88,7 @@ func (c *CLI) systemPrune(ctx context.Context, all, force, volumes bool, filterA
 	if err != nil {
 		return err
 	}
-	if len(res.Report.ImagesDeleted) > 0 {
-		fmt.Fprintln(c.out, "Deleted Images:")
-		for _, d := range res.Report.ImagesDeleted {
-			if d.Untagged != "" {
-				fmt.Fprintf(c.out, "untagged: %s\n", d.Untagged)
-			}
-			if d.Deleted != "" {
-				fmt.Fprintf(c.out, "deleted: %s\n", d.Deleted)
-			}
-		}
-		fmt.Fprintln(c.out)
-	}
+	c.printDeletedImages(res.Report.ImagesDeleted)
 	total += res.Report.SpaceReclaimed
 	fmt.Fprintf(c.out, "Total reclaimed space: %s\n", units.HumanSize(float64(total)))
 	return nil
