@@ -13,7 +13,6 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
-
 )
 
 // containerCommand is "berth container": every container command under
