@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -443,6 +444,12 @@ func (c *Containers) ExecInspect(ctx context.Context, execID string) (container.
 	keys, _ := parseDetachKeys(e.req.DetachKeys)
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.running && e.pid == 0 {
+		// The shim keeps the exec's pid in a file while it runs.
+		if data, err := os.ReadFile(filepath.Join(c.shimDir(e.container), "exec-"+e.id[:16]+".pid")); err == nil {
+			e.pid, _ = strconv.Atoi(strings.TrimSpace(string(data)))
+		}
+	}
 	resp := container.ExecInspectResponse{
 		ID: e.id, ContainerID: e.container, Running: e.running, ExitCode: e.exitCode, Pid: e.pid,
 		OpenStdin: e.req.AttachStdin, OpenStdout: e.req.AttachStdout, OpenStderr: e.req.AttachStderr,

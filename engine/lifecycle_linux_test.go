@@ -149,6 +149,22 @@ func TestExecAndStop(t *testing.T) {
 	if err := env.cs.ExecStart(ctx, execID, backend.ExecStartOptions{Stdout: &out}); err != nil {
 		t.Fatal(err)
 	}
+	// A detached exec has a pid while it runs.
+	bg, err := env.cs.ExecCreate(ctx, id, container.ExecCreateRequest{Cmd: []string{"sleep", "5"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.cs.ExecStart(ctx, bg, backend.ExecStartOptions{Detach: true}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if info, _ := env.cs.ExecInspect(ctx, bg); info.Pid > 0 && info.Running {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a running exec without a pid")
+		}
+	}
 	info, err := env.cs.ExecInspect(ctx, execID)
 	if err != nil || info.ExitCode == nil || *info.ExitCode != 7 || info.Running {
 		t.Errorf("exec inspect %+v %v", info, err)
