@@ -757,10 +757,14 @@ func attachWebsocket(http.ResponseWriter, *http.Request) error {
 // then runs the streams until the container's output ends or the client
 // detaches, and the connection is closed.
 func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) error {
-	tty, err := s.containerTTY(r)
+	c, err := s.b.Containers.Inspect(r.Context(), r.PathValue("name"), false)
 	if err != nil {
 		return err
 	}
+	if c.State != nil && c.State.Paused {
+		return newError(errdefs.ErrConflict, "You cannot attach to a paused container, unpause it first")
+	}
+	tty := c.Config != nil && c.Config.Tty
 	conn, err := hijack(w, r, tty)
 	if err != nil {
 		return err

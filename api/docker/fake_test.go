@@ -307,6 +307,7 @@ type fakeContainer struct {
 	tty       bool
 	openStdin bool
 	running   bool
+	paused    bool
 	// exited is closed when the container stops, with exitCode.
 	exited chan struct{}
 	// started is closed at its first start: an attach made before waits
@@ -514,7 +515,7 @@ func (f *fakeContainers) Inspect(ctx context.Context, name string, size bool) (c
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return container.InspectResponse{ID: c.id, Name: "/" + name, Image: fakeImageID,
-		State:  &container.State{Running: c.running, Status: container.StateCreated},
+		State:  &container.State{Running: c.running, Paused: c.paused, Status: container.StateCreated},
 		Config: &container.Config{Image: "busybox", Tty: c.tty, OpenStdin: c.openStdin, Cmd: []string{"sh"}}, HostConfig: &container.HostConfig{}}, nil
 }
 
@@ -640,14 +641,23 @@ func (f *fakeContainers) Stats(ctx context.Context, name string, opts backend.St
 
 func (f *fakeContainers) Pause(ctx context.Context, name string) error {
 	f.record("Pause", name)
-	_, err := f.get(name)
-	return err
+	return f.setPaused(name, true)
 }
 
 func (f *fakeContainers) Unpause(ctx context.Context, name string) error {
 	f.record("Unpause", name)
-	_, err := f.get(name)
-	return err
+	return f.setPaused(name, false)
+}
+
+func (f *fakeContainers) setPaused(name string, paused bool) error {
+	c, err := f.get(name)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	c.paused = paused
+	f.mu.Unlock()
+	return nil
 }
 
 func (f *fakeContainers) Rename(ctx context.Context, name, newName string) error {

@@ -240,3 +240,16 @@ func TestStreamErrorAfterHijack(t *testing.T) {
 		t.Errorf("stream %q, want %q", out, want)
 	}
 }
+
+// Attaching to a paused container is refused before any hijack, with
+// dockerd's 409.
+func TestAttachPaused(t *testing.T) {
+	cs := newContainerServer(t)
+	if err := cs.c.Pause(context.Background(), "c1"); err != nil {
+		t.Fatal(err)
+	}
+	resp, rest := rawHijack(t, cs.URL, "/v1.51/containers/c1/attach?stream=1&stdout=1", true, "")
+	if resp.StatusCode != http.StatusConflict || !bytes.Contains(rest, []byte("You cannot attach to a paused container, unpause it first")) {
+		t.Errorf("attach to a paused container: %s %q", resp.Status, rest)
+	}
+}
