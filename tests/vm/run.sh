@@ -117,6 +117,8 @@ known_failures() {
 build_tests() {
 	local dir=$1 pkg bin
 	build_static berth.dev/cmd/berth-runtime "$dir/usr/local/bin/berth-runtime" build
+	# The engine's container tests run each container under a berth-shim.
+	build_static berth.dev/cmd/berth-shim "$dir/usr/local/bin/berth-shim" build
 	for pkg in "${packages[@]}"; do
 		bin=$(echo "$pkg" | tr '/.' '__').test
 		build_static "$pkg" "$dir/tests/$bin" test -c
