@@ -146,6 +146,8 @@ type ctr struct {
 	removed      bool
 	// attachers wait for the next start to attach.
 	attachers []attacher
+	// deleting is closed when the runtime's delete of the last run ends.
+	deleting chan struct{}
 }
 
 // notify wakes the waiters. The caller holds c.mu.

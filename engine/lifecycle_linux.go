@@ -73,6 +73,7 @@ func (c *Containers) Start(ctx context.Context, name string) (bool, error) {
 // the container stopped with the error in its state, and nothing running
 // or mounted.
 func (c *Containers) start(ctx context.Context, x *ctr) (err error) {
+	c.waitRuntimeDeleted(x) // of the last run
 	rec := x.snapshotRecord()
 	id := rec.ID
 	bg := context.WithoutCancel(ctx)
@@ -232,6 +233,31 @@ func (c *Containers) cleanupRun(ctx context.Context, id, runtime string) {
 	}
 }
 
+// deleteRuntime runs the runtime's delete of the container in the
+// background; waitRuntimeDeleted waits for it.
+func (c *Containers) deleteRuntime(ctx context.Context, x *ctr, id, runtime string) {
+	done := make(chan struct{})
+	x.mu.Lock()
+	x.deleting = done
+	x.mu.Unlock()
+	go func() {
+		defer close(done)
+		if out, err := exec.CommandContext(ctx, runtime, "--root", c.runtimeRoot(), "delete", "--force", id).CombinedOutput(); err != nil {
+			c.log.Warn("runtime delete", "id", id, "err", err, "output", strings.TrimSpace(string(out)))
+		}
+	}()
+}
+
+// waitRuntimeDeleted waits for a delete deleteRuntime started.
+func (c *Containers) waitRuntimeDeleted(x *ctr) {
+	x.mu.Lock()
+	done := x.deleting
+	x.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+}
+
 // monitor waits for the container's exit and handles it.
 func (c *Containers) monitor(x *ctr, cl *shim.Client) {
 	exit, err := cl.Wait(c.ctx)
@@ -258,7 +284,13 @@ func (c *Containers) exited(x *ctr, exit shim.Exit) {
 	rec := x.rec
 	x.mu.Unlock()
 	go reapShim(c.shimDir(rec.ID))
-	c.cleanupRun(bg, rec.ID, rec.Runtime)
+	// The runtime's delete (a process of its own, some milliseconds) runs
+	// while the exit is recorded and, with --rm, the rest is removed; a
+	// start or remove waits for it.
+	c.deleteRuntime(bg, x, rec.ID, rec.Runtime)
+	if err := snapshot.UnmountAll(c.rootfs(rec.ID)); err != nil {
+		c.log.Warn("unmount container rootfs", "id", rec.ID, "err", err)
+	}
 	x.mu.Lock()
 	x.shim = nil
 	x.rec.State.Status = container.StateExited
@@ -596,7 +628,7 @@ func (c *Containers) Remove(ctx context.Context, name string, opts backend.Conta
 		return nil
 	}
 	x.mu.Unlock()
-	if err := c.removeFiles(ctx, &rec); err != nil {
+	if err := c.removeFiles(ctx, x, &rec); err != nil {
 		return err // the record stays: a retry finishes the job
 	}
 	if c.volumes != nil {
@@ -626,16 +658,8 @@ func (c *Containers) Remove(ctx context.Context, name string, opts backend.Conta
 
 // removeFiles deletes the container's runtime state, mount, snapshot and
 // directories.
-func (c *Containers) removeFiles(ctx context.Context, rec *record) error {
+func (c *Containers) removeFiles(ctx context.Context, x *ctr, rec *record) error {
 	var errs []error
-	// delete --force succeeds for a container the runtime no longer knows
-	// (berth-runtime, runc and crun alike); it is not run when the
-	// runtime's state directory is gone already (deleted after the exit).
-	if _, err := os.Stat(filepath.Join(c.runtimeRoot(), rec.ID)); !errors.Is(err, os.ErrNotExist) {
-		if out, err := exec.CommandContext(ctx, rec.Runtime, "--root", c.runtimeRoot(), "delete", "--force", rec.ID).CombinedOutput(); err != nil {
-			errs = append(errs, fmt.Errorf("runtime delete: %v: %s", err, out))
-		}
-	}
 	if err := snapshot.UnmountAll(c.rootfs(rec.ID)); err != nil {
 		errs = append(errs, err)
 	}
@@ -643,6 +667,15 @@ func (c *Containers) removeFiles(ctx context.Context, rec *record) error {
 		errs = append(errs, err)
 	} else if err := c.snaps.Remove(ctx, initSnapshot(rec.ID)); ignoreNotFound(err) != nil {
 		errs = append(errs, err)
+	}
+	// delete --force succeeds for a container the runtime no longer knows
+	// (berth-runtime, runc and crun alike); it is not run again when the
+	// runtime's state directory is gone already (deleted after the exit).
+	c.waitRuntimeDeleted(x)
+	if _, err := os.Stat(filepath.Join(c.runtimeRoot(), rec.ID)); !errors.Is(err, os.ErrNotExist) {
+		if out, err := exec.CommandContext(ctx, rec.Runtime, "--root", c.runtimeRoot(), "delete", "--force", rec.ID).CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("runtime delete: %v: %s", err, out))
+		}
 	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
