@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"slices"
@@ -121,16 +122,21 @@ func (c *Containers) Create(ctx context.Context, name string, req container.Crea
 // default, a name of the [runtimes] table, or a path.
 func (c *Containers) runtimeBinary(name string) (string, error) {
 	switch name {
-	case "", "berth", "berth-runtime":
-		if name == "" {
-			return c.cfg.Runtime, nil
-		}
-		return "berth-runtime", nil
-	case "runc", "crun":
-		return name, nil
+	case "":
+		return c.cfg.Runtime, nil
 	}
 	if p, ok := c.cfg.Runtimes[name]; ok {
 		return p, nil
+	}
+	switch name {
+	case "berth", "berth-runtime", "runc", "crun":
+		if name == "berth" {
+			name = "berth-runtime" // "berth" itself is the CLI
+		}
+		if p, err := exec.LookPath(name); err == nil {
+			return p, nil
+		}
+		return "", fmt.Errorf("%w: runtime %s: not found in $PATH", errdefs.ErrInvalidArgument, name)
 	}
 	if filepath.IsAbs(name) {
 		if _, err := os.Stat(name); err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -483,5 +484,29 @@ func TestAutoRemoveFailedStart(t *testing.T) {
 	}
 	if _, err := env.cs.Inspect(ctx, id, false); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("inspect after the failed start: %v", err)
+	}
+}
+
+// --runtime picks the OCI runtime per container: runc from $PATH runs the
+// same container; an unknown name is refused at create.
+func TestRuntimeChoice(t *testing.T) {
+	env := newContainerEnv(t)
+	ctx := context.Background()
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Skip("runc is not installed")
+	}
+	id := env.create(t, []string{"sh", "-c", "exit 6"}, func(_ *container.Config, hc *container.HostConfig) { hc.Runtime = "runc" })
+	if _, err := env.cs.Start(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitExit(t, env.cs, id); got.StatusCode != 6 {
+		t.Errorf("exit under runc: %d", got.StatusCode)
+	}
+	if out, err := exec.Command("runc", "--root", env.cs.runtimeRoot(), "list", "-q").Output(); err != nil || strings.TrimSpace(string(out)) != "" {
+		t.Errorf("runc still lists %q (%v)", out, err)
+	}
+	_, err := env.cs.Create(ctx, "", container.CreateRequest{Config: &container.Config{Image: "busybox"}, HostConfig: &container.HostConfig{Runtime: "nosuch"}})
+	if !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("unknown runtime: %v", err)
 	}
 }

@@ -52,8 +52,9 @@ func writeError(w http.ResponseWriter, err error) {
 // clientMessage is err's text without the names of berth's error
 // categories that wrapping adds ("not found: No such container: x",
 // "create x: exec: ...: failed precondition"), which dockerd's messages do
-// not have. "conflict: ", "unauthorized: " and "forbidden: " stay at the
-// front: dockerd's and registries' messages begin that way themselves.
+// not have. "unauthorized: " and "forbidden: " stay at the front, and
+// "conflict: " before "unable to ...": dockerd's and registries' messages
+// begin that way themselves.
 func clientMessage(err error) string {
 	msg := err.Error()
 	for {
@@ -62,7 +63,10 @@ func clientMessage(err error) string {
 			errdefs.ErrUnavailable, errdefs.ErrNotImplemented, errdefs.ErrAlreadyExists, errdefs.ErrConflict,
 			errdefs.ErrUnauthorized, errdefs.ErrForbidden} {
 			msg = strings.TrimSuffix(msg, ": "+k.Error())
-			if k != errdefs.ErrConflict && k != errdefs.ErrUnauthorized && k != errdefs.ErrForbidden {
+			switch {
+			case k == errdefs.ErrUnauthorized || k == errdefs.ErrForbidden:
+			case k == errdefs.ErrConflict && strings.HasPrefix(msg, "conflict: unable to "):
+			default:
 				msg = strings.TrimPrefix(msg, k.Error()+": ")
 			}
 		}

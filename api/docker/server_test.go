@@ -259,6 +259,7 @@ func TestClientMessage(t *testing.T) {
 		{fmt.Errorf("%w: No such container: x", errdefs.ErrNotFound), "No such container: x"},
 		{fmt.Errorf("create x: exec: \"y\": not found in $PATH: %w", errdefs.ErrFailedPrecondition), "create x: exec: \"y\": not found in $PATH"},
 		{fmt.Errorf("%w: unable to delete 1234 (must be forced)", errdefs.ErrConflict), "conflict: unable to delete 1234 (must be forced)"},
+		{fmt.Errorf("%w: Container abc is not running", errdefs.ErrConflict), "Container abc is not running"},
 		{fmt.Errorf("%w: %w: deep", errdefs.ErrInvalidArgument, errdefs.ErrUnavailable), "deep"},
 		{fmt.Errorf("%w: authentication required", errdefs.ErrUnauthorized), "unauthorized: authentication required"},
 		{errors.New("disk on fire"), "disk on fire"},

@@ -76,8 +76,19 @@ func newDaemon(cfg *engine.Config, log *slog.Logger) (d *daemon, err error) {
 	if err := d.images.Recover(context.Background()); err != nil {
 		return nil, fmt.Errorf("recover from the last run: %w", err)
 	}
+	// berth's own runtime, for the default and --runtime berth, is the one
+	// next to berthd unless berth.toml names another.
+	own := binary("berth-runtime")
 	if cfg.Runtime == "berth-runtime" {
-		cfg.Runtime = binary("berth-runtime")
+		cfg.Runtime = own
+	}
+	if cfg.Runtimes == nil {
+		cfg.Runtimes = map[string]string{}
+	}
+	for _, name := range []string{"berth", "berth-runtime"} {
+		if _, ok := cfg.Runtimes[name]; !ok {
+			cfg.Runtimes[name] = own
+		}
 	}
 	d.vols, err = volumes.New(filepath.Join(cfg.Root, "volumes"), d.db, volumes.WithEvents(func(a events.Action, name string, attrs map[string]string) {
 		d.events.Publish(events.VolumeEventType, a, name, attrs)

@@ -10,6 +10,11 @@ import (
 // docker uses, so that process listings look the same.
 const InitDestination = "/sbin/docker-init"
 
+// ociVersion is the runtime-spec version the generated configurations
+// declare: the one dockerd declares, which every runtime of --runtime
+// takes (crun 1.8 refuses 1.3.0), and nothing berth generates needs more.
+const ociVersion = "1.0.2-dev"
+
 // StopSignalAnnotation records the signal that stops the container: the
 // --stop-signal option, else the image's, else SIGTERM.
 const StopSignalAnnotation = "dev.berth.stop-signal"

@@ -40,7 +40,7 @@ func Generate(img image.Config, rootfs string, o RunOptions) (*specs.Spec, error
 		return nil, err
 	}
 	s := &specs.Spec{
-		Version:     specs.Version,
+		Version:     ociVersion,
 		Root:        &specs.Root{Path: rootfs, Readonly: o.ReadOnly},
 		Hostname:    o.Hostname,
 		Domainname:  o.Domainname,
