@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,7 +22,8 @@ import (
 	"berth.dev/internal/testutil"
 )
 
-// Binaries are the programs under test.
+// Binaries are the programs under test, all four in Dir: berthd finds
+// berth-shim and berth-runtime next to its own executable.
 type Binaries struct {
 	Berthd string
 	Berth  string
@@ -29,25 +31,39 @@ type Binaries struct {
 }
 
 // Build returns the binaries to test: those in $BERTH_BIN_DIR when set
-// (make's bin/), else ones built now into a temp dir that cleanup removes.
+// (make's bin/, which has all four), else ones built now into a temp dir
+// that cleanup removes. berth-runtime is built as the Makefile builds it:
+// static, with cgo (its namespace-joining constructor is C).
 func Build() (b Binaries, cleanup func(), err error) {
 	if dir := os.Getenv("BERTH_BIN_DIR"); dir != "" {
-		return Binaries{Berthd: filepath.Join(dir, "berthd"), Berth: filepath.Join(dir, "berth"), Dir: dir}, func() {}, nil
+		return binariesIn(dir), func() {}, nil
 	}
 	dir, err := os.MkdirTemp("", testutil.Prefix+"engine-bin-")
 	if err != nil {
 		return b, nil, err
 	}
 	cleanup = func() { os.RemoveAll(dir) }
-	for _, name := range []string{"berthd", "berth"} {
-		build := exec.Command("go", "build", "-o", filepath.Join(dir, name), "berth.dev/cmd/"+name)
+	os.Chmod(dir, 0o755)
+	for _, name := range []string{"berthd", "berth", "berth-shim", "berth-runtime"} {
+		args := []string{"build", "-o", filepath.Join(dir, name)}
+		env := append(os.Environ(), "CGO_ENABLED=0")
+		if name == "berth-runtime" {
+			args = append(args, "-tags", "netgo,osusergo", "-ldflags", "-linkmode external -extldflags -static")
+			env = append(os.Environ(), "CGO_ENABLED=1")
+		}
+		build := exec.Command("go", append(args, "berth.dev/cmd/"+name)...)
+		build.Env = env
 		build.Stdout, build.Stderr = os.Stdout, os.Stderr
 		if err := build.Run(); err != nil {
 			cleanup()
 			return b, nil, fmt.Errorf("build %s: %w", name, err)
 		}
 	}
-	return Binaries{Berthd: filepath.Join(dir, "berthd"), Berth: filepath.Join(dir, "berth"), Dir: dir}, cleanup, nil
+	return binariesIn(dir), cleanup, nil
+}
+
+func binariesIn(dir string) Binaries {
+	return Binaries{Berthd: filepath.Join(dir, "berthd"), Berth: filepath.Join(dir, "berth"), Dir: dir}
 }
 
 // Daemon is a running berthd.
@@ -69,11 +85,18 @@ func Start(t *testing.T, bin Binaries, config string) *Daemon {
 	t.Helper()
 	testutil.RequiresRoot(t)
 	dir := t.TempDir()
+	// The exec root holds the shims' sockets, whose paths must fit in
+	// sun_path (108 bytes): a short directory of its own, not t.TempDir().
+	execRoot, err := os.MkdirTemp("/tmp", "bt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(execRoot) })
 	d := &Daemon{
 		T: t, Bin: bin,
 		Root:     filepath.Join(dir, "root"),
-		ExecRoot: filepath.Join(dir, "run"),
-		Socket:   filepath.Join(dir, "run", "berth.sock"),
+		ExecRoot: execRoot,
+		Socket:   filepath.Join(execRoot, "berth.sock"),
 		Config:   filepath.Join(dir, "berth.toml"),
 	}
 	if err := os.WriteFile(d.Config, []byte(config), 0o644); err != nil {
@@ -81,7 +104,14 @@ func Start(t *testing.T, bin Binaries, config string) *Daemon {
 	}
 	d.start()
 	t.Cleanup(func() {
+		d.removeContainers()
 		d.Stop()
+		if m := d.Mounts(); len(m) > 0 {
+			t.Errorf("mounts left under the daemon's roots: %v", m)
+			for i := len(m) - 1; i >= 0; i-- {
+				syscall.Unmount(m[i], syscall.MNT_DETACH)
+			}
+		}
 		if t.Failed() {
 			t.Logf("berthd log:\n%s", d.log.String())
 		}
@@ -118,8 +148,33 @@ func (d *Daemon) start() {
 	}
 }
 
-// Restart stops the daemon gracefully and starts it again on the same
-// roots.
+// removeContainers removes every container the test left, starting the
+// daemon again if the test left it killed, so no shim or container
+// outlives the test.
+func (d *Daemon) removeContainers() {
+	select {
+	case <-d.done:
+		d.start()
+	default:
+	}
+	out, _, _ := d.Berth("ps", "-aq")
+	if ids := strings.Fields(out); len(ids) > 0 {
+		d.Berth(append([]string{"rm", "-f"}, ids...)...)
+	}
+}
+
+// Running says whether the daemon process is still alive.
+func (d *Daemon) Running() bool {
+	select {
+	case <-d.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Restart stops the daemon gracefully (if it still runs) and starts it
+// again on the same roots.
 func (d *Daemon) Restart() {
 	d.Stop()
 	d.start()
@@ -167,7 +222,8 @@ func (d *Daemon) Stop() {
 	}
 }
 
-// Kill ends the daemon with SIGKILL, as a crash would.
+// Kill ends the daemon with SIGKILL, as a crash would; Start (or Restart)
+// brings it back on the same roots.
 func (d *Daemon) Kill() {
 	d.cmd.Process.Kill()
 	<-d.done
@@ -195,10 +251,11 @@ func (d *Daemon) Docker(args ...string) (stdout, stderr string, code int) {
 }
 
 // Berth runs the berth CLI against the daemon, with a private config dir.
+// The address is given with -H, so a daemon that is down is an error and
+// never started on demand by the CLI.
 func (d *Daemon) Berth(args ...string) (stdout, stderr string, code int) {
 	d.T.Helper()
-	cmd := exec.Command(d.Bin.Berth, args...)
-	cmd.Env = append(os.Environ(), "BERTH_HOST=unix://"+d.Socket, "DOCKER_CONFIG="+filepath.Join(filepath.Dir(d.Config), "docker-config"))
+	cmd := d.BerthCommand(args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -208,6 +265,62 @@ func (d *Daemon) Berth(args ...string) (stdout, stderr string, code int) {
 		d.T.Fatal(err)
 	}
 	return out.String(), strings.TrimSpace(errb.String()), code
+}
+
+// BerthCommand is the command of Berth, for a test that wires its own
+// stdio (a pseudo-terminal, a stream read while it runs).
+func (d *Daemon) BerthCommand(args ...string) *exec.Cmd {
+	cmd := exec.Command(d.Bin.Berth, append([]string{"-H", "unix://" + d.Socket}, args...)...)
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+filepath.Join(filepath.Dir(d.Config), "docker-config"))
+	return cmd
+}
+
+// MustBerth runs the berth CLI and fails the test unless it exits 0; it
+// returns the standard output.
+func (d *Daemon) MustBerth(args ...string) string {
+	d.T.Helper()
+	out, errOut, code := d.Berth(args...)
+	if code != 0 {
+		d.T.Fatalf("berth %s: exit %d: %s", strings.Join(args, " "), code, errOut)
+	}
+	return out
+}
+
+// Mounts returns the mount points under the daemon's roots, from
+// /proc/self/mountinfo.
+func (d *Daemon) Mounts() []string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		d.T.Fatal(err)
+	}
+	var mounts []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		if p := f[4]; strings.HasPrefix(p, d.Root+"/") || strings.HasPrefix(p, d.ExecRoot+"/") {
+			mounts = append(mounts, p)
+		}
+	}
+	return mounts
+}
+
+// ShimPids returns the pids in the shim pid files under the exec root
+// (<exec-root>/containers/<id>/s/shim.pid).
+func (d *Daemon) ShimPids() []int {
+	files, _ := filepath.Glob(filepath.Join(d.ExecRoot, "containers", "*", "s", "shim.pid"))
+	var pids []int
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && pid > 0 {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 // Log returns what the daemon printed so far.
