@@ -225,7 +225,18 @@ func (c *CLI) copyToContainer(ctx context.Context, op copyOp) error {
 	}
 	contentOnly := fi.IsDir() && strings.HasSuffix(op.localPath, "/.")
 	destDir, name := op.containerPath, filepath.Base(filepath.Clean(op.localPath))
+	// A destination that is a symbolic link in the container is followed,
+	// as docker's cp does: its target (relative to the link's directory)
+	// is what the copy goes into.
 	st, err := api.ContainerStatPath(ctx, op.container, client.ContainerStatPathOptions{Path: op.containerPath})
+	for hops := 0; err == nil && st.Stat.Mode&os.ModeSymlink != 0 && st.Stat.LinkTarget != "" && hops < 40; hops++ {
+		target := st.Stat.LinkTarget
+		if !path.IsAbs(target) {
+			target = path.Join(path.Dir(path.Clean(op.containerPath)), target)
+		}
+		op.containerPath = target
+		st, err = api.ContainerStatPath(ctx, op.container, client.ContainerStatPathOptions{Path: op.containerPath})
+	}
 	switch {
 	case err == nil && st.Stat.Mode.IsDir():
 		if contentOnly {
