@@ -47,9 +47,9 @@ rss_kb() { awk '/^Rss:/{s+=$2} END{print s+0}' "/proc/$1/smaps_rollup" 2>/dev/nu
 pss_kb() { awk '/^Pss:/{s+=$2} END{print s+0}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
 
 bt() { DOCKER_HOST=unix://$TMP/b/sock "$REPO/bin/berth" "$@"; }
-pm() { # crun refuses podman's default RLIMIT_NOFILE here (setrlimit: EPERM): give runs 1024
+pm() { # crun cannot raise podman's default NOFILE/NPROC limits here (EPERM): runs keep the host's
 	local a=(podman --root "$TMP/p/root" --runroot "$TMP/p/run" --storage-driver overlay --runtime crun)
-	if [ "$1" = run ]; then shift; "${a[@]}" run --ulimit nofile=1024:1024 "$@"; else "${a[@]}" "$@"; fi
+	if [ "$1" = run ]; then shift; "${a[@]}" run --ulimit host "$@"; else "${a[@]}" "$@"; fi
 }
 dk() { docker -H "unix://$TMP/d/sock" "$@"; }
 ct() { ctr -a "$TMP/c/sock" "$@"; }
