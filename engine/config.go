@@ -96,11 +96,22 @@ func (c *Config) DecodeRegistry(v any) error {
 	return c.meta.PrimitiveDecode(c.Registry, v)
 }
 
+// MaxExecRootLen is the longest run-time root: a shim's socket is
+// <exec_root>/s/<64-hex id>/shim.sock and must fit a sockaddr_un.
+const MaxExecRootLen = 107 - len("/s/") - 64 - len("/shim.sock")
+
+// Validate checks the configuration, as LoadConfig does; call it again
+// after changing fields (berthd's flags).
+func (c *Config) Validate() error { return c.validate() }
+
 func (c *Config) validate() error {
 	for name, p := range map[string]string{"root": c.Root, "exec_root": c.ExecRoot} {
 		if !filepath.IsAbs(p) {
 			return fmt.Errorf("%w: config: %s must be an absolute path, got %q", errdefs.ErrInvalidArgument, name, p)
 		}
+	}
+	if len(c.ExecRoot) > MaxExecRootLen {
+		return fmt.Errorf("%w: config: exec_root %q is too long: the containers' sockets under it must fit in 108 bytes, so it may have at most %d characters", errdefs.ErrInvalidArgument, c.ExecRoot, MaxExecRootLen)
 	}
 	if c.MaxConcurrentDownloads < 1 || c.MaxConcurrentUploads < 1 {
 		return fmt.Errorf("%w: config: max_concurrent_downloads and max_concurrent_uploads must be at least 1", errdefs.ErrInvalidArgument)

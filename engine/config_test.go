@@ -60,6 +60,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		"relative root": `root = "var/lib/berth"`,
 		"bad toml":      `root = `,
 		"zero workers":  `max_concurrent_downloads = 0`,
+		// The shim sockets under it would not fit in a sockaddr_un.
+		"long exec root": `exec_root = "/run/user/1000/berth/run-time/x"`,
 	} {
 		if _, err := LoadConfig(writeConfig(t, text)); !errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Errorf("%s: err = %v, want invalid argument", name, err)

@@ -159,7 +159,10 @@ func (x *ctr) notify() {
 func (c *Containers) dir(id string) string     { return filepath.Join(c.cfg.ExecRoot, "containers", id) }
 func (c *Containers) bundle(id string) string  { return filepath.Join(c.dir(id), "bundle") }
 func (c *Containers) rootfs(id string) string  { return filepath.Join(c.bundle(id), "rootfs") }
-func (c *Containers) shimDir(id string) string { return filepath.Join(c.dir(id), "s") }
+// shimDir holds the shim's socket, pid and exit files. Its path is short
+// (the run-time root, "s", the ID) because the sockets in it must fit a
+// sockaddr_un's 108 bytes: MaxExecRootLen bounds the run-time root.
+func (c *Containers) shimDir(id string) string { return filepath.Join(c.cfg.ExecRoot, "s", id) }
 func (c *Containers) dataDir(id string) string {
 	return filepath.Join(c.cfg.Root, "containers", id)
 }

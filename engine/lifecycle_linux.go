@@ -681,6 +681,7 @@ func (c *Containers) removeFiles(ctx context.Context, x *ctr, rec *record) error
 		return errors.Join(errs...)
 	}
 	os.RemoveAll(c.dir(rec.ID))
+	os.RemoveAll(c.shimDir(rec.ID))
 	os.RemoveAll(c.dataDir(rec.ID))
 	return nil
 }
@@ -761,7 +762,7 @@ func (c *Containers) removeOrphans(ctx context.Context) {
 		_, ok := c.byID[id]
 		return ok
 	}
-	for _, dir := range []string{filepath.Join(c.cfg.ExecRoot, "containers"), filepath.Join(c.cfg.Root, "containers")} {
+	for _, dir := range []string{filepath.Join(c.cfg.ExecRoot, "containers"), filepath.Join(c.cfg.ExecRoot, "s"), filepath.Join(c.cfg.Root, "containers")} {
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
 			if known(e.Name()) {

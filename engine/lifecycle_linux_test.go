@@ -502,6 +502,9 @@ func TestRuntimeChoice(t *testing.T) {
 	if got := waitExit(t, env.cs, id); got.StatusCode != 6 {
 		t.Errorf("exit under runc: %d", got.StatusCode)
 	}
+	if err := env.cs.Remove(ctx, id, backend.ContainerRemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	if out, err := exec.Command("runc", "--root", env.cs.runtimeRoot(), "list", "-q").Output(); err != nil || strings.TrimSpace(string(out)) != "" {
 		t.Errorf("runc still lists %q (%v)", out, err)
 	}

@@ -60,6 +60,9 @@ func run(args []string) error {
 			*field = flagValue
 		}
 	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
 	level := slog.LevelInfo
 	if *debug {
 		level = slog.LevelDebug
