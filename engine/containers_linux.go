@@ -156,9 +156,10 @@ func (x *ctr) notify() {
 	x.changed = make(chan struct{})
 }
 
-func (c *Containers) dir(id string) string     { return filepath.Join(c.cfg.ExecRoot, "containers", id) }
-func (c *Containers) bundle(id string) string  { return filepath.Join(c.dir(id), "bundle") }
-func (c *Containers) rootfs(id string) string  { return filepath.Join(c.bundle(id), "rootfs") }
+func (c *Containers) dir(id string) string    { return filepath.Join(c.cfg.ExecRoot, "containers", id) }
+func (c *Containers) bundle(id string) string { return filepath.Join(c.dir(id), "bundle") }
+func (c *Containers) rootfs(id string) string { return filepath.Join(c.bundle(id), "rootfs") }
+
 // shimDir holds the shim's socket, pid and exit files. Its path is short
 // (the run-time root, "s", the ID) because the sockets in it must fit a
 // sockaddr_un's 108 bytes: MaxExecRootLen bounds the run-time root.
