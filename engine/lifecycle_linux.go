@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -16,6 +17,7 @@ import (
 	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/mount"
 
 	"berth.dev/api/docker/backend"
 	"berth.dev/cgroups"
@@ -305,7 +307,11 @@ func (c *Containers) exited(x *ctr, exit shim.Exit) {
 	if restart {
 		x.rec.State.Status = container.StateRestarting
 	}
-	c.save(bg, &x.rec)
+	if !x.rec.HostConfig.AutoRemove {
+		// A --rm container's record goes next; should berthd die first,
+		// its next start finds the shim gone and removes it then.
+		c.save(bg, &x.rec)
+	}
 	x.notify()
 	rec = x.rec
 	x.mu.Unlock()
@@ -631,7 +637,7 @@ func (c *Containers) Remove(ctx context.Context, name string, opts backend.Conta
 	if err := c.removeFiles(ctx, x, &rec); err != nil {
 		return err // the record stays: a retry finishes the job
 	}
-	if c.volumes != nil {
+	if c.volumes != nil && slices.ContainsFunc(rec.Mounts, func(m container.MountPoint) bool { return m.Type == mount.TypeVolume }) {
 		if err := c.volumes.Release(ctx, rec.ID, opts.RemoveVolumes); err != nil {
 			c.log.Warn("release volumes", "id", rec.ID, "err", err)
 		}
