@@ -64,7 +64,7 @@ func TestExitWhileDaemonDown(t *testing.T) {
 	d := enginetest.Start(t, bin, "")
 	dir := t.TempDir()
 	d.MustBerth("run", "-d", "--name", "exits", "-v", dir+":/sig", "busybox", "sh", "-c", "while [ ! -e /sig/go ]; do sleep 0.1; done; exit 7")
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(must(os.ReadFile(filepath.Join(d.ExecRoot, "containers", inspectID(d, "exits"), "s", "shim.pid"))))))
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(must(os.ReadFile(filepath.Join(d.ExecRoot, "s", inspectID(d, "exits"), "shim.pid"))))))
 	d.Kill()
 	os.WriteFile(filepath.Join(dir, "go"), nil, 0o644)
 	waitFor(t, "the shim to exit after its container", func() bool { return syscall.Kill(pid, 0) != nil })

@@ -307,9 +307,9 @@ func (d *Daemon) Mounts() []string {
 }
 
 // ShimPids returns the pids in the shim pid files under the exec root
-// (<exec-root>/containers/<id>/s/shim.pid).
+// (<exec-root>/s/<id>/shim.pid).
 func (d *Daemon) ShimPids() []int {
-	files, _ := filepath.Glob(filepath.Join(d.ExecRoot, "containers", "*", "s", "shim.pid"))
+	files, _ := filepath.Glob(filepath.Join(d.ExecRoot, "s", "*", "shim.pid"))
 	var pids []int
 	for _, f := range files {
 		data, err := os.ReadFile(f)
