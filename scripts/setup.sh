@@ -4,9 +4,11 @@ set -euo pipefail
 # busybox-static: test images and bundles; libseccomp-dev: the runtime; runc, crun:
 # references; docker.io: the docker CLI the API tests drive (its daemon is not
 # started); docker-registry: the registry the image tests push to and pull from;
-# umoci, skopeo, podman: other tools' view of the images berth writes and reads.
+# umoci, skopeo, podman: other tools' view of the images berth writes and reads;
+# debootstrap: the Debian image of the lecture's demo test (cached in
+# /var/cache/berth-bench); containerd, bc, curl: bench/containers.sh.
 packages=(busybox-static libseccomp-dev pkg-config gcc make procps iproute2 runc crun time
-	docker.io docker-registry umoci skopeo podman)
+	docker.io docker-registry umoci skopeo podman debootstrap containerd bc curl)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
