@@ -114,7 +114,10 @@ echo "| engine | start s | rm -f s |"; echo "|---|---|---|"
 for e in berth podman docker; do
 	c=$([ $e = berth ] && echo bt || { [ $e = podman ] && echo pm || echo dk; })
 	t0=$(now)
-	for i in $(seq 50); do $c run -d --network none --name "s$i" "$IMG" sleep 60 >/dev/null & done; wait
+	# Wait for these runs only: a bare wait would wait for the daemons too.
+	runs=()
+	for i in $(seq 50); do $c run -d --network none --name "s$i" "$IMG" sleep 60 >/dev/null & runs+=($!); done
+	wait "${runs[@]}"
 	end=$((SECONDS + 120))
 	until [ "$($c ps -q | wc -l)" -ge 50 ] || [ $SECONDS -ge $end ]; do sleep 0.05; done
 	t1=$(now)
@@ -137,6 +140,13 @@ done
 # 4. monitor memory, 10 idle containers.
 echo; echo "## 4. monitor memory, 10 idle containers (mean per monitor)"; echo
 echo "| monitor | RSS kB | PSS kB |"; echo "|---|---|---|"
+ours() { # ours NAME: the processes called NAME whose command line names this run's temp dir
+	local q cmd
+	for q in $(pgrep -f -- "$1"); do
+		cmd=$(tr '\0' ' ' <"/proc/$q/cmdline" 2>/dev/null) || continue
+		case "${cmd%% *}" in *"$1") [[ $cmd == *"$TMP/"* ]] && echo "$q" ;; esac
+	done
+}
 mon() { # mon NAME PIDS...
 	local name=$1 r=0 p=0 n=0; shift
 	for q in "$@"; do r=$((r + $(rss_kb "$q"))); p=$((p + $(pss_kb "$q"))); n=$((n + 1)); done
@@ -147,9 +157,9 @@ for e in berth podman docker; do
 	for i in $(seq 10); do $c run -d --network none --name "m$i" "$IMG" sleep 600 >/dev/null; done
 	sleep 3
 	case $e in
-	berth) mon berth-shim $(cat "$TMP"/r/containers/*/s/shim.pid 2>/dev/null) ;;
-	podman) mon conmon $(pgrep -f -- "--root $TMP/p/root" -x conmon || pgrep -f "$TMP/p/" conmon | sort -u) ;;
-	docker) mon containerd-shim-runc-v2 $(pgrep -f "$TMP/d/" -x containerd-shim-runc-v2) ;;
+	berth) mon berth-shim $(cat "$TMP"/r/s/*/shim.pid 2>/dev/null) ;;
+	podman) mon conmon $(ours conmon) ;;
+	docker) mon containerd-shim-runc-v2 $(ours containerd-shim-runc-v2) ;;
 	esac
 	$c rm -f $($c ps -aq) >/dev/null
 done
