@@ -13,6 +13,8 @@ if [ -n "$unformatted" ]; then
 	echo "gofmt would change: $unformatted" >&2
 	exit 1
 fi
+# The end-to-end tests drive the binaries make just built.
+export BERTH_BIN_DIR=$PWD/bin BERTH_RUNTIME_BINARY=$PWD/bin/berth-runtime BERTH_SHIM_BINARY=$PWD/bin/berth-shim
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
