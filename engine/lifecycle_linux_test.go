@@ -16,9 +16,11 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
 
 	"berth.dev/api/docker/backend"
 	"berth.dev/internal/errdefs"
+	"berth.dev/snapshot"
 )
 
 // waitExit waits for the container to stop, with a bound so that a hang
@@ -511,5 +513,42 @@ func TestRuntimeChoice(t *testing.T) {
 	_, err := env.cs.Create(ctx, "", container.CreateRequest{Config: &container.Config{Image: "busybox"}, HostConfig: &container.HostConfig{Runtime: "nosuch"}})
 	if !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("unknown runtime: %v", err)
+	}
+}
+
+// A create that fails half way (a bad bind, after the snapshots were
+// made) leaves nothing: no snapshot, directory, record or name.
+func TestCreateFailureLeavesNothing(t *testing.T) {
+	env := newContainerEnv(t)
+	ctx := context.Background()
+	for _, hc := range []*container.HostConfig{
+		{Binds: []string{"/tmp:/x:bogus"}},
+		{Binds: []string{"/tmp:relative"}},
+		{Mounts: []mount.Mount{{Type: "nfs", Target: "/x"}}},
+	} {
+		_, err := env.cs.Create(ctx, "berth-test-half", container.CreateRequest{Config: &container.Config{Image: "busybox"}, HostConfig: hc})
+		if !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("%+v: %v", hc, err)
+		}
+	}
+	var left []string
+	env.snaps.Walk(ctx, func(_ context.Context, info snapshot.Info) error {
+		if !strings.HasPrefix(info.Name, "sha256:") {
+			left = append(left, info.Name)
+		}
+		return nil
+	})
+	if len(left) > 0 {
+		t.Errorf("snapshots left: %v", left)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(env.cfg.Root, "containers")); len(entries) > 0 {
+		t.Errorf("container directories left: %d", len(entries))
+	}
+	if len(env.cs.all()) != 0 {
+		t.Error("a record was left")
+	}
+	// The name is free again.
+	if _, err := env.cs.Create(ctx, "berth-test-half", container.CreateRequest{Config: &container.Config{Image: "busybox"}}); err != nil {
+		t.Errorf("the name stayed taken: %v", err)
 	}
 }
