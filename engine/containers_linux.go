@@ -173,9 +173,6 @@ func (c *Containers) logPath(id string) string {
 func (c *Containers) runtimeRoot() string { return filepath.Join(c.cfg.ExecRoot, "runtime") }
 func snapshotKey(id string) string        { return "container-" + id }
 
-// LogPath is where the container's json-file log is.
-func (c *Containers) LogPath(id string) string { return c.logPath(id) }
-
 // save writes the record to the database. The caller holds x.mu.
 func (c *Containers) save(ctx context.Context, rec *record) error {
 	data, err := json.Marshal(rec)

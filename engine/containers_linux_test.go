@@ -176,7 +176,7 @@ func TestContainerFromImage(t *testing.T) {
 	if info.State.Status != container.StateExited || info.State.ExitCode != 3 || info.State.FinishedAt == "0001-01-01T00:00:00Z" {
 		t.Errorf("state after exit: %+v", info.State)
 	}
-	log, err := os.ReadFile(cs.LogPath(ctr.ID))
+	log, err := os.ReadFile(cs.logPath(ctr.ID))
 	if err != nil {
 		t.Fatal(err)
 	}

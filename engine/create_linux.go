@@ -420,10 +420,7 @@ func (c *Containers) createMounts(ctx context.Context, rec *record, img image.Co
 	}
 	slices.Sort(anon)
 	for _, v := range anon {
-		if taken[path.Clean(v)] || hc.Tmpfs[v] != "" {
-			continue
-		}
-		if _, ok := hc.Tmpfs[v]; ok {
+		if _, tmpfs := hc.Tmpfs[v]; taken[path.Clean(v)] || tmpfs {
 			continue
 		}
 		if err := add(container.MountPoint{Type: mount.TypeVolume, Destination: v, RW: true}); err != nil {

@@ -511,12 +511,8 @@ func (c *Containers) Kill(ctx context.Context, name string, signal string) error
 	if rec.State.Status != container.StateRunning && rec.State.Status != container.StatePaused {
 		return errNotRunning(rec.ID)
 	}
-	if sig == syscall.SIGKILL {
-		x.mu.Lock()
-		// docker kill stops the restart policy only through stop; a
-		// kill is a failure the policy may restart from.
-		x.mu.Unlock()
-	}
+	// Unlike stop, kill leaves the restart policy on: the exit it causes
+	// is one the policy may restart from, as with dockerd.
 	if err := c.signal(ctx, x, sig, false); err != nil {
 		return err
 	}

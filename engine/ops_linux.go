@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -112,19 +111,11 @@ func (c *Containers) Stats(ctx context.Context, name string, opts backend.StatsO
 	if err != nil {
 		return err
 	}
+	// A single answer of a running container waits for a second reading,
+	// so that it carries a previous one for its CPU percentage.
+	st := x.snapshotRecord().State.Status
+	skipFirst := !opts.Stream && !opts.OneShot && (st == container.StateRunning || st == container.StatePaused)
 	var prev container.StatsResponse
-	if st := x.snapshotRecord().State.Status; !opts.Stream && !opts.OneShot && (st == container.StateRunning || st == container.StatePaused) {
-		// One answer with a previous reading, for its CPU percentage.
-		first := true
-		inner := fn
-		fn = func(s container.StatsResponse) error {
-			if first {
-				first = false
-				return errSkipReading
-			}
-			return inner(s)
-		}
-	}
 	for {
 		rec := x.snapshotRecord()
 		s := container.StatsResponse{ID: rec.ID, Name: rec.Name, Read: time.Now().UTC(), PreRead: prev.Read, PreCPUStats: prev.CPUStats}
@@ -135,10 +126,9 @@ func (c *Containers) Stats(ctx context.Context, name string, opts backend.StatsO
 				}
 			}
 		}
-		err := fn(s)
-		if err == errSkipReading {
-			err = nil
-		} else if err != nil || !opts.Stream {
+		if skipFirst {
+			skipFirst = false
+		} else if err := fn(s); err != nil || !opts.Stream {
 			return err
 		}
 		prev = s
@@ -149,10 +139,6 @@ func (c *Containers) Stats(ctx context.Context, name string, opts backend.StatsO
 		}
 	}
 }
-
-// errSkipReading marks the first reading of a single answer, taken only
-// to be the previous one of the second.
-var errSkipReading = errors.New("skip this reading")
 
 // fillStats converts cgroup statistics to docker's.
 func fillStats(s *container.StatsResponse, st *cgroups.Stats) {
