@@ -265,3 +265,17 @@ type CommitOptions struct {
 // passed as given like ContainerFilters. Keys: dangling, driver, label,
 // label!, name, all (prune).
 type VolumeFilters map[string][]string
+
+// NetworkFilters are the filters of GET /networks and POST /networks/prune,
+// passed as given like ContainerFilters. Keys: dangling, driver, id, label,
+// name, scope, type (list); label and until (prune).
+type NetworkFilters map[string][]string
+
+// NetworkInspectOptions are the query parameters of GET /networks/{id}.
+type NetworkInspectOptions struct {
+	// Verbose asks for the detailed view (swarm services); a local engine
+	// answers as without it.
+	Verbose bool
+	// Scope, when set, must match the network's scope ("local").
+	Scope string
+}
