@@ -3,7 +3,8 @@
 // unchanged. It owns routing, the /v1.xx version prefix, dockerd's headers,
 // JSON shapes and status codes, and the JSON progress streams; the work is
 // done by the engine through one narrow backend interface per resource
-// (SystemBackend, ImageBackend, ContainerBackend, VolumeBackend), each listing only what its routes need.
+// (SystemBackend, ImageBackend, ContainerBackend, VolumeBackend,
+// NetworkBackend), each listing only what its routes need.
 //
 // An endpoint berth does not offer answers 501 with a message saying so,
 // never a silent success.
@@ -35,6 +36,7 @@ type Backends struct {
 	Images     ImageBackend
 	Containers ContainerBackend
 	Volumes    VolumeBackend
+	Networks   NetworkBackend
 }
 
 // Server is the Docker Engine API over HTTP. It is safe for concurrent use
@@ -89,6 +91,7 @@ func NewServer(b Backends, opts ...Option) *Server {
 	routes = append(routes, s.containerRoutes()...)
 	routes = append(routes, s.execRoutes()...)
 	routes = append(routes, s.volumeRoutes()...)
+	routes = append(routes, s.networkRoutes()...)
 	s.handler = newRouter(routes, header, minV, maxV, s.log)
 	return s
 }
