@@ -1,4 +1,4 @@
-// Package cli is the berth command line: docker's container, volume,
+// Package cli is the berth command line: docker's container, volume, network,
 // image and system commands (same names, flags, columns, templates and exit codes) as a
 // client of the Docker Engine API that berthd serves. A CLI value holds
 // the streams and environment of one invocation; Run parses the
@@ -166,7 +166,7 @@ func (c *CLI) rootCommand() *cobra.Command {
 		&cobra.Group{ID: "management", Title: "Management Commands:"},
 		&cobra.Group{ID: "other", Title: "Commands:"},
 	)
-	for _, cmd := range []*cobra.Command{c.containerCommand(), c.imageCommand(), c.systemCommand(), c.volumeCommand()} {
+	for _, cmd := range []*cobra.Command{c.containerCommand(), c.imageCommand(), c.networkCommand(), c.systemCommand(), c.volumeCommand()} {
 		cmd.GroupID = "management"
 		root.AddCommand(cmd)
 	}

@@ -326,7 +326,7 @@ func portLines(ports network.PortMap, name string, want []string) ([]string, err
 		}
 		bindings, ok := ports[p]
 		if !ok || len(bindings) == 0 {
-			return nil, fmt.Errorf("Error: No public port '%s' published for %s", p, name)
+			return nil, fmt.Errorf("Error: No public port '%s' published for %s", want[0], name)
 		}
 		var out []string
 		for _, b := range bindings {

@@ -41,6 +41,7 @@ type fakeEngine struct {
 	mu         sync.Mutex
 	containers []*fakeContainer
 	volumes    []volume.Volume
+	nets       *fakeNetworks
 	nextID     int
 	// pulled lists images the fake pulled, which creates then find.
 	pulled []string
@@ -104,6 +105,7 @@ func newFakeEngine() *fakeEngine {
 		container.StateExited, "Exited (3) 2 days ago", 50*time.Hour, nil)
 	add("1a09f8e7d6c5b4a39281706f5e4d3c2b1a0f9e8d7c6b5a4f66ad9a0b2e5d3c4b", "digested", "busybox@sha256:37f7b378a29ceb4c551b1b5582e27747b855bbfaa73fa11914fe0df028dc581f", "sh",
 		container.StateCreated, "Created", 10*time.Minute, func(s *container.Summary) { s.Names = append(s.Names, "/web/link") })
+	e.nets = newFakeNetworks(e.containers[0].summary.ID)
 	e.volumes = []volume.Volume{
 		{Name: "webdata0123456789abcdef", Driver: "local", Scope: "local", Mountpoint: "/var/lib/berth/volumes/webdata0123456789abcdef/_data", Labels: map[string]string{}},
 		{Name: "cache", Driver: "local", Scope: "local", Mountpoint: "/var/lib/berth/volumes/cache/_data", Labels: map[string]string{"app": "web"}, CreatedAt: "2026-11-20T10:00:00Z"},
@@ -144,7 +146,7 @@ func newContainerTestEnv(t *testing.T) (*testEnv, *fakeEngine) {
 func (e *fakeEngine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := fakeVersionPrefix.ReplaceAllString(r.URL.Path, "")
 	mine := strings.HasPrefix(path, "/containers") || strings.HasPrefix(path, "/volumes") || strings.HasPrefix(path, "/exec") ||
-		path == "/networks/prune" || path == "/build/prune" || path == "/commit"
+		strings.HasPrefix(path, "/networks") || path == "/build/prune" || path == "/commit"
 	if !mine {
 		if path == "/images/create" && r.URL.Query().Get("fromImage") != "" {
 			e.mu.Lock()
@@ -176,9 +178,8 @@ func (e *fakeEngine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeFakeJSON(w, http.StatusCreated, map[string]string{"Id": "sha256:5f0e2b9c0d4a4d1c8e6b3f7a9d2c1e0f4b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d"})
-	case path == "/networks/prune":
-		// Docker's system prune asks; berth has no networks to prune yet.
-		writeFakeJSON(w, http.StatusOK, map[string]any{"NetworksDeleted": nil})
+	case strings.HasPrefix(path, "/networks"):
+		e.network(w, r, path, body)
 	case path == "/build/prune":
 		writeFakeJSON(w, http.StatusOK, map[string]any{"CachesDeleted": nil, "SpaceReclaimed": 0})
 	case path == "/volumes":

@@ -117,7 +117,7 @@ func (c *CLI) create(ctx context.Context, command string, o *runOptions, imageNa
 			return "", nil, runError(command, err, exitDaemonRefused)
 		}
 	}
-	opts := client.ContainerCreateOptions{Config: req.Config, HostConfig: req.HostConfig, Platform: req.Platform, Name: req.Name}
+	opts := client.ContainerCreateOptions{Config: req.Config, HostConfig: req.HostConfig, NetworkingConfig: req.Networking, Platform: req.Platform, Name: req.Name}
 	res, err := api.ContainerCreate(ctx, opts)
 	if err != nil && isNotFound(err) && o.pull == "missing" && isImageMissing(ctx, api, imageName) {
 		if !o.quiet {

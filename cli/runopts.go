@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -93,8 +94,11 @@ type runOptions struct {
 	logDriver string
 	logOpts   []string
 
-	// Network (parsed and passed; berthd's networking comes later).
+	// Network.
 	network    string
+	ipv4, ipv6 string
+	aliases    []string
+	macAddress string
 	publish    []string
 	publishAll bool
 	addHosts   []string
@@ -174,6 +178,10 @@ func addRunFlags(fs *pflag.FlagSet, o *runOptions, withRunOnly bool) {
 	fs.StringVar(&o.network, "network", "", "Connect a container to a network")
 	fs.StringVar(&o.network, "net", "", "Connect a container to a network")
 	fs.MarkHidden("net")
+	fs.StringVar(&o.ipv4, "ip", "", `IPv4 address (e.g., "172.30.100.104")`)
+	fs.StringVar(&o.ipv6, "ip6", "", `IPv6 address (e.g., "2001:db8::33")`)
+	listVarP(fs, &o.aliases, "list", "network-alias", "", "Add network-scoped alias for the container")
+	fs.StringVar(&o.macAddress, "mac-address", "", "Container MAC address (e.g., 92:d0:c6:0a:29:33)")
 	listVarP(fs, &o.publish, "list", "publish", "p", "Publish a container's port(s) to the host")
 	fs.BoolVarP(&o.publishAll, "publish-all", "P", false, "Publish all exposed ports to random ports")
 	listVarP(fs, &o.addHosts, "list", "add-host", "", "Add a custom host-to-IP mapping (host:ip)")
@@ -261,6 +269,9 @@ func checkUlimit(s string) error {
 type createRequest struct {
 	Config     *container.Config
 	HostConfig *container.HostConfig
+	// Networking holds the endpoint settings of --ip, --ip6,
+	// --network-alias and --mac-address.
+	Networking *network.NetworkingConfig
 	Platform   *ocispec.Platform
 	Name       string
 }
@@ -387,13 +398,17 @@ func (o *runOptions) containerConfig(imageName string, args []string, getenv fun
 	if err := o.networking(cfg, hc); err != nil {
 		return nil, err
 	}
+	networking, err := o.endpoint()
+	if err != nil {
+		return nil, err
+	}
 	if len(o.logOpts) > 0 {
 		hc.LogConfig.Config, err = keyValueMap(o.logOpts, "log-opt")
 		if err != nil {
 			return nil, err
 		}
 	}
-	req := &createRequest{Config: cfg, HostConfig: hc, Name: o.name}
+	req := &createRequest{Config: cfg, HostConfig: hc, Networking: networking, Name: o.name}
 	if o.platform != "" {
 		p, err := parsePlatform(o.platform)
 		if err != nil {
@@ -771,6 +786,52 @@ func (o *runOptions) security(hc *container.HostConfig) error {
 		return invalid("--cgroupns: invalid CGROUP mode")
 	}
 	return nil
+}
+
+// endpoint reads --ip, --ip6, --network-alias and --mac-address into the
+// endpoint settings of the container's network, as docker's CLI sends
+// them: an endpoint keyed by the --network value when one of the flags is
+// given, and an empty "default" endpoint without --network. Aliases on a
+// network that is not user-defined are refused as docker's CLI refuses
+// them; static addresses there, which dockerd refuses, are refused here
+// too, with dockerd's words.
+func (o *runOptions) endpoint() (*network.NetworkingConfig, error) {
+	target := o.network
+	if target == "" {
+		target = "default"
+	}
+	userDefined := container.NetworkMode(target).IsUserDefined()
+	if len(o.aliases) > 0 && !userDefined {
+		return nil, invalid("network-scoped aliases are only supported for user-defined networks")
+	}
+	var ep network.EndpointSettings
+	if o.macAddress != "" {
+		mac, err := net.ParseMAC(o.macAddress)
+		if err != nil || len(mac) != 6 {
+			return nil, invalid("%s is not a valid mac address", o.macAddress)
+		}
+		ep.MacAddress = network.HardwareAddr(mac)
+	}
+	if o.ipv4 != "" || o.ipv6 != "" {
+		if !userDefined {
+			return nil, invalid("user specified IP address is supported on user defined networks only")
+		}
+		ipam := &network.EndpointIPAMConfig{}
+		var err error
+		if ipam.IPv4Address, err = optionalAddr(o.ipv4, "IPv4"); err != nil {
+			return nil, err
+		}
+		if ipam.IPv6Address, err = optionalAddr(o.ipv6, "IPv6"); err != nil {
+			return nil, err
+		}
+		ep.IPAMConfig = ipam
+	}
+	ep.Aliases = o.aliases
+	nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{}}
+	if o.network == "" || ep.MacAddress != nil || ep.IPAMConfig != nil || len(ep.Aliases) > 0 {
+		nc.EndpointsConfig[target] = &ep
+	}
+	return nc, nil
 }
 
 // networking fills in --network, -p, --expose, --add-host and --dns.

@@ -45,12 +45,12 @@ func (c *CLI) systemPruneCommand() *cobra.Command {
 	return cmd
 }
 
-// systemPrune removes stopped containers, then (with --volumes) unused
+// systemPrune removes stopped containers, unused networks, then (with --volumes) unused
 // anonymous volumes, then dangling (or, with -a, unused) images, and adds
 // up the space freed.
 func (c *CLI) systemPrune(ctx context.Context, all, force, volumes bool, filterArgs []string) error {
 	if !force {
-		warning := "WARNING! This will remove:\n  - all stopped containers\n"
+		warning := "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n"
 		if volumes {
 			warning += "  - all anonymous volumes not used by at least one container\n"
 		}
@@ -66,6 +66,9 @@ func (c *CLI) systemPrune(ctx context.Context, all, force, volumes bool, filterA
 	}
 	_, total, err := c.pruneContainers(ctx, filterArgs, true)
 	if err != nil {
+		return err
+	}
+	if err := c.pruneNetworks(ctx, filterArgs); err != nil {
 		return err
 	}
 	if volumes {
