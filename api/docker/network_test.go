@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -325,5 +327,47 @@ func TestNetworkRoutes(t *testing.T) {
 		if resp.StatusCode != http.StatusNotImplemented || !strings.Contains(string(body), "network API is not available") {
 			t.Errorf("%s without a backend: %d %s", p, resp.StatusCode, body)
 		}
+	}
+}
+
+// TestNetworksDockerCLI runs docker's network commands against the routes.
+func TestNetworksDockerCLI(t *testing.T) {
+	dockerBin, err := exec.LookPath("docker")
+	if err != nil {
+		t.Skip("the docker CLI is not installed")
+	}
+	_, sock, fn := networkServer(t)
+	dir := t.TempDir()
+	tests := []struct {
+		args []string
+		fail bool
+		want string // a substring of the output
+		call string // the backend method the command must reach
+	}{
+		{[]string{"network", "create", "--subnet", "10.99.0.0/24", "--label", "a=b", "n1"}, false, fakeNetworkID, "Create"},
+		{[]string{"network", "create", "n1"}, true, "network with name n1 already exists", "Create"},
+		{[]string{"network", "ls"}, false, "NETWORK ID     NAME      DRIVER    SCOPE\nbbbbbbbbbbbb   bridge    bridge    local", "List"},
+		{[]string{"network", "ls", "-f", "name=n", "-q"}, false, fakeNetworkID[:12], "List"},
+		{[]string{"network", "inspect", "-f", "{{.Name}} {{.Driver}} {{len .Containers}}", "busy"}, false, "busy bridge 1", "Inspect"},
+		{[]string{"network", "inspect", "nosuch"}, true, "network nosuch not found", "Inspect"},
+		{[]string{"network", "connect", "--alias", "db", "n1", "c1"}, false, "", "Connect"},
+		{[]string{"network", "disconnect", "-f", "n1", "c1"}, false, "", "Disconnect"},
+		{[]string{"network", "rm", "busy"}, true, "has active endpoints", "Remove"},
+		{[]string{"network", "rm", "n1"}, false, "n1", "Remove"},
+		{[]string{"network", "prune", "-f"}, false, "Deleted Networks:\nold", "Prune"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			cmd := exec.Command(dockerBin, tt.args...)
+			cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+sock, "DOCKER_CONFIG="+filepath.Join(dir, "config"),
+				"DOCKER_CONTEXT=", "DOCKER_API_VERSION=", "DOCKER_CLI_HINTS=false")
+			out, err := cmd.CombinedOutput()
+			if (err != nil) != tt.fail || !strings.Contains(string(out), tt.want) {
+				t.Errorf("%v\n%s\nwant failure %v and %q", err, out, tt.fail, tt.want)
+			}
+			if got := fn.last(t); got.Method != tt.call {
+				t.Errorf("backend call %+v, want %s", got, tt.call)
+			}
+		})
 	}
 }
