@@ -123,7 +123,7 @@ func ensureAddr(h *netlink.Handle, link netlink.Link, addr netip.Prefix) error {
 		family = netlink.FAMILY_V6
 	}
 	have, err := h.AddrList(link, family)
-	if err != nil {
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) { // a partial list: AddrAdd settles it
 		return fmt.Errorf("list addresses: %w", err)
 	}
 	ip := net.IP(addr.Addr().Unmap().AsSlice())
@@ -250,7 +250,13 @@ func configurePeer(ep Endpoint) error {
 	if err != nil {
 		return fmt.Errorf("look up: %w", err)
 	}
-	if err := h.AddrAdd(peer, &netlink.Addr{IPNet: ipNet(ep.Address)}); err != nil {
+	addr := &netlink.Addr{IPNet: ipNet(ep.Address)}
+	if !ep.Address.Addr().Unmap().Is4() {
+		// No duplicate address detection: the address is ours by
+		// allocation, and DAD would keep it unusable for a second or two.
+		addr.Flags = unix.IFA_F_NODAD
+	}
+	if err := h.AddrAdd(peer, addr); err != nil {
 		return fmt.Errorf("add address %s: %w", ep.Address, err)
 	}
 	if err := h.LinkSetUp(peer); err != nil {
@@ -336,6 +342,9 @@ func Links(ctx context.Context, prefix string) ([]string, error) {
 	}
 	defer h.Close()
 	links, err := h.LinkList()
+	for try := 0; errors.Is(err, netlink.ErrDumpInterrupted) && try < 3; try++ {
+		links, err = h.LinkList() // links changed during the dump
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
 	}

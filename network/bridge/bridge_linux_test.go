@@ -396,6 +396,56 @@ func TestAttach(t *testing.T) {
 	}
 }
 
+// TestAttachIPv6: a v6 endpoint's address is usable at once (no duplicate
+// address detection holds it back).
+func TestAttachIPv6(t *testing.T) {
+	w := newWorld(t)
+	name := "br" + w.tag
+	gw := netip.MustParseAddr("fd00:b::1")
+	w.inHost(t, func() error {
+		return bridge.Ensure(context.Background(), bridge.Config{Name: name, Address: netip.PrefixFrom(gw, 64)})
+	})
+	var ns []string
+	for i, c := range []string{"a", "b"} {
+		path := w.container(t, c)
+		ns = append(ns, path)
+		ep := bridge.Endpoint{
+			Bridge: name, HostIf: "v" + c + w.tag, NetNS: path, IfName: "eth0",
+			Address: netip.PrefixFrom(netip.AddrFrom16([16]byte{0xfd, 0, 0, 0xb, 15: byte(2 + i)}), 64),
+			Gateway: gw,
+		}
+		w.inHost(t, func() error { return bridge.Attach(context.Background(), ep) })
+		h := handle(t, path)
+		eth0, err := h.LinkByName("eth0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := eth0.Attrs().HardwareAddr.String(); got != fmt.Sprintf("02:42:00:00:00:%02x", 2+i) {
+			t.Errorf("MAC %s", got)
+		}
+		addrs, err := h.AddrList(eth0, netlink.FAMILY_V6)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(addrs, func(a netlink.Addr) bool {
+			return a.IPNet.String() == ep.Address.String() && a.Flags&unix.IFA_F_TENTATIVE == 0
+		}) {
+			t.Errorf("addresses %v, want %s and not tentative", addrs, ep.Address)
+		}
+		routes, err := h.RouteList(eth0, netlink.FAMILY_V6)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(routes, func(r netlink.Route) bool { return r.Gw.String() == gw.String() }) {
+			t.Errorf("no route via %s in %v", gw, routes)
+		}
+	}
+	addr := listen(t, ns[1], "[fd00:b::3]:0", "b")
+	if got, err := dial(ns[0], addr); err != nil || got != "b" {
+		t.Errorf("dial %s: %q, %v", addr, got, err)
+	}
+}
+
 func TestAttachWithoutGateway(t *testing.T) {
 	n := newNet(t)
 	c := n.w.container(t, "c")

@@ -135,8 +135,8 @@ func Remove(path string) error {
 // it), never leaking a wrong-namespace thread.
 //
 // fn runs on a goroutine of its own: it must not call t.FailNow and the like,
-// and it must not start goroutines that expect to be in the namespace (they
-// run on other threads). Sockets and netlink handles opened by fn stay in the
+// and goroutines it starts do not run in the namespace (they run on other
+// threads); a panic in fn is raised again in the caller. Sockets and netlink handles opened by fn stay in the
 // namespace after Do returns. A path that does not exist: ErrNotFound; one
 // that names no network namespace: ErrInvalidArgument.
 func Do(path string, fn func() error) error {
@@ -190,30 +190,49 @@ func open(path string) (int, error) {
 // thread, and moves that thread back to the network namespace it started in.
 // When enter fails the thread has not moved. When the thread cannot move back
 // the goroutine ends still locked, which makes the Go runtime end the thread
-// rather than hand it to other goroutines.
+// rather than hand it to other goroutines. A panic in fn is raised again in
+// the caller's goroutine once the thread is back (or discarded).
 func onThread(enter, fn func() error) error {
-	errc := make(chan error, 1)
+	type result struct {
+		err      error
+		panicked bool
+		value    any
+	}
+	done := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread()
 		orig, err := unix.Open(threadNetNS, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("open current netns: %w", err)
+			done <- result{err: fmt.Errorf("open current netns: %w", err)}
 			return
 		}
 		defer unix.Close(orig)
 		if err := enter(); err != nil {
 			runtime.UnlockOSThread()
-			errc <- err
+			done <- result{err: err}
 			return
 		}
-		err = fn()
-		if rerr := unix.Setns(orig, unix.CLONE_NEWNET); rerr != nil {
-			errc <- errors.Join(err, fmt.Errorf("return to original netns: setns: %w", rerr))
+		var r result
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					r.panicked, r.value = true, p
+				}
+			}()
+			r.err = fn()
+		}()
+		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
+			r.err = errors.Join(r.err, fmt.Errorf("return to original netns: setns: %w", err))
+			done <- r
 			return // still locked: the thread is discarded
 		}
 		runtime.UnlockOSThread()
-		errc <- err
+		done <- r
 	}()
-	return <-errc
+	r := <-done
+	if r.panicked {
+		panic(r.value)
+	}
+	return r.err
 }

@@ -268,6 +268,26 @@ func TestDo(t *testing.T) {
 	}
 }
 
+func TestDoPanic(t *testing.T) {
+	testutil.RequiresRoot(t)
+	path := filepath.Join(pinDir(t), "ns")
+	if err := netns.New(path); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { netns.Remove(path) })
+	var got any
+	func() {
+		defer func() { got = recover() }()
+		netns.Do(path, func() error { panic("in fn") })
+	}()
+	if got != "in fn" {
+		t.Errorf("recovered %v in the caller, want fn's panic", got)
+	}
+	if n := threadsIn(t, inode(t, path)); n != 0 {
+		t.Errorf("%d threads left in the namespace after a panic", n)
+	}
+}
+
 func TestDoErrors(t *testing.T) {
 	testutil.RequiresRoot(t)
 	dir := t.TempDir()
