@@ -1,0 +1,363 @@
+package firewall
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// The table's layout. Apply always writes all of it, empty chains included,
+// so that what is in the kernel is a function of the Ruleset alone.
+//
+//	set bridges      ifname: every berth bridge
+//	chain prerouting nat, hook prerouting, priority dstnat (-100):
+//	                 fib daddr type local jump ports
+//	chain output     nat, hook output, priority -100: the same, for packets
+//	                 the host sends itself (127.0.0.1:HostPort)
+//	chain ports      one DNAT rule per published port
+//	chain postrouting nat, hook postrouting, priority srcnat (100): masquerade
+//	                 of outbound traffic, of loopback-sourced traffic DNATed into
+//	                 a bridge, and of hairpin traffic (a container reaching a
+//	                 published port of its own network through a host address)
+//	chain forward    filter, hook forward, priority filter (0), policy accept:
+//	                 drops only traffic to or from berth bridges
+const (
+	setBridges      = "bridges"
+	chainPrerouting = "prerouting"
+	chainOutput     = "output"
+	chainPorts      = "ports"
+	chainPostroute  = "postrouting"
+	chainForward    = "forward"
+)
+
+// loopback is 127.0.0.0/8: connections to 127.0.0.1:HostPort come from it.
+var loopback = netip.MustParsePrefix("127.0.0.0/8")
+
+// Apply replaces the content of the Firewall's table with rs in one atomic
+// batch: the table is deleted if present and created again with every set,
+// chain and rule. Nothing outside the table is touched. An invalid rs (see
+// Network and Port) is refused with errdefs.ErrInvalidArgument, an IPv6
+// network or host address with errdefs.ErrNotImplemented, a host port
+// published twice with errdefs.ErrConflict, and the table is left as it was.
+func (f *Firewall) Apply(ctx context.Context, rs Ruleset) error {
+	rs, err := validate(f.table, rs)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c, err := f.conn()
+	if err != nil {
+		return err
+	}
+	t := resetTable(c, f.table)
+	if err := program(c, t, rs); err != nil {
+		return fmt.Errorf("firewall table %s: %w", f.table, err)
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("apply firewall table %s: %w", f.table, err)
+	}
+	return nil
+}
+
+// Remove deletes the Firewall's table and everything in it. A table that is
+// not there is not an error.
+func (f *Firewall) Remove(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c, err := f.conn()
+	if err != nil {
+		return err
+	}
+	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: f.table}
+	// Adding an existing table is a no-op, so the delete that follows in the
+	// same batch always has a table to delete.
+	c.AddTable(t)
+	c.DelTable(t)
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("remove firewall table %s: %w", f.table, err)
+	}
+	return nil
+}
+
+// batchBuffer is the size of both buffers of the netlink socket that applies
+// a ruleset. The whole batch goes in one sendmsg, which must fit the send
+// buffer (EMSGSIZE otherwise: a rule is a few hundred bytes). The kernel
+// acknowledges every message of the batch (one per rule) and each small
+// acknowledgement costs about a kilobyte of receive buffer until it is read,
+// which happens only after the whole batch is sent: the default buffer
+// (208 KiB) overflows at about 200 rules with ENOBUFS. The sizes are limits,
+// not allocations.
+const batchBuffer = 64 << 20
+
+// forceBuffers sets SO_SNDBUFFORCE and SO_RCVBUFFORCE (CAP_NET_ADMIN, which
+// nftables needs anyway), which net.core.[rw]mem_max do not cap.
+func forceBuffers(c *netlink.Conn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = errors.Join(
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, batchBuffer),
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, batchBuffer))
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("netlink socket buffers: %w", serr)
+	}
+	return nil
+}
+
+func (f *Firewall) conn() (*nftables.Conn, error) {
+	opts := []nftables.ConnOption{nftables.WithSockOptions(forceBuffers)}
+	if f.netns != 0 {
+		opts = append(opts, nftables.WithNetNSFd(f.netns))
+	}
+	c, err := nftables.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("nftables connection: %w", err)
+	}
+	return c, nil
+}
+
+// resetTable queues "add table; delete table; add table": the first add makes
+// the delete valid whether or not the table existed, and all three commit
+// together with what is queued after them.
+func resetTable(c *nftables.Conn, name string) *nftables.Table {
+	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: name}
+	c.AddTable(t)
+	c.DelTable(t)
+	return c.AddTable(t)
+}
+
+// program queues the sets, chains and rules for rs into table t.
+func program(c *nftables.Conn, t *nftables.Table, rs Ruleset) error {
+	// Interface names are strings, kept in host byte order as nft keeps
+	// them; the byte order note makes `nft list` print them as names.
+	bridges := &nftables.Set{Table: t, Name: setBridges, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian}
+	elems := make([]nftables.SetElement, 0, len(rs.Networks))
+	for _, n := range rs.Networks {
+		elems = append(elems, nftables.SetElement{Key: ifname(n.Bridge)})
+	}
+	if err := c.AddSet(bridges, elems); err != nil {
+		return fmt.Errorf("set %s: %w", setBridges, err)
+	}
+
+	accept := nftables.ChainPolicyAccept
+	pre := c.AddChain(&nftables.Chain{Table: t, Name: chainPrerouting, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest})
+	out := c.AddChain(&nftables.Chain{Table: t, Name: chainOutput, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest})
+	ports := c.AddChain(&nftables.Chain{Table: t, Name: chainPorts})
+	post := c.AddChain(&nftables.Chain{Table: t, Name: chainPostroute, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource})
+	fwd := c.AddChain(&nftables.Chain{Table: t, Name: chainForward, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+
+	add := func(ch *nftables.Chain, exprs ...[]expr.Any) {
+		var e []expr.Any
+		for _, x := range exprs {
+			e = append(e, x...)
+		}
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: e})
+	}
+
+	// Only packets addressed to this host are DNATed, whether they arrive
+	// (prerouting) or are sent by the host itself (output).
+	add(pre, localDaddr(), jump(chainPorts))
+	add(out, localDaddr(), jump(chainPorts))
+	for _, p := range rs.Ports {
+		var daddr []expr.Any
+		if p.HostIP.IsValid() {
+			daddr = ip4Match(16, netip.PrefixFrom(p.HostIP, 32))
+		}
+		add(ports, ipv4(), daddr, l4Dport(p.Proto, p.HostPort), dnat(p.ContainerIP, p.ContainerPort))
+	}
+
+	published := make(map[string]bool)
+	for _, p := range rs.Ports {
+		published[p.Bridge] = true
+	}
+	for _, n := range rs.Networks {
+		if n.Masquerade {
+			add(post, ipv4(), ip4Match(12, n.Subnet), ifnameCmp(expr.MetaKeyOIFNAME, expr.CmpOpNeq, n.Bridge), masquerade())
+		}
+		if published[n.Bridge] {
+			// 127.0.0.1:HostPort DNATed into the bridge: the container must
+			// answer to an address that routes back to the host.
+			add(post, ipv4(), ip4Match(12, loopback), ifnameCmp(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge), masquerade())
+			// Hairpin: a container reaching a published port of its own
+			// network through a host address must get the answer through
+			// the host too, not straight over the bridge.
+			add(post, ipv4(), ip4Match(12, n.Subnet), ifnameCmp(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge), ctStatusDNAT(), masquerade())
+		}
+	}
+
+	forwardRules(add, fwd, bridges, rs)
+	return nil
+}
+
+// forwardRules queues the forward chain, in this order:
+//  1. traffic between the ports of one bridge is accepted (seen here only
+//     when br_netfilter passes bridged traffic to the inet hooks);
+//  2. an internal network's bridge neither sends nor receives anything else;
+//  3. replies of connections that were accepted are accepted;
+//  4. new connections to published ports (DNATed) are accepted, also from
+//     another berth bridge;
+//  5. any other traffic between two berth bridges is dropped (isolation);
+//  6. non-internal bridges may send anywhere;
+//  7. anything else routed into a berth bridge is dropped.
+func forwardRules(add func(*nftables.Chain, ...[]expr.Any), fwd *nftables.Chain, bridges *nftables.Set, rs Ruleset) {
+	for _, n := range rs.Networks {
+		add(fwd, ifnameCmp(expr.MetaKeyIIFNAME, expr.CmpOpEq, n.Bridge), ifnameCmp(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge), verdict(expr.VerdictAccept))
+	}
+	for _, n := range rs.Networks {
+		if n.Internal {
+			add(fwd, ifnameCmp(expr.MetaKeyIIFNAME, expr.CmpOpEq, n.Bridge), verdict(expr.VerdictDrop))
+			add(fwd, ifnameCmp(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge), verdict(expr.VerdictDrop))
+		}
+	}
+	add(fwd, inSet(expr.MetaKeyIIFNAME, bridges), ctStateEstablished(), verdict(expr.VerdictAccept))
+	add(fwd, inSet(expr.MetaKeyOIFNAME, bridges), ctStateEstablished(), verdict(expr.VerdictAccept))
+	for _, p := range rs.Ports {
+		add(fwd, ifnameCmp(expr.MetaKeyOIFNAME, expr.CmpOpEq, p.Bridge), ipv4(), ip4Match(16, netip.PrefixFrom(p.ContainerIP, 32)),
+			l4Dport(p.Proto, p.ContainerPort), ctStatusDNAT(), verdict(expr.VerdictAccept))
+	}
+	add(fwd, inSet(expr.MetaKeyIIFNAME, bridges), inSet(expr.MetaKeyOIFNAME, bridges), verdict(expr.VerdictDrop))
+	for _, n := range rs.Networks {
+		if !n.Internal {
+			add(fwd, ifnameCmp(expr.MetaKeyIIFNAME, expr.CmpOpEq, n.Bridge), verdict(expr.VerdictAccept))
+		}
+	}
+	add(fwd, inSet(expr.MetaKeyOIFNAME, bridges), verdict(expr.VerdictDrop))
+}
+
+// ifname pads an interface name to IFNAMSIZ, as the kernel compares it.
+func ifname(name string) []byte {
+	b := make([]byte, unix.IFNAMSIZ)
+	copy(b, name)
+	return b
+}
+
+func nativeUint32(v uint32) []byte {
+	b := make([]byte, 4)
+	binary.NativeEndian.PutUint32(b, v)
+	return b
+}
+
+func bigUint16(v uint16) []byte {
+	b := make([]byte, 2)
+	binary.BigEndian.PutUint16(b, v)
+	return b
+}
+
+// ifnameCmp: meta iifname/oifname ==/!= name.
+func ifnameCmp(key expr.MetaKey, op expr.CmpOp, name string) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: key, Register: 1},
+		&expr.Cmp{Op: op, Register: 1, Data: ifname(name)},
+	}
+}
+
+// inSet: meta iifname/oifname @set.
+func inSet(key expr.MetaKey, s *nftables.Set) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: key, Register: 1},
+		&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID},
+	}
+}
+
+// ipv4: meta nfproto ipv4, the guard an inet table needs before IPv4 header
+// fields.
+func ipv4() []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
+	}
+}
+
+// ip4Match: ip saddr (offset 12) or ip daddr (offset 16) in prefix p.
+func ip4Match(offset uint32, p netip.Prefix) []expr.Any {
+	load := &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4}
+	addr := p.Masked().Addr().As4()
+	if p.Bits() == 32 {
+		return []expr.Any{load, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr[:]}}
+	}
+	m := binary.BigEndian.AppendUint32(nil, ^uint32(0)<<(32-p.Bits())) // a shift by 32 gives 0
+	return []expr.Any{
+		load,
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: m, Xor: []byte{0, 0, 0, 0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr[:]},
+	}
+}
+
+// l4Dport: meta l4proto proto th dport port. TCP, UDP and SCTP all carry
+// the destination port at offset 2 of their header.
+func l4Dport(proto string, port uint16) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{protoNumbers[proto]}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: bigUint16(port)},
+	}
+}
+
+// localDaddr: fib daddr type local.
+func localDaddr() []expr.Any {
+	return []expr.Any{
+		&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: nativeUint32(unix.RTN_LOCAL)},
+	}
+}
+
+// ctStateEstablished: ct state established,related.
+func ctStateEstablished() []expr.Any {
+	return ctBits(expr.CtKeySTATE, expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED)
+}
+
+// ctStatusDNAT: ct status dnat.
+func ctStatusDNAT() []expr.Any {
+	const ipsDstNAT = 1 << 5 // IPS_DST_NAT in linux/netfilter/nf_conntrack_common.h
+	return ctBits(expr.CtKeySTATUS, ipsDstNAT)
+}
+
+func ctBits(key expr.CtKey, bits uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Key: key, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: nativeUint32(bits), Xor: nativeUint32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: nativeUint32(0)},
+	}
+}
+
+// dnat: dnat ip to addr:port.
+func dnat(addr netip.Addr, port uint16) []expr.Any {
+	a := addr.As4()
+	return []expr.Any{
+		&expr.Immediate{Register: 1, Data: a[:]},
+		&expr.Immediate{Register: 2, Data: bigUint16(port)},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
+	}
+}
+
+func masquerade() []expr.Any { return []expr.Any{&expr.Masq{}} }
+
+func jump(chain string) []expr.Any {
+	return []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: chain}}
+}
+
+func verdict(kind expr.VerdictKind) []expr.Any {
+	return []expr.Any{&expr.Verdict{Kind: kind}}
+}
