@@ -303,6 +303,13 @@ func (ep Endpoint) check() error {
 }
 
 // Detach removes the pair by deleting its host end; missing is not an error.
+//
+// It is slow: the kernel waits for RCU grace periods before it lets the
+// request return (15-20 ms here). A container whose namespace goes away needs
+// no Detach: once the last pin, process and socket let go of the namespace
+// the kernel deletes the pair itself, after netns.Remove has returned. Detach
+// is for disconnecting a namespace that lives on, and for pairs whose
+// namespace is gone or held elsewhere (reconciliation).
 func Detach(ctx context.Context, hostIf string) error {
 	if err := ctx.Err(); err != nil {
 		return err

@@ -543,6 +543,37 @@ func TestDetach(t *testing.T) {
 	n.attach(t, ep)
 }
 
+// TestRemoveNetNSRemovesPair: removing a container's namespace pin (with
+// nothing else holding the namespace) deletes the pair without Detach; the
+// kernel does it after Remove returns, so the test waits for the host end's
+// RTM_DELLINK.
+func TestRemoveNetNSRemovesPair(t *testing.T) {
+	n := newNet(t)
+	path := filepath.Join(n.w.dir, "c")
+	if err := netns.New(path); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { netns.Remove(path) })
+	ep := n.endpoint(path, "vc"+n.w.tag, 2)
+	n.attach(t, ep)
+
+	updates := make(chan netlink.LinkUpdate, 16)
+	done := make(chan struct{})
+	defer close(done)
+	n.w.inHost(t, func() error { return netlink.LinkSubscribe(updates, done) })
+	if err := netns.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	for u := range updates {
+		if u.Header.Type == unix.RTM_DELLINK && u.Attrs().Name == ep.HostIf {
+			break
+		}
+	}
+	if got := linkNames(t, handle(t, n.w.host)); !slices.Equal(got, []string{n.bridge, "lo"}) {
+		t.Errorf("host links %v after the namespace went", got)
+	}
+}
+
 func TestLinks(t *testing.T) {
 	n := newNet(t)
 	ctx := context.Background()
