@@ -169,8 +169,9 @@ type Endpoint struct {
 // the same request that makes the pair, so it never appears on the host and
 // needs no move or rename. Errors: a missing bridge or namespace ErrNotFound;
 // IfName taken inside the namespace ErrAlreadyExists; bad names or addresses
-// ErrInvalidArgument. A default route already present in the namespace makes
-// the route step fail (EEXIST): give Gateway for one network only.
+// ErrInvalidArgument; a default route already present in the namespace
+// ErrConflict (give Gateway for one network only). The host end gets a
+// kernel-chosen MAC; the caller's thread must be in the host's namespace.
 func Attach(ctx context.Context, ep Endpoint) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
