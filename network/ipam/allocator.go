@@ -130,6 +130,9 @@ func (a *Allocator) Gateway() netip.Addr { return a.gateway }
 // range after the one this method handed out last, wrapping around to the
 // range's start; none left, ErrUnavailable.
 func (a *Allocator) Allocate(want netip.Addr) (netip.Addr, error) {
+	if !a.subnet.IsValid() {
+		return netip.Addr{}, fmt.Errorf("%w: allocator has no subnet: make it with NewAllocator", errdefs.ErrFailedPrecondition)
+	}
 	if want.IsValid() {
 		off, ok := a.offset(want)
 		if !ok || off < a.minOff || off > a.maxOff {

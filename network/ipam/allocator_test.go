@@ -230,6 +230,18 @@ func TestReleaseKeepsGatewayAndIgnoresStrangers(t *testing.T) {
 	}
 }
 
+func TestZeroAllocator(t *testing.T) {
+	var a Allocator
+	for _, want := range []netip.Addr{{}, addr("10.0.0.2")} {
+		if got, err := a.Allocate(want); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+			t.Errorf("Allocate(%s) on a zero Allocator = %s, %v", want, got, err)
+		}
+	}
+	if a.InUse(addr("0.0.0.0")) {
+		t.Error("a zero Allocator has addresses in use")
+	}
+}
+
 func TestExhaustMessages(t *testing.T) {
 	a := mustAllocator(t, "10.0.0.0/30", "", "")
 	if _, err := a.Allocate(netip.Addr{}); err != nil {
