@@ -64,7 +64,8 @@ type endpoint struct{ udp, tcp *dns.Server }
 
 // NewServer returns a Server that answers with lookup and reverse (either may
 // be nil: nothing is ours) and forwards other queries to upstreams
-// ("ip:port", tried in order).
+// ("ip:port", tried in order). lookup and reverse are called from many
+// goroutines at once and must not block on the caller of Serve or Stop.
 func NewServer(lookup Lookup, reverse ReverseLookup, upstreams []string) *Server {
 	s := &Server{
 		lookup:    lookup,
