@@ -96,7 +96,7 @@ func newAllocator(subnet, ipRange netip.Prefix, gateway netip.Addr) (*Allocator,
 	lo, _ := a.offset(ipRange.Addr())
 	hi, ok := a.offset(lastAddr(ipRange))
 	if !ok {
-		hi = math.MaxUint64 // an IPv6 range past the managed 2^64 addresses
+		hi = math.MaxUint64 // ends on the broadcast address or past the managed 2^64
 	}
 	a.rangeLo, a.rangeHi = max(lo, a.minOff), min(hi, a.maxOff)
 	if a.rangeLo > a.rangeHi {
