@@ -17,6 +17,9 @@ package firewall
 import (
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
+	"sync"
 
 	"berth.dev/internal/errdefs"
 )
@@ -57,12 +60,17 @@ type Ruleset struct {
 
 // Firewall applies Rulesets to one nftables table of family inet.
 //
-// Each Apply or Remove is atomic on its own; callers that compute rulesets
-// concurrently must serialize their calls so the last state applied is the
-// current one.
+// Each Apply or Remove is atomic and they are serialized; callers that
+// compute rulesets concurrently must still make sure that the last ruleset
+// applied is the current one.
 type Firewall struct {
 	table string
 	netns int // network namespace fd; 0: the calling thread's
+
+	mu       sync.Mutex
+	written  bool            // the table was written whole by this Firewall...
+	networks []Network       // ...with these networks
+	ports    map[string]bool // comments of the port rules applied last
 }
 
 // Option configures a Firewall.
@@ -162,5 +170,8 @@ func validate(table string, rs Ruleset) (Ruleset, error) {
 		seen[k] = true
 		out.Ports = append(out.Ports, p)
 	}
+	// Networks in a stable order, so that a ruleset with the same networks
+	// is recognized as such.
+	slices.SortFunc(out.Networks, func(a, b Network) int { return strings.Compare(a.Bridge, b.Bridge) })
 	return out, nil
 }

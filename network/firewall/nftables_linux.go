@@ -6,29 +6,35 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
-// The table's layout. Apply always writes all of it, empty chains included,
-// so that what is in the kernel is a function of the Ruleset alone.
+// The table's layout. A whole write puts all of it in place, empty chains
+// included, so that what is in the kernel is a function of the Ruleset alone.
 //
-//	set bridges      ifname: every berth bridge
-//	chain prerouting nat, hook prerouting, priority dstnat (-100):
-//	                 fib daddr type local jump ports
-//	chain output     nat, hook output, priority -100: the same, for packets
-//	                 the host sends itself (127.0.0.1:HostPort)
-//	chain ports      one DNAT rule per published port
+//	set bridges       ifname: every berth bridge
+//	chain prerouting  nat, hook prerouting, priority dstnat (-100):
+//	                  fib daddr type local jump ports
+//	chain output      nat, hook output, priority -100: the same, for packets
+//	                  the host sends itself (127.0.0.1:HostPort)
+//	chain ports       one DNAT rule per published port, its comment naming it
 //	chain postrouting nat, hook postrouting, priority srcnat (100): masquerade
-//	                 of outbound traffic, of loopback-sourced traffic DNATed into
-//	                 a bridge, and of hairpin traffic (a container reaching a
-//	                 published port of its own network through a host address)
-//	chain forward    filter, hook forward, priority filter (0), policy accept:
-//	                 drops only traffic to or from berth bridges
+//	                  of outbound traffic, of loopback-sourced traffic DNATed
+//	                  into a bridge, and of hairpin traffic (a container
+//	                  reaching a published port of its own network through a
+//	                  host address)
+//	chain forward     filter, hook forward, priority filter (0), policy
+//	                  accept: drops only traffic to or from berth bridges
+//
+// Only the ports chain depends on the published ports; everything else
+// depends on the networks alone.
 const (
 	setBridges      = "bridges"
 	chainPrerouting = "prerouting"
@@ -41,17 +47,27 @@ const (
 // loopback is 127.0.0.0/8: connections to 127.0.0.1:HostPort come from it.
 var loopback = netip.MustParsePrefix("127.0.0.0/8")
 
-// Apply replaces the content of the Firewall's table with rs in one atomic
-// batch: the table is deleted if present and created again with every set,
-// chain and rule. Nothing outside the table is touched. An invalid rs (see
-// Network and Port) is refused with errdefs.ErrInvalidArgument, an IPv6
-// network or host address with errdefs.ErrNotImplemented, a host port
-// published twice with errdefs.ErrConflict, and the table is left as it was.
+// Apply makes the Firewall's table hold rs, in one atomic batch, and touches
+// nothing outside the table. An invalid rs (see Network and Port) is refused
+// with errdefs.ErrInvalidArgument, an IPv6 network or host address with
+// errdefs.ErrNotImplemented, a host port published twice with
+// errdefs.ErrConflict, and the table is left as it was.
+//
+// The first Apply of a Firewall, and every Apply whose networks differ from
+// the last one's, writes the table whole: it is deleted if present and
+// created again with every set, chain and rule. When only the published
+// ports changed, Apply adds and deletes just their rules; if the table is
+// not there any more, it is written whole. The kernel waits for an RCU grace
+// period (some 10 ms) in every batch that deletes anything, while a batch
+// that only adds (a container with published ports starting) takes well
+// under a millisecond.
 func (f *Firewall) Apply(ctx context.Context, rs Ruleset) error {
 	rs, err := validate(f.table, rs)
 	if err != nil {
 		return err
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -59,19 +75,40 @@ func (f *Firewall) Apply(ctx context.Context, rs Ruleset) error {
 	if err != nil {
 		return err
 	}
-	t := resetTable(c, f.table)
-	if err := program(c, t, rs); err != nil {
+	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: f.table}
+	if f.written && slices.Equal(f.networks, rs.Networks) {
+		if err := f.updatePorts(c, t, rs.Ports); err == nil {
+			return nil
+		}
+		// Someone else removed or changed the table: write it whole, on a
+		// connection with nothing queued.
+		if c, err = f.conn(); err != nil {
+			return err
+		}
+	}
+	f.written = false
+	t = resetTable(c, f.table)
+	if err := programNetworks(c, t, rs.Networks); err != nil {
 		return fmt.Errorf("firewall table %s: %w", f.table, err)
+	}
+	ports := &nftables.Chain{Table: t, Name: chainPorts}
+	applied := make(map[string]bool, len(rs.Ports))
+	for _, p := range rs.Ports {
+		addPort(c, ports, p)
+		applied[portComment(p)] = true
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("apply firewall table %s: %w", f.table, err)
 	}
+	f.networks, f.ports, f.written = rs.Networks, applied, true
 	return nil
 }
 
 // Remove deletes the Firewall's table and everything in it. A table that is
 // not there is not an error.
 func (f *Firewall) Remove(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -79,6 +116,7 @@ func (f *Firewall) Remove(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	f.written = false
 	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: f.table}
 	// Adding an existing table is a no-op, so the delete that follows in the
 	// same batch always has a table to delete.
@@ -88,6 +126,84 @@ func (f *Firewall) Remove(ctx context.Context) error {
 		return fmt.Errorf("remove firewall table %s: %w", f.table, err)
 	}
 	return nil
+}
+
+// updatePorts makes the ports chain hold a rule for each of ports, in one
+// batch. When ports only adds to what the Firewall applied last, the new
+// rules are appended; otherwise the chain is listed, and rules are deleted
+// and added as their comments say.
+func (f *Firewall) updatePorts(c *nftables.Conn, t *nftables.Table, ports []Port) error {
+	ch := &nftables.Chain{Table: t, Name: chainPorts}
+	want := make(map[string]bool, len(ports))
+	for _, p := range ports {
+		want[portComment(p)] = true
+	}
+	have, changed := f.ports, false
+	if !subset(f.ports, want) {
+		rules, err := c.GetRules(t, ch)
+		if err != nil {
+			return err
+		}
+		have = make(map[string]bool, len(rules))
+		for _, r := range rules {
+			name, ok := userdata.GetString(r.UserData, userdata.TypeComment)
+			if ok && want[name] && !have[name] {
+				have[name] = true
+				continue
+			}
+			if err := c.DelRule(&nftables.Rule{Table: t, Chain: ch, Handle: r.Handle}); err != nil {
+				return err
+			}
+			changed = true
+		}
+	}
+	for _, p := range ports {
+		if !have[portComment(p)] {
+			addPort(c, ch, p)
+			changed = true
+		}
+	}
+	if !changed {
+		// Nothing to do, if the table is still there. (A batch that only
+		// re-adds the chain would do to check, but the kernel makes it wait
+		// for an RCU grace period.)
+		_, err := c.ListChain(t, chainPorts)
+		return err
+	}
+	if err := c.Flush(); err != nil {
+		return err
+	}
+	f.ports = want
+	return nil
+}
+
+func subset(a, b map[string]bool) bool {
+	for k := range a {
+		if !b[k] {
+			return false
+		}
+	}
+	return true
+}
+
+// portComment names a port's rule: what it matches and where it sends.
+func portComment(p Port) string {
+	host := p.HostIP
+	if !host.IsValid() {
+		host = netip.IPv4Unspecified()
+	}
+	return fmt.Sprintf("%s %s to %s", p.Proto, netip.AddrPortFrom(host, p.HostPort), netip.AddrPortFrom(p.ContainerIP, p.ContainerPort))
+}
+
+// addPort queues the DNAT rule of p.
+func addPort(c *nftables.Conn, ports *nftables.Chain, p Port) {
+	var daddr []expr.Any
+	if p.HostIP.IsValid() {
+		daddr = ip4Match(16, netip.PrefixFrom(p.HostIP, 32))
+	}
+	c.AddRule(&nftables.Rule{Table: ports.Table, Chain: ports,
+		Exprs:    slices.Concat(ipv4(), daddr, l4Dport(p.Proto, p.HostPort), dnat(p.ContainerIP, p.ContainerPort)),
+		UserData: userdata.AppendString(nil, userdata.TypeComment, portComment(p))})
 }
 
 // batchBuffer is the size of both buffers of the netlink socket that applies
@@ -143,13 +259,14 @@ func resetTable(c *nftables.Conn, name string) *nftables.Table {
 	return c.AddTable(t)
 }
 
-// program queues the sets, chains and rules for rs into table t.
-func program(c *nftables.Conn, t *nftables.Table, rs Ruleset) error {
+// programNetworks queues the sets, chains and rules that depend on the
+// networks alone into table t.
+func programNetworks(c *nftables.Conn, t *nftables.Table, networks []Network) error {
 	// Interface names are strings, kept in host byte order as nft keeps
 	// them; the byte order note makes `nft list` print them as names.
 	bridges := &nftables.Set{Table: t, Name: setBridges, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian}
-	elems := make([]nftables.SetElement, 0, len(rs.Networks))
-	for _, n := range rs.Networks {
+	elems := make([]nftables.SetElement, 0, len(networks))
+	for _, n := range networks {
 		elems = append(elems, nftables.SetElement{Key: ifname(n.Bridge)})
 	}
 	if err := c.AddSet(bridges, elems); err != nil {
@@ -161,52 +278,38 @@ func program(c *nftables.Conn, t *nftables.Table, rs Ruleset) error {
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest})
 	out := c.AddChain(&nftables.Chain{Table: t, Name: chainOutput, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest})
-	ports := c.AddChain(&nftables.Chain{Table: t, Name: chainPorts})
+	c.AddChain(&nftables.Chain{Table: t, Name: chainPorts})
 	post := c.AddChain(&nftables.Chain{Table: t, Name: chainPostroute, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource})
 	fwd := c.AddChain(&nftables.Chain{Table: t, Name: chainForward, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
 
 	add := func(ch *nftables.Chain, exprs ...[]expr.Any) {
-		var e []expr.Any
-		for _, x := range exprs {
-			e = append(e, x...)
-		}
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: e})
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: slices.Concat(exprs...)})
 	}
 
 	// Only packets addressed to this host are DNATed, whether they arrive
 	// (prerouting) or are sent by the host itself (output).
 	add(pre, localDaddr(), jump(chainPorts))
 	add(out, localDaddr(), jump(chainPorts))
-	for _, p := range rs.Ports {
-		var daddr []expr.Any
-		if p.HostIP.IsValid() {
-			daddr = ip4Match(16, netip.PrefixFrom(p.HostIP, 32))
-		}
-		add(ports, ipv4(), daddr, l4Dport(p.Proto, p.HostPort), dnat(p.ContainerIP, p.ContainerPort))
-	}
 
-	published := make(map[string]bool)
-	for _, p := range rs.Ports {
-		published[p.Bridge] = true
-	}
-	for _, n := range rs.Networks {
+	for _, n := range networks {
 		if n.Masquerade {
 			add(post, ipv4(), ip4Match(12, n.Subnet), ifnameCmp(expr.MetaKeyOIFNAME, expr.CmpOpNeq, n.Bridge), masquerade())
 		}
-		if published[n.Bridge] {
-			// 127.0.0.1:HostPort DNATed into the bridge: the container must
-			// answer to an address that routes back to the host.
-			add(post, ipv4(), ip4Match(12, loopback), ifnameCmp(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge), masquerade())
-			// Hairpin: a container reaching a published port of its own
-			// network through a host address must get the answer through
-			// the host too, not straight over the bridge.
-			add(post, ipv4(), ip4Match(12, n.Subnet), ifnameCmp(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge), ctStatusDNAT(), masquerade())
+		if n.Internal {
+			continue
 		}
+		// 127.0.0.1:HostPort DNATed into the bridge: the container must
+		// answer to an address that routes back to the host.
+		add(post, ipv4(), ip4Match(12, loopback), ifnameCmp(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge), masquerade())
+		// Hairpin: a container reaching a published port of its own network
+		// through a host address must get the answer through the host too,
+		// not straight over the bridge (or from itself).
+		add(post, ipv4(), ip4Match(12, n.Subnet), ifnameCmp(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge), ctStatusDNAT(), masquerade())
 	}
 
-	forwardRules(add, fwd, bridges, rs)
+	forwardRules(add, fwd, bridges, networks)
 	return nil
 }
 
@@ -215,16 +318,16 @@ func program(c *nftables.Conn, t *nftables.Table, rs Ruleset) error {
 //     when br_netfilter passes bridged traffic to the inet hooks);
 //  2. an internal network's bridge neither sends nor receives anything else;
 //  3. replies of connections that were accepted are accepted;
-//  4. new connections to published ports (DNATed) are accepted, also from
-//     another berth bridge;
+//  4. new connections DNATed into a berth bridge (published ports) are
+//     accepted, also from another berth bridge;
 //  5. any other traffic between two berth bridges is dropped (isolation);
 //  6. non-internal bridges may send anywhere;
 //  7. anything else routed into a berth bridge is dropped.
-func forwardRules(add func(*nftables.Chain, ...[]expr.Any), fwd *nftables.Chain, bridges *nftables.Set, rs Ruleset) {
-	for _, n := range rs.Networks {
+func forwardRules(add func(*nftables.Chain, ...[]expr.Any), fwd *nftables.Chain, bridges *nftables.Set, networks []Network) {
+	for _, n := range networks {
 		add(fwd, ifnameCmp(expr.MetaKeyIIFNAME, expr.CmpOpEq, n.Bridge), ifnameCmp(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge), verdict(expr.VerdictAccept))
 	}
-	for _, n := range rs.Networks {
+	for _, n := range networks {
 		if n.Internal {
 			add(fwd, ifnameCmp(expr.MetaKeyIIFNAME, expr.CmpOpEq, n.Bridge), verdict(expr.VerdictDrop))
 			add(fwd, ifnameCmp(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge), verdict(expr.VerdictDrop))
@@ -232,12 +335,9 @@ func forwardRules(add func(*nftables.Chain, ...[]expr.Any), fwd *nftables.Chain,
 	}
 	add(fwd, inSet(expr.MetaKeyIIFNAME, bridges), ctStateEstablished(), verdict(expr.VerdictAccept))
 	add(fwd, inSet(expr.MetaKeyOIFNAME, bridges), ctStateEstablished(), verdict(expr.VerdictAccept))
-	for _, p := range rs.Ports {
-		add(fwd, ifnameCmp(expr.MetaKeyOIFNAME, expr.CmpOpEq, p.Bridge), ipv4(), ip4Match(16, netip.PrefixFrom(p.ContainerIP, 32)),
-			l4Dport(p.Proto, p.ContainerPort), ctStatusDNAT(), verdict(expr.VerdictAccept))
-	}
+	add(fwd, inSet(expr.MetaKeyOIFNAME, bridges), ctStatusDNAT(), verdict(expr.VerdictAccept))
 	add(fwd, inSet(expr.MetaKeyIIFNAME, bridges), inSet(expr.MetaKeyOIFNAME, bridges), verdict(expr.VerdictDrop))
-	for _, n := range rs.Networks {
+	for _, n := range networks {
 		if !n.Internal {
 			add(fwd, ifnameCmp(expr.MetaKeyIIFNAME, expr.CmpOpEq, n.Bridge), verdict(expr.VerdictAccept))
 		}

@@ -13,6 +13,7 @@ import (
 	"berth.dev/internal/testutil"
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
 )
 
 // tableState is what a test reads back of one table: rules per chain and
@@ -121,8 +122,10 @@ func TestApplyReplacesOnlyItsTable(t *testing.T) {
 			},
 			Ports: []Port{{Proto: "tcp", HostPort: 8080, ContainerIP: a("10.88.1.2"), ContainerPort: 80, Bridge: "br-a"}},
 		},
-		// forward: 2 same-bridge accepts, 2 internal drops, 2 established,
-		// 1 port, 1 isolation, 1 outbound accept, 1 final drop.
+		// postrouting: 1 masquerade + 2 (loopback, hairpin) for the
+		// non-internal network; forward: 2 same-bridge accepts, 2 internal
+		// drops, 2 established, 1 DNATed, 1 isolation, 1 outbound accept,
+		// 1 final drop.
 		want: tableState{rules: map[string]int{"prerouting": 1, "output": 1, "ports": 1, "postrouting": 3, "forward": 10},
 			bridges: []string{"br-a", "br-b"}},
 	}, {
@@ -139,15 +142,15 @@ func TestApplyReplacesOnlyItsTable(t *testing.T) {
 				{Proto: "udp", HostPort: 5353, ContainerIP: a("10.88.3.7"), ContainerPort: 53, Bridge: "br-c"},
 			},
 		},
-		// postrouting: 2 masquerades + 2 for each of the 2 networks with ports;
-		// forward: 3 same-bridge, 2 established, 3 ports, 1 isolation, 3
+		// postrouting: 2 masquerades + 2 (loopback, hairpin) per network;
+		// forward: 3 same-bridge, 2 established, 1 DNATed, 1 isolation, 3
 		// outbound, 1 final.
-		want: tableState{rules: map[string]int{"prerouting": 1, "output": 1, "ports": 3, "postrouting": 6, "forward": 13},
+		want: tableState{rules: map[string]int{"prerouting": 1, "output": 1, "ports": 3, "postrouting": 8, "forward": 11},
 			bridges: []string{"br-a", "br-b", "br-c"}},
 	}, {
 		name: "empty",
 		rs:   Ruleset{},
-		want: tableState{rules: map[string]int{"prerouting": 1, "output": 1, "ports": 0, "postrouting": 0, "forward": 4}},
+		want: tableState{rules: map[string]int{"prerouting": 1, "output": 1, "ports": 0, "postrouting": 0, "forward": 5}},
 	}}
 	fw := New(name, WithNetNS(int(h.fd)))
 	t.Cleanup(func() { fw.Remove(ctx) })
@@ -182,20 +185,53 @@ func TestApplyReplacesOnlyItsTable(t *testing.T) {
 	}
 }
 
-// BenchmarkApply applies rulesets of n networks with m ports each; the
-// engine's reference point is 10 networks and 100 ports.
+// BenchmarkApply applies rulesets of n networks with m ports each, written
+// whole each time; the engine's reference point is 10 networks and 100
+// ports.
 func BenchmarkApply(b *testing.B) {
 	testutil.RequiresRoot(b)
 	for _, size := range []struct{ networks, perNetwork int }{{1, 0}, {1, 1}, {10, 10}} {
 		b.Run(fmt.Sprintf("%dnetworks-%dports", size.networks, size.networks*size.perNetwork), func(b *testing.B) {
 			h := newTestNS(b)
 			rs := manyPorts(size.networks, size.perNetwork)
+			ctx := context.Background()
+			b.ResetTimer()
+			for range b.N {
+				// A new Firewall writes whole.
+				fw := New(testutil.UniqueName(b), WithNetNS(int(h.fd)))
+				if err := fw.Apply(ctx, rs); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkApplyPort measures the change of one published port on top of
+// 10 networks with 100 ports: what a container start (add) and stop
+// (delete) cost.
+func BenchmarkApplyPort(b *testing.B) {
+	testutil.RequiresRoot(b)
+	base := manyPorts(10, 10)
+	more := base
+	more.Ports = append(slices.Clone(base.Ports), Port{Proto: "tcp", HostPort: 30000,
+		ContainerIP: netip.MustParseAddr("10.90.0.99"), ContainerPort: 80, Bridge: base.Networks[0].Bridge})
+	for _, step := range []struct {
+		name     string
+		from, to Ruleset
+	}{{"add", base, more}, {"delete", more, base}} {
+		b.Run(step.name, func(b *testing.B) {
+			h := newTestNS(b)
 			fw := New(testutil.UniqueName(b), WithNetNS(int(h.fd)))
 			ctx := context.Background()
 			b.Cleanup(func() { fw.Remove(ctx) })
-			b.ResetTimer()
 			for range b.N {
-				if err := fw.Apply(ctx, rs); err != nil {
+				b.StopTimer()
+				if err := fw.Apply(ctx, step.from); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				if err := fw.Apply(ctx, step.to); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -235,5 +271,97 @@ func TestApplyManyPorts(t *testing.T) {
 	st, _ := readTable(t, c, nftables.TableFamilyINet, fw.Table())
 	if st.rules["ports"] != 4000 || len(st.bridges) != 20 {
 		t.Errorf("%v, want 4000 port rules and 20 bridges", st)
+	}
+}
+
+// portRules returns the comments of the ports chain's rules, sorted, and the
+// handle of the forward chain's first rule (a whole write changes it).
+func portRules(t *testing.T, c *nftables.Conn, table string) ([]string, uint64) {
+	t.Helper()
+	tb := &nftables.Table{Family: nftables.TableFamilyINet, Name: table}
+	rules, err := c.GetRules(tb, &nftables.Chain{Table: tb, Name: chainPorts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range rules {
+		name, _ := userdata.GetString(r.UserData, userdata.TypeComment)
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	fwd, err := c.GetRules(tb, &nftables.Chain{Table: tb, Name: chainForward})
+	if err != nil || len(fwd) == 0 {
+		t.Fatalf("forward chain: %d rules, %v", len(fwd), err)
+	}
+	return names, fwd[0].Handle
+}
+
+func TestApplyChangesOnlyPorts(t *testing.T) {
+	testutil.RequiresRoot(t)
+	h := newTestNS(t)
+	c, err := nftables.New(nftables.WithNetNSFd(int(h.fd)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	fw := New(testutil.UniqueName(t), WithNetNS(int(h.fd)))
+	t.Cleanup(func() { fw.Remove(ctx) })
+	a := netip.MustParseAddr
+	nets := []Network{
+		{Bridge: "br-b", Subnet: netip.MustParsePrefix("10.88.2.0/24"), Masquerade: true},
+		{Bridge: "br-a", Subnet: netip.MustParsePrefix("10.88.1.0/24"), Masquerade: true},
+	}
+	p1 := Port{Proto: "tcp", HostPort: 8080, ContainerIP: a("10.88.1.2"), ContainerPort: 80, Bridge: "br-a"}
+	p2 := Port{Proto: "udp", HostIP: a("127.0.0.1"), HostPort: 53, ContainerIP: a("10.88.2.2"), ContainerPort: 53, Bridge: "br-b"}
+	p3 := Port{Proto: "tcp", HostPort: 8081, ContainerIP: a("10.88.1.3"), ContainerPort: 80, Bridge: "br-a"}
+	// The same host port to another container is another rule.
+	p1b := p1
+	p1b.ContainerIP = a("10.88.1.9")
+
+	if err := fw.Apply(ctx, Ruleset{Networks: nets, Ports: []Port{p1, p2}}); err != nil {
+		t.Fatal(err)
+	}
+	_, first := portRules(t, c, fw.Table())
+
+	steps := []struct {
+		name  string
+		nets  []Network
+		ports []Port
+		want  []string
+		whole bool
+	}{
+		{"a port added, one removed", nets, []Port{p2, p3}, []string{"tcp 0.0.0.0:8081 to 10.88.1.3:80", "udp 127.0.0.1:53 to 10.88.2.2:53"}, false},
+		{"networks in another order, a port retargeted", []Network{nets[1], nets[0]}, []Port{p1b, p2, p3},
+			[]string{"tcp 0.0.0.0:8080 to 10.88.1.9:80", "tcp 0.0.0.0:8081 to 10.88.1.3:80", "udp 127.0.0.1:53 to 10.88.2.2:53"}, false},
+		{"all ports gone", nets, nil, nil, false},
+		{"a network gone", nets[:1], []Port{p2}, []string{"udp 127.0.0.1:53 to 10.88.2.2:53"}, true},
+	}
+	for _, s := range steps {
+		if err := fw.Apply(ctx, Ruleset{Networks: s.nets, Ports: s.ports}); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		got, handle := portRules(t, c, fw.Table())
+		if !slices.Equal(got, s.want) {
+			t.Errorf("%s: port rules %q, want %q", s.name, got, s.want)
+		}
+		if whole := handle != first; whole != s.whole {
+			t.Errorf("%s: table written whole %v, want %v", s.name, whole, s.whole)
+		}
+		first = handle
+	}
+
+	// Someone else deletes the table: the next Apply writes it whole again.
+	if err := New(fw.Table(), WithNetNS(int(h.fd))).Remove(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.Apply(ctx, Ruleset{Networks: nets[:1], Ports: []Port{p2}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := portRules(t, c, fw.Table()); !slices.Equal(got, []string{"udp 127.0.0.1:53 to 10.88.2.2:53"}) {
+		t.Errorf("after the table was deleted behind its back: port rules %q", got)
+	}
+	st, _ := readTable(t, c, nftables.TableFamilyINet, fw.Table())
+	if want := (tableState{rules: map[string]int{"prerouting": 1, "output": 1, "ports": 1, "postrouting": 3, "forward": 7}, bridges: []string{"br-b"}}); !st.equal(want) {
+		t.Errorf("after the table was deleted behind its back: %v, want %v", st, want)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"syscall"
 	"testing"
+	"time"
 
 	"berth.dev/internal/testutil"
 )
@@ -123,7 +124,7 @@ func TestTraffic(t *testing.T) {
 		l.ext.reaches(t, "192.0.2.1:18081", "192.0.2.2")
 	})
 	t.Run("published port bound to one host address only", func(t *testing.T) {
-		_, err := l.host.dial(t, "10.88.1.1:18081", 10e9)
+		_, err := l.host.dial(t, "10.88.1.1:18081", 10*time.Second)
 		if !errors.Is(err, syscall.ECONNREFUSED) {
 			t.Errorf("connect to another host address on the port: %v, want refused by the host", err)
 		}
@@ -151,6 +152,20 @@ func TestTraffic(t *testing.T) {
 	})
 	t.Run("nothing else is routed into a bridge", func(t *testing.T) {
 		l.ext.blocked(t, "10.88.1.2:8000")
+	})
+
+	t.Run("ports changed without rewriting the table", func(t *testing.T) {
+		changed := rs
+		changed.Ports = []Port{rs.Ports[1],
+			{Proto: "tcp", HostPort: 18082, ContainerIP: netip.MustParseAddr("10.88.1.2"), ContainerPort: 8000, Bridge: l.brA}}
+		if err := fw.Apply(ctx, changed); err != nil {
+			t.Fatal(err)
+		}
+		l.ext.reaches(t, "192.0.2.1:18082", "192.0.2.2")
+		l.ext.reaches(t, "192.0.2.1:18081", "192.0.2.2")
+		if _, err := l.ext.dial(t, "192.0.2.1:18080", 10*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("connect to the unpublished port: %v, want refused by the host", err)
+		}
 	})
 
 	if err := fw.Remove(ctx); err != nil {
