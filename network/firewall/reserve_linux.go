@@ -97,7 +97,7 @@ func (r *Reservation) bind(family, typ int) error {
 	}
 	switch {
 	case errors.Is(err, unix.EADDRINUSE):
-		return fmt.Errorf("Bind for %s failed: port is already allocated: %w", r.addr, errdefs.ErrConflict)
+		return allocatedError{r.addr}
 	case errors.Is(err, unix.EADDRNOTAVAIL):
 		return fmt.Errorf("Bind for %s failed: %w: %w", r.addr, err, errdefs.ErrInvalidArgument)
 	case err != nil:
@@ -115,6 +115,16 @@ func (r *Reservation) bind(family, typ int) error {
 	}
 	return nil
 }
+
+// allocatedError is docker's wording for a host port in use, in the
+// conflict category.
+type allocatedError struct{ addr netip.AddrPort }
+
+func (e allocatedError) Error() string {
+	return fmt.Sprintf("Bind for %s failed: port is already allocated", e.addr)
+}
+
+func (e allocatedError) Unwrap() error { return errdefs.ErrConflict }
 
 // Port returns the reserved port: the one asked for, or the one the kernel
 // picked for port 0.
