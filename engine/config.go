@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/BurntSushi/toml"
 
@@ -37,6 +38,10 @@ type Config struct {
 	// InitPath is the init binary of --init (docker-init or tini).
 	InitPath string `toml:"init_path"`
 
+	// Network is the [network] table: the default bridge and the names
+	// berth gives to what it makes on the host.
+	Network NetworkConfig `toml:"network"`
+
 	// Registry is the [registry] table, decoded by the registry package.
 	Registry toml.Primitive `toml:"registry"`
 	// meta decodes Registry.
@@ -53,7 +58,26 @@ func DefaultConfig() *Config {
 		MaxConcurrentDownloads: 3,
 		MaxConcurrentUploads:   5,
 		InitPath:               defaultInitPath(),
+		Network:                NetworkConfig{Bridge: "berth0", Table: "berth", LinkPrefix: "bth"},
 	}
+}
+
+// NetworkConfig is the [network] table of berth.toml:
+//
+//	[network]
+//	bridge = "berth0"           # the default bridge network's link
+//	subnet = ""                 # its subnet ("172.17.0.0/16", or "172.17.0.1/16" to name the
+//	                            # gateway too); "" picks the first free one of docker's pools,
+//	                            # once: the choice is kept with the network
+//	mtu = 1500
+//	nftables_table = "berth"    # berth's own nftables table (family inet)
+//	link_prefix = "bth"         # user networks' bridges are <prefix>-<id>, veths <prefix>v<id>
+type NetworkConfig struct {
+	Bridge     string `toml:"bridge"`
+	Subnet     string `toml:"subnet"`
+	MTU        int    `toml:"mtu"`
+	Table      string `toml:"nftables_table"`
+	LinkPrefix string `toml:"link_prefix"`
 }
 
 // LoadConfig reads path over the defaults. A missing file is not an error
@@ -112,6 +136,19 @@ func (c *Config) validate() error {
 	}
 	if len(c.ExecRoot) > MaxExecRootLen {
 		return fmt.Errorf("%w: config: exec_root %q is too long: the containers' sockets under it must fit in 108 bytes, so it may have at most %d characters", errdefs.ErrInvalidArgument, c.ExecRoot, MaxExecRootLen)
+	}
+	n := c.Network
+	if n.Bridge == "" || len(n.Bridge) > 15 || strings.ContainsAny(n.Bridge, "/ :") {
+		return fmt.Errorf("%w: config: [network] bridge %q is not a valid link name (1 to 15 characters)", errdefs.ErrInvalidArgument, n.Bridge)
+	}
+	if n.LinkPrefix == "" || len(n.LinkPrefix) > 6 || strings.ContainsAny(n.LinkPrefix, "/ :") {
+		return fmt.Errorf("%w: config: [network] link_prefix %q must have 1 to 6 characters", errdefs.ErrInvalidArgument, n.LinkPrefix)
+	}
+	if n.Table == "" {
+		return fmt.Errorf("%w: config: [network] nftables_table is empty", errdefs.ErrInvalidArgument)
+	}
+	if n.MTU != 0 && (n.MTU < 68 || n.MTU > 65535) {
+		return fmt.Errorf("%w: config: [network] mtu %d is out of range", errdefs.ErrInvalidArgument, n.MTU)
 	}
 	if c.MaxConcurrentDownloads < 1 || c.MaxConcurrentUploads < 1 {
 		return fmt.Errorf("%w: config: max_concurrent_downloads and max_concurrent_uploads must be at least 1", errdefs.ErrInvalidArgument)

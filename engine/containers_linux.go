@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/network"
 	bolt "go.etcd.io/bbolt"
 
 	"berth.dev/internal/errdefs"
@@ -40,6 +42,7 @@ type Containers struct {
 	events  *Events
 	log     *slog.Logger
 	volumes VolumeStore
+	nets    *Networks
 	shimBin string
 
 	// ctx ends when the service closes: it bounds monitors and restarts.
@@ -73,6 +76,9 @@ type ContainersConfig struct {
 	Events  *Events
 	Log     *slog.Logger
 	Volumes VolumeStore // nil: volumes are refused
+	// Networks is the network service; nil leaves a container on a bridge
+	// network with a namespace of its own holding only a loopback (tests).
+	Networks *Networks
 	// Shim is the berth-shim binary ("" finds it in $PATH).
 	Shim string
 }
@@ -86,10 +92,13 @@ func NewContainers(c ContainersConfig) *Containers {
 	ctx, cancel := context.WithCancel(context.Background())
 	cs := &Containers{
 		cfg: c.Config, images: c.Images, snaps: c.Snaps, db: c.DB, events: c.Events, log: log,
-		volumes: c.Volumes, shimBin: c.Shim, ctx: ctx, cancel: cancel,
+		volumes: c.Volumes, nets: c.Networks, shimBin: c.Shim, ctx: ctx, cancel: cancel,
 		byID: map[string]*ctr{}, byName: map[string]string{}, execs: map[string]*execProcess{},
 	}
 	c.Images.SetContainerUse(cs.ImageInUse)
+	if c.Networks != nil {
+		c.Networks.ctrs = cs
+	}
 	return cs
 }
 
@@ -118,6 +127,14 @@ type record struct {
 	StartedBefore   bool `json:"startedBefore,omitempty"`
 	// Runtime is the OCI runtime binary the container runs under.
 	Runtime string `json:"runtime"`
+	// Networks are the networks the container is connected to, by name:
+	// what was asked (aliases, address) and, while it runs, what it got.
+	Networks map[string]*network.EndpointSettings `json:"networks,omitempty"`
+	// While it runs: its pinned network namespace, the host end of its
+	// veth on each network (by network ID) and its published ports.
+	NetNS   string            `json:"netns,omitempty"`
+	HostIfs map[string]string `json:"hostIfs,omitempty"`
+	Ports   network.PortMap   `json:"ports,omitempty"`
 }
 
 // state is the container's State of docker inspect.
@@ -233,7 +250,20 @@ func (c *Containers) all() []*ctr {
 func (x *ctr) snapshotRecord() record {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	return x.copyRecord()
+}
+
+// copyRecord is snapshotRecord for a caller holding x.mu.
+func (x *ctr) copyRecord() record {
 	r := x.rec
+	if r.Networks != nil {
+		r.Networks = make(map[string]*network.EndpointSettings, len(x.rec.Networks))
+		for k, es := range x.rec.Networks {
+			r.Networks[k] = es.Copy()
+		}
+	}
+	r.HostIfs = maps.Clone(x.rec.HostIfs)
+	r.Ports = maps.Clone(x.rec.Ports)
 	return r
 }
 

@@ -21,6 +21,7 @@ import (
 	"berth.dev/image"
 	"berth.dev/internal/atomicfile"
 	"berth.dev/internal/errdefs"
+	netdns "berth.dev/network/dns"
 )
 
 // Create makes a container from req with the given name ("" for a
@@ -75,6 +76,11 @@ func (c *Containers) Create(ctx context.Context, name string, req container.Crea
 		ID: id, Name: fullName, Created: time.Now().UTC(), Image: m.ID.String(), ImageRef: req.Config.Image,
 		Config: &cfg, HostConfig: hc, Runtime: runtime,
 		State: state{Status: container.StateCreated},
+	}
+	if c.nets != nil {
+		if rec.Networks, err = c.createEndpoints(hc, req.NetworkingConfig); err != nil {
+			return resp, err
+		}
 	}
 
 	parent := ""
@@ -170,19 +176,19 @@ func (c *Containers) checkHostConfig(hc *container.HostConfig) ([]string, error)
 	}
 	mode := string(hc.NetworkMode)
 	switch {
-	case mode == "" || mode == "default" || mode == "bridge":
-		// Bridge networking comes with the network service; until then
-		// such a container has a namespace with only its loopback.
-		if mode == "" {
-			hc.NetworkMode = "bridge"
-		}
-	case mode == "none" || mode == "host":
+	case mode == "" || mode == "default":
+		hc.NetworkMode = "bridge"
+	case mode == "bridge" || mode == "none" || mode == "host":
 	case strings.HasPrefix(mode, "container:"):
 		if _, err := c.find(strings.TrimPrefix(mode, "container:")); err != nil {
 			return nil, err
 		}
-	default:
+	case c.nets == nil:
 		return nil, fmt.Errorf("%w: network %s not found", errdefs.ErrNotFound, mode)
+	default:
+		if _, err := c.nets.lookupRecord(mode); err != nil {
+			return nil, err
+		}
 	}
 	if hc.LogConfig.Type == "" {
 		hc.LogConfig.Type = "json-file"
@@ -304,14 +310,32 @@ func (c *Containers) writeEtcFiles(rec *record) error {
 		}
 		hosts = data
 	} else {
-		extra := slices.Clone(hc.ExtraHosts)
-		if fqdn != "" {
-			extra = append(extra, fqdn+":127.0.1.1")
-		}
-		for i, h := range extra {
-			if name, ip, ok := strings.Cut(h, ":"); ok && ip == "host-gateway" {
-				extra[i] = name + ":127.0.0.1"
+		// The container's own address on its first network names it, as
+		// in docker; without one, 127.0.1.1 does. host-gateway is that
+		// network's gateway: the host as the container reaches it.
+		addr, gw := primaryAddr(rec)
+		var extra []string
+		for _, h := range hc.ExtraHosts {
+			name, ip, ok := strings.Cut(h, ":")
+			if !ok {
+				continue
 			}
+			if ip == "host-gateway" {
+				ip = "127.0.0.1"
+				if gw.IsValid() {
+					ip = gw.String()
+				}
+			}
+			extra = append(extra, ip+"\t"+name)
+		}
+		if addr.IsValid() {
+			names := hostname
+			if fqdn != hostname {
+				names = fqdn + " " + hostname
+			}
+			extra = append(extra, addr.String()+"\t"+names)
+		} else if fqdn != "" {
+			extra = append(extra, "127.0.1.1\t"+fqdn)
 		}
 		hosts = ocispec.HostsFile(hostname, extra)
 	}
@@ -327,6 +351,11 @@ func (c *Containers) writeEtcFiles(rec *record) error {
 		dns = append(dns, a.String())
 	}
 	resolv := ocispec.ResolvConf(host, dns, hc.DNSSearch, hc.DNSOptions)
+	if len(rec.HostIfs) > 0 && len(dns) == 0 {
+		// On a bridge network the embedded DNS server answers: the
+		// containers' names, and the host's resolvers for the rest.
+		resolv = netdns.ResolvConf(host, hc.DNSSearch, hc.DNSOptions)
+	}
 	return atomicfile.WriteBytes(filepath.Join(dir, "resolv.conf"), resolv, 0o644)
 }
 
@@ -527,8 +556,11 @@ func (c *Containers) runOptions(rec *record) (ocispec.RunOptions, error) {
 		}
 		o.NetNSPath = fmt.Sprintf("/proc/%d/ns/net", r.State.Pid)
 		o.NetworkMode = "container:" + r.ID
-	case mode == "bridge" || mode == "default":
+	default:
+		// berthd made and pinned the namespace (none, bridge and user
+		// networks); without the network service the runtime makes one.
 		o.NetworkMode = "none"
+		o.NetNSPath = rec.NetNS
 	}
 	return o, nil
 }

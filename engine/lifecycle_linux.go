@@ -85,6 +85,7 @@ func (c *Containers) start(ctx context.Context, x *ctr) (err error) {
 		}
 		go reapShim(c.shimDir(id)) // a shim whose create failed exits
 		c.cleanupRun(bg, id, rec.Runtime)
+		c.teardownNetwork(bg, &rec)
 		x.mu.Lock()
 		x.rec.State.Error = err.Error()
 		x.rec.State.ExitCode = startExitCode(err)
@@ -125,6 +126,16 @@ func (c *Containers) start(ctx context.Context, x *ctr) (err error) {
 	img, err := c.imageConfig(ctx, rec.Image)
 	if err != nil {
 		return err
+	}
+	if err := c.setupNetwork(ctx, &rec); err != nil {
+		return err
+	}
+	if rec.NetNS != "" {
+		// /etc/hosts names the container's address, resolv.conf the
+		// embedded DNS server.
+		if err := c.writeEtcFiles(&rec); err != nil {
+			return err
+		}
 	}
 	o, err := c.runOptions(&rec)
 	if err != nil {
@@ -167,6 +178,8 @@ func (c *Containers) start(ctx context.Context, x *ctr) (err error) {
 	}
 	x.mu.Lock()
 	x.shim = cl
+	x.rec.Networks, x.rec.NetNS, x.rec.HostIfs, x.rec.Ports = rec.Networks, rec.NetNS, rec.HostIfs, rec.Ports
+	x.rec.Config.Hostname = rec.Config.Hostname
 	x.rec.State = state{Status: container.StateRunning, Pid: pid, StartedAt: time.Now().UTC()}
 	x.rec.StartedBefore = true
 	c.save(bg, &x.rec)
@@ -283,7 +296,7 @@ func (c *Containers) exited(x *ctr, exit shim.Exit) {
 		x.mu.Unlock()
 		return
 	}
-	rec := x.rec
+	rec := x.copyRecord()
 	x.mu.Unlock()
 	go reapShim(c.shimDir(rec.ID))
 	// The runtime's delete (a process of its own, some milliseconds) runs
@@ -293,7 +306,9 @@ func (c *Containers) exited(x *ctr, exit shim.Exit) {
 	if err := snapshot.UnmountAll(c.rootfs(rec.ID)); err != nil {
 		c.log.Warn("unmount container rootfs", "id", rec.ID, "err", err)
 	}
+	c.teardownNetwork(bg, &rec)
 	x.mu.Lock()
+	x.rec.Networks, x.rec.NetNS, x.rec.HostIfs, x.rec.Ports = rec.Networks, rec.NetNS, rec.HostIfs, rec.Ports
 	x.shim = nil
 	x.rec.State.Status = container.StateExited
 	x.rec.State.Pid = 0
@@ -717,6 +732,9 @@ func (c *Containers) Recover(ctx context.Context) error {
 					x.mu.Lock()
 					x.shim = cl
 					x.mu.Unlock()
+					if c.nets != nil {
+						c.nets.restore(ctx, &rec)
+					}
 					go c.monitor(x, cl)
 					continue
 				}
@@ -735,6 +753,17 @@ func (c *Containers) Recover(ctx context.Context) error {
 		}
 	}
 	c.removeOrphans(ctx)
+	if c.nets != nil {
+		live := map[string]bool{}
+		for _, x := range c.all() {
+			x.mu.Lock()
+			if x.rec.NetNS != "" {
+				live[x.rec.ID] = true
+			}
+			x.mu.Unlock()
+		}
+		c.nets.reconcile(ctx, filepath.Join(c.cfg.ExecRoot, "netns"), live)
+	}
 	// As dockerd: at its start, containers with restart policy always, and
 	// unless-stopped ones no user stopped, are started again.
 	for _, x := range c.all() {

@@ -243,6 +243,10 @@ func (c *Containers) summary(ctx context.Context, rec *record, size bool) contai
 		s.Mounts = []container.MountPoint{}
 	}
 	s.HostConfig.NetworkMode = string(rec.HostConfig.NetworkMode)
+	for name, es := range rec.Networks {
+		s.NetworkSettings.Networks[name] = es.Copy()
+	}
+	s.Ports = portSummary(rec.Ports)
 	if size {
 		s.SizeRw, s.SizeRootFs = c.sizes(ctx, rec)
 	}
@@ -300,6 +304,17 @@ func (c *Containers) Inspect(ctx context.Context, name string, size bool) (conta
 	if rec.HostConfig.LogConfig.Type == "none" {
 		resp.LogPath = ""
 	}
+	for name, es := range rec.Networks {
+		resp.NetworkSettings.Networks[name] = es.Copy()
+	}
+	resp.NetworkSettings.Ports = network.PortMap{}
+	for p, bs := range rec.Ports {
+		resp.NetworkSettings.Ports[p] = slices.Clone(bs)
+	}
+	if rec.NetNS != "" {
+		resp.NetworkSettings.SandboxKey = rec.NetNS
+		resp.NetworkSettings.SandboxID = rec.ID
+	}
 	if resp.Mounts == nil {
 		resp.Mounts = []container.MountPoint{}
 	}
@@ -317,4 +332,30 @@ func dockerTime(t time.Time) string {
 		return "0001-01-01T00:00:00Z"
 	}
 	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// portSummary lists published and exposed ports as GET /containers/json
+// does: one entry per host binding, or one without public port for an
+// exposed port that is not published; sorted by private port.
+func portSummary(pm network.PortMap) []container.PortSummary {
+	out := []container.PortSummary{}
+	for p, bs := range pm {
+		if len(bs) == 0 {
+			out = append(out, container.PortSummary{PrivatePort: p.Num(), Type: string(p.Proto())})
+		}
+		for _, b := range bs {
+			port, _ := strconv.ParseUint(b.HostPort, 10, 16)
+			out = append(out, container.PortSummary{IP: b.HostIP, PrivatePort: p.Num(), PublicPort: uint16(port), Type: string(p.Proto())})
+		}
+	}
+	slices.SortFunc(out, func(a, b container.PortSummary) int {
+		if a.PrivatePort != b.PrivatePort {
+			return int(a.PrivatePort) - int(b.PrivatePort)
+		}
+		if a.Type != b.Type {
+			return strings.Compare(a.Type, b.Type)
+		}
+		return int(a.PublicPort) - int(b.PublicPort)
+	})
+	return out
 }

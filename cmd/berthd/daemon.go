@@ -34,6 +34,7 @@ type daemon struct {
 	images *engine.Images
 	ctrs   *engine.Containers
 	vols   *volumes.Store
+	nets   *engine.Networks
 
 	db    *metadata.DB
 	snaps snapshot.Snapshotter
@@ -99,9 +100,13 @@ func newDaemon(cfg *engine.Config, log *slog.Logger) (d *daemon, err error) {
 	for _, p := range d.vols.Cleaned() {
 		log.Info("removed a volume directory no record owns", "path", p)
 	}
+	d.nets, err = engine.NewNetworks(context.Background(), engine.NetworksConfig{Config: cfg, DB: d.db, Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("networks: %w", err)
+	}
 	d.ctrs = engine.NewContainers(engine.ContainersConfig{
 		Config: cfg, Images: d.images, Snaps: d.snaps, DB: d.db, Events: d.events, Log: log,
-		Volumes: d.vols, Shim: binary("berth-shim"),
+		Volumes: d.vols, Networks: d.nets, Shim: binary("berth-shim"),
 	})
 	if err := d.ctrs.Recover(context.Background()); err != nil {
 		return nil, fmt.Errorf("recover the containers of the last run: %w", err)
@@ -139,12 +144,15 @@ func openSnapshotter(root string, log *slog.Logger) (snapshot.Snapshotter, error
 }
 
 func (d *daemon) backends() docker.Backends {
-	return docker.Backends{System: d.system, Images: d.images, Containers: d.ctrs, Volumes: d.vols}
+	return docker.Backends{System: d.system, Images: d.images, Containers: d.ctrs, Volumes: d.vols, Networks: d.nets}
 }
 
 func (d *daemon) close() {
 	if d.ctrs != nil {
 		d.ctrs.Close()
+	}
+	if d.nets != nil {
+		d.nets.Close()
 	}
 	if d.snaps != nil {
 		d.snaps.Close()
