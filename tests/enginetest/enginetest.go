@@ -7,6 +7,8 @@ package enginetest
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
@@ -74,9 +76,12 @@ type Daemon struct {
 	ExecRoot string
 	Socket   string
 	Config   string
-	cmd      *exec.Cmd
-	log      *testutil.Buffer
-	done     chan struct{}
+	// Net names what the daemon makes on the host's network: the default
+	// bridge, the prefix of its other links, its nftables table.
+	Net  NetNames
+	cmd  *exec.Cmd
+	log  *testutil.Buffer
+	done chan struct{}
 }
 
 // Start starts a berthd for the test and waits until its API answers.
@@ -99,6 +104,16 @@ func Start(t *testing.T, bin Binaries, config string) *Daemon {
 		Socket:   filepath.Join(execRoot, "berth.sock"),
 		Config:   filepath.Join(dir, "berth.toml"),
 	}
+	if !strings.Contains(config, "[network]") {
+		// Names of the test's own, so that nothing of the host's (or of
+		// another daemon's) is touched: appended, as a table ends the
+		// top-level keys.
+		var raw [2]byte
+		rand.Read(raw[:])
+		p := "t" + hex.EncodeToString(raw[:])
+		d.Net = NetNames{Bridge: p + "-0", Prefix: p, Table: "berth_test_" + p}
+		config += fmt.Sprintf("\n[network]\nbridge = %q\nlink_prefix = %q\nnftables_table = %q\n", d.Net.Bridge, d.Net.Prefix, d.Net.Table)
+	}
 	if err := os.WriteFile(d.Config, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -106,6 +121,9 @@ func Start(t *testing.T, bin Binaries, config string) *Daemon {
 	t.Cleanup(func() {
 		d.removeContainers()
 		d.Stop()
+		if d.Net.Prefix != "" {
+			d.removeNetwork()
+		}
 		if m := d.Mounts(); len(m) > 0 {
 			t.Errorf("mounts left under the daemon's roots: %v", m)
 			for i := len(m) - 1; i >= 0; i-- {
@@ -161,6 +179,42 @@ func (d *Daemon) removeContainers() {
 	if ids := strings.Fields(out); len(ids) > 0 {
 		d.Berth(append([]string{"rm", "-f"}, ids...)...)
 	}
+}
+
+// NetNames are the names of what a daemon makes on the host's network.
+type NetNames struct {
+	Bridge string // the default bridge network's link
+	Prefix string // user networks' bridges are <Prefix>-<id>, veths <Prefix>v<id>
+	Table  string // the nftables table (family inet)
+}
+
+// Links lists the host's links whose names start with prefix.
+func Links(prefix string) []string {
+	ifs, _ := net.Interfaces()
+	var out []string
+	for _, i := range ifs {
+		if strings.HasPrefix(i.Name, prefix) {
+			out = append(out, i.Name)
+		}
+	}
+	return out
+}
+
+// removeNetwork checks that the stopped daemon left no veth, then removes
+// its bridges and nftables table, which outlive a daemon by design.
+func (d *Daemon) removeNetwork() {
+	// The kernel deletes a namespace's veths in the background.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(Links(d.Net.Prefix+"v")) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if v := Links(d.Net.Prefix + "v"); len(v) > 0 {
+		d.T.Errorf("veths left after every container was removed: %v", v)
+	}
+	for _, l := range append(Links(d.Net.Prefix+"v"), Links(d.Net.Prefix+"-")...) {
+		exec.Command("ip", "link", "del", l).Run()
+	}
+	exec.Command("nft", "delete", "table", "inet", d.Net.Table).Run()
 }
 
 // Running says whether the daemon process is still alive.
