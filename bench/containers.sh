@@ -1,7 +1,8 @@
 #!/bin/bash
 # bench/containers.sh: whole-engine container benchmarks, side by side.
 #
-# Builds one busybox image (busybox-static in an OCI layout made with umoci),
+# Engines and image as bench/lib/engines.sh sets them up: one busybox image
+# (busybox-static in an OCI layout made with umoci),
 # pushes it to a docker-registry the script starts on 127.0.0.1:<free port>,
 # and pulls it into every engine, each on its own temporary roots: berthd
 # (--root/--exec-root/-H on a temp dir), podman (--root/--runroot, crun),
@@ -25,73 +26,8 @@ while getopts "n:h" opt; do
 done
 [ "$(id -u)" = 0 ] || { echo "containers.sh: run as root" >&2; exit 1; }
 
-TMP=$(mktemp -d /tmp/bc.XXXX) # short: berth-shim's socket path must fit in 108 bytes
-PIDS=()
-cleanup() {
-	set +e
-	[ -S "$TMP/b/sock" ] && DOCKER_HOST=unix://$TMP/b/sock "$REPO/bin/berth" rm -f $(DOCKER_HOST=unix://$TMP/b/sock "$REPO/bin/berth" ps -aq) >/dev/null 2>&1
-	[ -S "$TMP/d/sock" ] && docker -H "unix://$TMP/d/sock" rm -f $(docker -H "unix://$TMP/d/sock" ps -aq) >/dev/null 2>&1
-	pm system reset -f >/dev/null 2>&1
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-	grep " $TMP" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
-	rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
-
-now() { date +%s%N; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { local end=$((SECONDS + $1)); shift; until "$@" >/dev/null 2>&1; do [ $SECONDS -lt $end ] || return 1; sleep 0.1; done; }
-stats() { sort -n | awk '{a[NR]=$1} END {m=a[int((NR+1)/2)]; p=a[int(NR*0.9+0.999)]; printf "%.0f %.0f\n", m, p}'; }
-rss_kb() { awk '/^Rss:/{s+=$2} END{print s+0}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
-pss_kb() { awk '/^Pss:/{s+=$2} END{print s+0}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
-
-bt() { DOCKER_HOST=unix://$TMP/b/sock "$REPO/bin/berth" "$@"; }
-# podman's default limits (NOFILE and NPROC of 1048576) are above this
-# VM's hard limits, which the runtime cannot raise without
-# CAP_SYS_RESOURCE: runs get explicit ones. crun refuses a hybrid cgroup
-# host ("cgroups in hybrid mode not supported"); podman then runs runc.
-PODMAN_RUNTIME=crun
-pm() {
-	local a=(podman --root "$TMP/p/root" --runroot "$TMP/p/run" --storage-driver overlay --runtime "$PODMAN_RUNTIME")
-	if [ "$1" = run ]; then shift; "${a[@]}" run --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 "$@"; else "${a[@]}" "$@"; fi
-}
-dk() { docker -H "unix://$TMP/d/sock" "$@"; }
-ct() { ctr -a "$TMP/c/sock" "$@"; }
-
-# The image.
-mkdir -p "$TMP/rootfs/bin" "$TMP/b" "$TMP/p" "$TMP/d" "$TMP/c"
-cp /bin/busybox "$TMP/rootfs/bin/busybox"
-for a in sh true sleep dd; do ln -s busybox "$TMP/rootfs/bin/$a"; done
-umoci init --layout "$TMP/oci" >/dev/null
-umoci new --image "$TMP/oci:bb" >/dev/null
-umoci insert --image "$TMP/oci:bb" "$TMP/rootfs" / >/dev/null
-port=$(free_port)
-printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\nlog:\n  level: error\n' "$TMP/reg" "$port" >"$TMP/reg.yml"
-docker-registry serve "$TMP/reg.yml" >"$TMP/reg.log" 2>&1 & PIDS+=($!)
-wait_for 10 curl -sf "http://127.0.0.1:$port/v2/"
-IMG=127.0.0.1:$port/bench/busybox:latest
-skopeo copy -q --dest-tls-verify=false "oci:$TMP/oci:bb" "docker://$IMG"
-
-# The daemons.
-: >"$TMP/b/berth.toml" # 127.0.0.0/8 is an insecure registry by default
-"$REPO/bin/berthd" --config "$TMP/b/berth.toml" --root "$TMP/b/root" --exec-root "$TMP/r" -H "unix://$TMP/b/sock" >"$TMP/b/log" 2>&1 & BERTHD=$!; PIDS+=($BERTHD)
-printf 'version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n' >"$TMP/c/config.toml"
-containerd --config "$TMP/c/config.toml" --root "$TMP/c/root" --state "$TMP/c/state" --address "$TMP/c/sock" >"$TMP/c/log" 2>&1 & PIDS+=($!)
-echo '{}' >"$TMP/d/daemon.json" # 127.0.0.0/8 is insecure by default
-dockerd --config-file "$TMP/d/daemon.json" --iptables=false --ip6tables=false --bridge=none -H "unix://$TMP/d/sock" \
-	--data-root "$TMP/d/data" --exec-root "$TMP/d/exec" --pidfile "$TMP/d/pid" >"$TMP/d/log" 2>&1 & DOCKERD=$!; PIDS+=($DOCKERD)
-wait_for 20 curl -sf --unix-socket "$TMP/b/sock" http://x/_ping || { echo "berthd did not start" >&2; exit 1; }
-wait_for 20 ct version || { echo "containerd did not start" >&2; exit 1; }
-wait_for 30 dk version || { echo "dockerd did not start" >&2; exit 1; }
-bt pull -q "$IMG" >/dev/null
-pm pull -q --tls-verify=false "$IMG" >/dev/null
-if ! pm run --rm --network none "$IMG" true >/dev/null 2>&1; then
-	PODMAN_RUNTIME=runc
-	echo "note: crun cannot run containers on this host (hybrid cgroups); podman uses runc" >&2
-fi
-dk pull -q "$IMG" >/dev/null
-ct images pull --plain-http "$IMG" >/dev/null
+DOCKER_BRIDGE=0
+source "$REPO/bench/lib/engines.sh"
 
 # 1. run --rm true.
 run_berth() { bt run --rm --network none "$IMG" true; }
