@@ -265,3 +265,55 @@ func (n *testNS) blocked(t *testing.T, addr string) {
 		t.Errorf("connect to %s: %v, want no answer (dropped)", addr, err)
 	}
 }
+
+// serveUDP answers every datagram on UDP port with the source address it
+// sees.
+func (n *testNS) serveUDP(t *testing.T, port string) {
+	t.Helper()
+	var c net.PacketConn
+	n.do(t, func() {
+		var err error
+		if c, err = net.ListenPacket("udp4", "0.0.0.0:"+port); err != nil {
+			t.Fatal(err)
+		}
+	})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 64)
+		for {
+			_, from, err := c.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			c.WriteTo([]byte(from.(*net.UDPAddr).IP.String()), from)
+		}
+	}()
+	t.Cleanup(func() {
+		c.Close()
+		<-done
+	})
+}
+
+// exchangeUDP sends a datagram from the namespace to addr and returns the
+// answer: the source address the server saw.
+func (n *testNS) exchangeUDP(t *testing.T, addr string) (string, error) {
+	t.Helper()
+	var c net.Conn
+	var err error
+	n.do(t, func() { c, err = net.Dial("udp4", addr) })
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte("?")); err != nil {
+		return "", err
+	}
+	buf := make([]byte, 64)
+	k, err := c.Read(buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:k]), nil
+}

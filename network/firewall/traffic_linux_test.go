@@ -20,8 +20,8 @@ import (
 //	      bridge B 10.88.2.1/24 ── container cb 10.88.2.2
 //	      bridge C 10.88.3.1/24 ── container cc 10.88.3.2 (internal network)
 //
-// Every container listens on TCP 8000, ext on 9000; each answers with the
-// source address it sees.
+// Every container listens on TCP 8000 (ca on UDP 8000 too), ext on TCP 9000;
+// each answers with the source address it sees.
 type trafficLab struct {
 	host, ext, ca, cb, cc *testNS
 	brA, brB, brC         string
@@ -49,6 +49,7 @@ func newTrafficLab(t *testing.T) *trafficLab {
 		l.host.connect(t, c.ns, linkName(t, "bv"), c.br, netip.Prefix{}, p(c.ip+"/24"), a(c.gw))
 		c.ns.serve(t, "8000")
 	}
+	l.ca.serveUDP(t, "8000")
 	l.ext.serve(t, "9000")
 	l.host.sysctl(t, "ipv4/ip_forward", "1")
 	// network/bridge sets this on berth's bridges: 127.0.0.1 DNATed into A.
@@ -103,6 +104,7 @@ func TestTraffic(t *testing.T) {
 		Ports: []Port{
 			{Proto: "tcp", HostPort: 18080, ContainerIP: netip.MustParseAddr("10.88.1.2"), ContainerPort: 8000, Bridge: l.brA},
 			{Proto: "tcp", HostIP: netip.MustParseAddr("192.0.2.1"), HostPort: 18081, ContainerIP: netip.MustParseAddr("10.88.2.2"), ContainerPort: 8000, Bridge: l.brB},
+			{Proto: "udp", HostPort: 18080, ContainerIP: netip.MustParseAddr("10.88.1.2"), ContainerPort: 8000, Bridge: l.brA},
 		},
 	}
 	if err := fw.Apply(ctx, rs); err != nil {
@@ -122,6 +124,16 @@ func TestTraffic(t *testing.T) {
 	t.Run("published port from outside", func(t *testing.T) {
 		l.ext.reaches(t, "192.0.2.1:18080", "192.0.2.2")
 		l.ext.reaches(t, "192.0.2.1:18081", "192.0.2.2")
+	})
+	t.Run("published UDP port", func(t *testing.T) {
+		for _, c := range []struct {
+			from      *testNS
+			addr, src string
+		}{{l.ext, "192.0.2.1:18080", "192.0.2.2"}, {l.host, "127.0.0.1:18080", "10.88.1.1"}} {
+			if src, err := c.from.exchangeUDP(t, c.addr); err != nil || src != c.src {
+				t.Errorf("datagram to %s: answer %q, %v; want %s", c.addr, src, err, c.src)
+			}
+		}
 	})
 	t.Run("published port bound to one host address only", func(t *testing.T) {
 		_, err := l.host.dial(t, "10.88.1.1:18081", 10*time.Second)
