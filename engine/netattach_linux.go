@@ -324,12 +324,12 @@ func (n *Networks) detach(ctx context.Context, netID, containerID string) {
 	if len(ep.Ports) == 0 {
 		return
 	}
-	if err := n.applyLocked(ctx); err != nil {
-		n.log.Warn("firewall rules after a container left", "id", containerID, "err", err)
-	}
+	// The ports are free at once; their rules go in the background (a
+	// rule left for some milliseconds leads to an address nobody has).
 	for _, p := range ep.Ports {
 		p.res.Close()
 	}
+	n.applyLater()
 }
 
 // publishPorts reserves the host ports of the container's bindings (and,

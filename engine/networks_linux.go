@@ -59,9 +59,12 @@ type Networks struct {
 	dns  *dns.Server
 	ctrs *Containers // set by NewContainers
 
-	// fwMu serialises firewall applies, so the last state wins.
-	fwMu sync.Mutex
+	// fwMu serialises firewall applies; applied is the generation of the
+	// state in place, so that an older one never replaces a newer.
+	fwMu    sync.Mutex
+	applied uint64
 
+	gen  uint64 // of the last state computed, under mu
 	mu   sync.Mutex
 	nets map[string]*netw // by ID
 }
@@ -733,6 +736,27 @@ func (n *Networks) apply(ctx context.Context) error {
 
 // applyLocked is apply for a caller holding n.mu.
 func (n *Networks) applyLocked(ctx context.Context) error {
+	gen, rs := n.ruleset()
+	return n.applyRuleset(context.WithoutCancel(ctx), gen, rs)
+}
+
+// applyLater is applyLocked in the background, for changes that nobody
+// waits for: removing a rule makes the kernel wait for RCU grace periods
+// (about 12 ms), which a container's exit need not pay. The caller holds
+// n.mu.
+func (n *Networks) applyLater() {
+	gen, rs := n.ruleset()
+	go func() {
+		if err := n.applyRuleset(context.Background(), gen, rs); err != nil {
+			n.log.Warn("firewall rules", "err", err)
+		}
+	}()
+}
+
+// ruleset is the firewall's state now, with its generation. The caller
+// holds n.mu.
+func (n *Networks) ruleset() (uint64, firewall.Ruleset) {
+	n.gen++
 	var rs firewall.Ruleset
 	for _, w := range n.sorted() {
 		if w.rec.Driver != "bridge" {
@@ -745,9 +769,22 @@ func (n *Networks) applyLocked(ctx context.Context) error {
 			}
 		}
 	}
+	return n.gen, rs
+}
+
+// applyRuleset applies the state of generation gen, unless a newer one is
+// in place already (a background apply that lost the race).
+func (n *Networks) applyRuleset(ctx context.Context, gen uint64, rs firewall.Ruleset) error {
 	n.fwMu.Lock()
 	defer n.fwMu.Unlock()
-	return n.fw.Apply(context.WithoutCancel(ctx), rs)
+	if gen < n.applied {
+		return nil
+	}
+	if err := n.fw.Apply(ctx, rs); err != nil {
+		return err
+	}
+	n.applied = gen
+	return nil
 }
 
 // newEndpointID returns 64 random hex digits.
