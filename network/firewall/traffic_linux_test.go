@@ -18,19 +18,21 @@ import (
 //	ext 192.0.2.2 ──veth── host 192.0.2.1
 //	host: bridge A 10.88.1.1/24 ── container ca 10.88.1.2
 //	      bridge B 10.88.2.1/24 ── container cb 10.88.2.2
-//	      bridge C 10.88.3.1/24 ── container cc 10.88.3.2 (internal network)
+//	      bridge C 10.88.3.1/24 ── containers cc 10.88.3.2, cc2 10.88.3.3
+//	                                (an internal network)
 //
 // Every container listens on TCP 8000 (ca on UDP 8000 too), ext on TCP 9000;
 // each answers with the source address it sees.
 type trafficLab struct {
 	host, ext, ca, cb, cc *testNS
+	cc2                   *testNS
 	brA, brB, brC         string
 }
 
 func newTrafficLab(t *testing.T) *trafficLab {
 	l := &trafficLab{
 		host: newTestNS(t), ext: newTestNS(t),
-		ca: newTestNS(t), cb: newTestNS(t), cc: newTestNS(t),
+		ca: newTestNS(t), cb: newTestNS(t), cc: newTestNS(t), cc2: newTestNS(t),
 		brA: linkName(t, "bta"), brB: linkName(t, "btb"), brC: linkName(t, "btc"),
 	}
 	p := netip.MustParsePrefix
@@ -44,8 +46,13 @@ func newTrafficLab(t *testing.T) *trafficLab {
 		{l.ca, l.brA, "10.88.1.1", "10.88.1.2"},
 		{l.cb, l.brB, "10.88.2.1", "10.88.2.2"},
 		{l.cc, l.brC, "10.88.3.1", "10.88.3.2"},
+		{l.cc2, l.brC, "", "10.88.3.3"},
 	} {
-		l.host.bridge(t, c.br, p(c.gw+"/24"))
+		if c.gw == "" { // a second container on the bridge
+			c.gw = "10.88.3.1"
+		} else {
+			l.host.bridge(t, c.br, p(c.gw+"/24"))
+		}
 		l.host.connect(t, c.ns, linkName(t, "bv"), c.br, netip.Prefix{}, p(c.ip+"/24"), a(c.gw))
 		c.ns.serve(t, "8000")
 	}
@@ -82,7 +89,23 @@ func TestSysctlIsPerNamespace(t *testing.T) {
 
 func TestTraffic(t *testing.T) {
 	testutil.RequiresRoot(t)
+	t.Run("bridged traffic through netfilter", func(t *testing.T) { testTraffic(t, "1") })
+	t.Run("bridged traffic not through netfilter", func(t *testing.T) { testTraffic(t, "0") })
+}
+
+// testTraffic runs the traffic checks with bridge-nf-call-iptables (the
+// br_netfilter module's switch, per namespace) set to brNetfilter: when it
+// is on, frames a bridge forwards between its ports pass the inet hooks.
+func testTraffic(t *testing.T, brNetfilter string) {
 	l := newTrafficLab(t)
+	const brnf = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+	if _, err := os.Stat(brnf); err != nil {
+		if brNetfilter == "1" {
+			t.Skipf("no br_netfilter: %v", err)
+		}
+	} else {
+		l.host.sysctl(t, "bridge/bridge-nf-call-iptables", brNetfilter)
+	}
 	ctx := context.Background()
 
 	// Without berth's table everything is routed: the controls that show the
@@ -156,6 +179,9 @@ func TestTraffic(t *testing.T) {
 	t.Run("networks are isolated from each other", func(t *testing.T) {
 		l.cb.blocked(t, "10.88.1.2:8000")
 		l.ca.blocked(t, "10.88.2.2:8000")
+	})
+	t.Run("containers of an internal network reach each other", func(t *testing.T) {
+		l.cc2.reaches(t, "10.88.3.2:8000", "10.88.3.3")
 	})
 	t.Run("internal network has no way out or in", func(t *testing.T) {
 		l.cc.blocked(t, "192.0.2.2:9000")
