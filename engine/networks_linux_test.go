@@ -453,3 +453,43 @@ func (e *netEnv) execOut(t *testing.T, id string, cmd ...string) (int, string, e
 	}
 	return *info.ExitCode, out.String(), nil
 }
+
+// /etc/hosts names the container's address, --add-host entries (with
+// host-gateway as the network's gateway); resolv.conf points at the
+// embedded DNS server with the search domains and options given, or at
+// the --dns servers instead.
+func TestNetworkEtcFiles(t *testing.T) {
+	env := newNetEnv(t)
+	id := env.runCtr(t, "", "bridge", []string{"sh", "-c", "cat /etc/hosts /etc/resolv.conf; hostname"}, func(cfg *container.Config, hc *container.HostConfig, _ *network.NetworkingConfig) {
+		cfg.Hostname = "box"
+		hc.ExtraHosts = []string{"db:10.0.0.2", "gw:host-gateway"}
+		hc.DNSSearch = []string{"example.org"}
+		hc.DNSOptions = []string{"timeout:2"}
+	})
+	code, out := env.output(t, id)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	nr, err := env.nets.lookupRecord("bridge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"10.0.0.2\tdb\n", nr.Gateway.String() + "\tgw\n", "\tbox\n",
+		"nameserver 127.0.0.11\n", "search example.org\n", "timeout:2", "ndots:0", "\nbox\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "127.0.0.1\tbox") {
+		t.Errorf("the hostname is given the loopback although the container has an address:\n%s", out)
+	}
+
+	id = env.runCtr(t, "", "bridge", []string{"cat", "/etc/resolv.conf"}, func(_ *container.Config, hc *container.HostConfig, _ *network.NetworkingConfig) {
+		hc.DNS = []netip.Addr{mustAddr("10.0.0.53")}
+	})
+	if _, out := env.output(t, id); !strings.Contains(out, "nameserver 10.0.0.53\n") || strings.Contains(out, "127.0.0.11") {
+		t.Errorf("resolv.conf with --dns:\n%s", out)
+	}
+}
