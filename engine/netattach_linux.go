@@ -654,3 +654,15 @@ func primaryAddr(rec *record) (netip.Addr, netip.Addr) {
 	}
 	return netip.Addr{}, netip.Addr{}
 }
+
+// rename gives the container's endpoints its new name (the DNS answers
+// it at once).
+func (n *Networks) rename(containerID, name string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, w := range n.nets {
+		if ep := w.eps[containerID]; ep != nil {
+			ep.Name = name
+		}
+	}
+}

@@ -306,6 +306,9 @@ func (c *Containers) Rename(ctx context.Context, name, newName string) error {
 	rec = x.rec
 	x.mu.Unlock()
 	c.releaseName(old)
+	if c.nets != nil {
+		c.nets.rename(rec.ID, strings.TrimPrefix(full, "/"))
+	}
 	c.publish(&rec, events.ActionRename, map[string]string{"oldName": old})
 	return nil
 }

@@ -143,7 +143,18 @@ func (c *Containers) matcher(f backend.ContainerFilters) (func(*record) bool, er
 				})
 			})
 		case "network":
-			any(func(r *record, v string) bool { return string(r.HostConfig.NetworkMode) == v })
+			// A network's name or ID, as the container is connected to it.
+			any(func(r *record, v string) bool {
+				if string(r.HostConfig.NetworkMode) == v {
+					return true
+				}
+				for name, es := range r.Networks {
+					if name == v || es.NetworkID == v || len(v) >= 12 && strings.HasPrefix(es.NetworkID, v) {
+						return true
+					}
+				}
+				return false
+			})
 		case "health":
 			any(func(r *record, v string) bool { return v == "none" })
 		case "isolation":
