@@ -185,7 +185,7 @@ func (c *Containers) setupNetwork(ctx context.Context, rec *record) (err error) 
 		}
 		serveDNS = true
 	}
-	if primary != nil {
+	if primary != nil && !primaryNet.Internal { // nothing reaches an internal network from outside
 		ports, err := c.nets.publishPorts(ctx, primaryNet.ID, rec.ID, rec.Config.ExposedPorts, rec.HostConfig.PortBindings, rec.HostConfig.PublishAllPorts)
 		if err != nil {
 			return err

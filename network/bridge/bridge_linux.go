@@ -225,6 +225,16 @@ func Attach(ctx context.Context, ep Endpoint) (err error) {
 			}
 		}
 	}()
+	// Hairpin mode lets a frame leave by the port it came in on: a
+	// container reaching its own published port through a host address
+	// comes back to itself that way once DNATed.
+	host, err := h.LinkByName(ep.HostIf)
+	if err == nil {
+		err = h.LinkSetHairpin(host, true)
+	}
+	if err != nil {
+		return fmt.Errorf("attach %s: hairpin mode: %w", ep.HostIf, err)
+	}
 	if err := configurePeer(ep); err != nil {
 		return fmt.Errorf("attach %s: %s in %s: %w", ep.HostIf, ep.IfName, ep.NetNS, err)
 	}

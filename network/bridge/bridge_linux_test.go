@@ -365,6 +365,9 @@ func TestAttach(t *testing.T) {
 			t.Errorf("host end %s: master %d, flags %v, MTU %d; want bridge %d, up, 1400", tc.ep.HostIf,
 				host.Attrs().MasterIndex, host.Attrs().Flags, host.Attrs().MTU, br.Attrs().Index)
 		}
+		if pi, err := hh.LinkGetProtinfo(host); err != nil || !pi.Hairpin {
+			t.Errorf("host end %s: hairpin mode off (%+v, %v): a container could not reach its own published port", tc.ep.HostIf, pi, err)
+		}
 	}
 	if br, err = hh.LinkByName(n.bridge); err != nil || br.Attrs().HardwareAddr.String() != brMAC {
 		t.Errorf("bridge MAC changed when ports were added: %s, want %s (err %v)", br.Attrs().HardwareAddr, brMAC, err)
