@@ -279,3 +279,21 @@ type NetworkInspectOptions struct {
 	// Scope, when set, must match the network's scope ("local").
 	Scope string
 }
+
+// BuildOptions are the query parameters of POST /build (docker's classic
+// builder, what `DOCKER_BUILDKIT=0 docker build` sends), parsed.
+type BuildOptions struct {
+	Tags       []string           // t (repeated)
+	Dockerfile string             // dockerfile: a path in the context
+	BuildArgs  map[string]*string // buildargs (JSON)
+	Target     string             // target
+	NoCache    bool               // nocache
+	Pull       bool               // pull
+	Quiet      bool               // q
+	Labels     map[string]string  // labels (JSON)
+	Network    string             // networkmode
+	Platform   string             // platform
+	// Remove and ForceRemove (rm, forcerm) are accepted; berth never
+	// leaves intermediate containers.
+	Remove, ForceRemove bool
+}
