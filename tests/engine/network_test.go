@@ -337,10 +337,12 @@ func TestNetworkDaemonKilled(t *testing.T) {
 // With both CLIs.
 func TestNetworkBadInput(t *testing.T) {
 	d := startDaemon(t)
+	// A /24 that another test's daemon is unlikely to hold at once.
+	second := 200 + rand.IntN(50)
 	for i, c := range clis(d) {
 		t.Run(c.name, func(t *testing.T) {
 			nw := "fixed-" + c.name
-			subnet := fmt.Sprintf("10.231.%d.0/24", i)
+			subnet := fmt.Sprintf("10.%d.%d.0/24", second, i)
 			c.must(t, "network", "create", "--subnet", subnet, nw)
 			c.must(t, "run", "-d", "--name", "busy-"+c.name, "--network", nw, "busybox", "sleep", "600")
 			bridges := enginetest.Links(d.Net.Prefix + "-")
@@ -357,7 +359,7 @@ func TestNetworkBadInput(t *testing.T) {
 				code int
 				msg  string
 			}{
-				{"overlapping subnet", []string{"network", "create", "--subnet", fmt.Sprintf("10.231.%d.128/25", i), "overlap-" + c.name}, 1, "overlaps"},
+				{"overlapping subnet", []string{"network", "create", "--subnet", fmt.Sprintf("10.%d.%d.128/25", second, i), "overlap-" + c.name}, 1, "overlaps"},
 				{"host port in use", []string{"run", "-d", "--name", "taken-" + c.name, "-p", taken + ":80", "busybox", "sleep", "600"}, 125, "port is already allocated"},
 				{"unknown network", []string{"run", "--rm", "--network", "nosuchnet", "busybox", "true"}, 125, "network nosuchnet not found"},
 				{"--ip on the default bridge", []string{"run", "--rm", "--ip", "172.17.0.200", "busybox", "true"}, 125, "user specified IP address is supported on user defined networks only"},
