@@ -25,16 +25,31 @@ const defaultMTU = 1500
 
 // Config describes a bridge.
 type Config struct {
-	Name    string       // link name, e.g. "berth0" or "br-3f2a1c9d8e7b"
-	Address netip.Prefix // gateway address with the subnet's length, e.g. 172.18.0.1/16
-	MTU     int          // 0: 1500
+	Name string // link name, e.g. "berth0" or "br-3f2a1c9d8e7b"
+	// Address is the IPv4 gateway address with the subnet's length, e.g.
+	// 172.18.0.1/16. Zero for an IPv6-only bridge; an IPv6 address here is
+	// taken as Address6 when Address6 is zero.
+	Address netip.Prefix
+	// Address6 is the IPv6 gateway address with the subnet's length, e.g.
+	// fd00:1::1/64; zero: none.
+	Address6 netip.Prefix
+	MTU      int // 0: 1500
 }
 
-// Ensure creates the bridge if it is missing, gives it Address (removing other
-// v4 addresses it has is NOT wanted: just add if missing), sets MTU and brings
-// it up. Idempotent. It also sets net.ipv4.conf.<name>.route_localnet=1 (so
-// 127.0.0.1 DNAT to containers works) by writing /proc/sys (in the caller's
-// namespace: the file is per-netns).
+// addresses returns the bridge's v4 and v6 addresses, an IPv6 Address moved
+// to Address6 when that is zero.
+func (cfg Config) addresses() (v4, v6 netip.Prefix, err error) {
+	return splitFamilies(cfg.Address, cfg.Address6)
+}
+
+// Ensure creates the bridge if it is missing, gives it Address and Address6
+// (at least one of them must be set; other addresses it has are kept: each
+// is just added if missing), sets MTU and brings it up. Idempotent. It also
+// sets net.ipv4.conf.<name>.route_localnet=1 (so 127.0.0.1 DNAT to
+// containers works) by writing /proc/sys (in the caller's namespace: the
+// file is per-netns). Address6 is added without duplicate address detection
+// (IFA_F_NODAD): a bridge has no carrier until a port joins, and until DAD
+// completes the gateway could not answer.
 //
 // A new bridge gets a random locally administered MAC address of its own: a
 // bridge without one takes the lowest MAC among its ports, so the gateway's
@@ -47,8 +62,9 @@ func Ensure(ctx context.Context, cfg Config) error {
 	if err := checkName(cfg.Name); err != nil {
 		return fmt.Errorf("ensure bridge: %w", err)
 	}
-	if !cfg.Address.IsValid() {
-		return fmt.Errorf("ensure bridge %s: invalid address %v: %w", cfg.Name, cfg.Address, errdefs.ErrInvalidArgument)
+	v4, v6, err := cfg.addresses()
+	if err != nil {
+		return fmt.Errorf("ensure bridge %s: %w", cfg.Name, err)
 	}
 	mtu := mtuOr(cfg.MTU)
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
@@ -61,8 +77,13 @@ func Ensure(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("ensure bridge %s: %w", cfg.Name, err)
 	}
-	if err := ensureAddr(h, link, cfg.Address); err != nil {
-		return fmt.Errorf("ensure bridge %s: %w", cfg.Name, err)
+	for _, addr := range []netip.Prefix{v4, v6} {
+		if !addr.IsValid() {
+			continue
+		}
+		if err := ensureAddr(h, link, addr); err != nil {
+			return fmt.Errorf("ensure bridge %s: %w", cfg.Name, err)
+		}
 	}
 	if link.Attrs().MTU != mtu {
 		if err := h.LinkSetMTU(link, mtu); err != nil {
@@ -132,7 +153,7 @@ func ensureAddr(h *netlink.Handle, link netlink.Link, addr netip.Prefix) error {
 			return nil
 		}
 	}
-	if err := h.AddrAdd(link, &netlink.Addr{IPNet: ipNet(addr)}); err != nil && !errors.Is(err, unix.EEXIST) {
+	if err := h.AddrAdd(link, linkAddr(addr)); err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("add address %s: %w", addr, err)
 	}
 	return nil
@@ -147,21 +168,35 @@ func Delete(ctx context.Context, name string) error {
 	return deleteLink(name, "bridge")
 }
 
-// Endpoint describes a container's interface on a bridge.
+// Endpoint describes a container's interface on a bridge. It has an IPv4
+// address, an IPv6 address or both.
 type Endpoint struct {
-	Bridge  string           // host bridge to plug into
-	HostIf  string           // host end's name (engine picks e.g. "bv1a2b3c4d5e"), <= 15 bytes
-	NetNS   string           // path of the pinned netns (netns.New) of the container
-	IfName  string           // name inside, "eth0", "eth1"...
-	Address netip.Prefix     // container address with the subnet length
-	Gateway netip.Addr       // zero: no default route (second networks, internal networks keep it)
-	MAC     net.HardwareAddr // nil: MACFor(Address.Addr())
-	MTU     int              // 0: 1500
+	Bridge string // host bridge to plug into
+	HostIf string // host end's name (engine picks e.g. "bv1a2b3c4d5e"), <= 15 bytes
+	NetNS  string // path of the pinned netns (netns.New) of the container
+	IfName string // name inside, "eth0", "eth1"...
+	// Address is the container's IPv4 address with the subnet length; zero
+	// for an IPv6-only endpoint. An IPv6 address here (with an IPv6 Gateway)
+	// is taken as Address6 (and Gateway6) when Address6 is zero.
+	Address netip.Prefix
+	// Gateway is the IPv4 default route's gateway; zero: no v4 default route
+	// (second networks, internal networks keep it).
+	Gateway netip.Addr
+	// Address6 is the container's IPv6 address with the subnet length; zero:
+	// none.
+	Address6 netip.Prefix
+	// Gateway6 is the IPv6 default route's gateway; zero: no v6 default
+	// route.
+	Gateway6 netip.Addr
+	MAC      net.HardwareAddr // nil: MACFor(Address.Addr()), or of Address6 when Address is zero
+	MTU      int              // 0: 1500
 }
 
 // Attach makes a veth pair, plugs the host end into the bridge and brings it
 // up, moves the peer into the namespace, renames it IfName, sets MTU, MAC and
-// address, brings it up and adds the default route via Gateway when set. On
+// addresses (Address6 without duplicate address detection, so it is usable at
+// once), brings it up and adds the default routes via Gateway and Gateway6
+// when set. On
 // error the pair is removed (nothing half-made). HostIf existing already:
 // ErrAlreadyExists.
 //
@@ -176,12 +211,15 @@ func Attach(ctx context.Context, ep Endpoint) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := ep.check(); err != nil {
+	ep, err = ep.normalized()
+	if err != nil {
 		return fmt.Errorf("attach %s: %w", ep.HostIf, err)
 	}
 	mac := ep.MAC
-	if mac == nil {
+	if mac == nil && ep.Address.IsValid() {
 		mac = MACFor(ep.Address.Addr())
+	} else if mac == nil {
+		mac = MACFor(ep.Address6.Addr())
 	}
 	mtu := mtuOr(ep.MTU)
 
@@ -249,8 +287,8 @@ func existing(h *netlink.Handle, ep Endpoint) error {
 	return fmt.Errorf("interface %s in %s: %w", ep.IfName, ep.NetNS, errdefs.ErrAlreadyExists)
 }
 
-// configurePeer gives the peer, already in the namespace, its address, brings
-// it up and adds the default route.
+// configurePeer gives the peer, already in the namespace, its addresses,
+// brings it up and adds the default routes.
 func configurePeer(ep Endpoint) error {
 	h, err := netns.Handle(ep.NetNS)
 	if err != nil {
@@ -261,57 +299,102 @@ func configurePeer(ep Endpoint) error {
 	if err != nil {
 		return fmt.Errorf("look up: %w", err)
 	}
-	addr := &netlink.Addr{IPNet: ipNet(ep.Address)}
-	if !ep.Address.Addr().Unmap().Is4() {
-		// No duplicate address detection: the address is ours by
-		// allocation, and DAD would keep it unusable for a second or two.
-		addr.Flags = unix.IFA_F_NODAD
-	}
-	if err := h.AddrAdd(peer, addr); err != nil {
-		return fmt.Errorf("add address %s: %w", ep.Address, err)
+	for _, a := range []netip.Prefix{ep.Address, ep.Address6} {
+		if !a.IsValid() {
+			continue
+		}
+		if err := h.AddrAdd(peer, linkAddr(a)); err != nil {
+			return fmt.Errorf("add address %s: %w", a, err)
+		}
 	}
 	if err := h.LinkSetUp(peer); err != nil {
 		return fmt.Errorf("set up: %w", err)
 	}
-	if ep.Gateway.IsValid() {
-		route := &netlink.Route{
-			LinkIndex: peer.Attrs().Index,
-			Gw:        net.IP(ep.Gateway.Unmap().AsSlice()),
+	for _, gw := range []netip.Addr{ep.Gateway, ep.Gateway6} {
+		if !gw.IsValid() {
+			continue
 		}
+		route := &netlink.Route{LinkIndex: peer.Attrs().Index, Gw: net.IP(gw.Unmap().AsSlice())}
 		if err := h.RouteAdd(route); err != nil {
 			if errors.Is(err, unix.EEXIST) {
 				err = fmt.Errorf("a default route exists: %w: %w", err, errdefs.ErrConflict)
 			}
-			return fmt.Errorf("add default route via %s: %w", ep.Gateway, err)
+			return fmt.Errorf("add default route via %s: %w", gw, err)
 		}
 	}
 	return nil
 }
 
-// check validates what Attach is given before anything is made.
-func (ep Endpoint) check() error {
+// linkAddr is addr as an interface address: an IPv6 one without duplicate
+// address detection, because the address is ours by allocation and DAD would
+// keep it unusable for a second or two.
+func linkAddr(addr netip.Prefix) *netlink.Addr {
+	a := &netlink.Addr{IPNet: ipNet(addr)}
+	if !addr.Addr().Unmap().Is4() {
+		a.Flags = unix.IFA_F_NODAD
+	}
+	return a
+}
+
+// normalized validates what Attach is given before anything is made, and
+// returns it with an IPv6 Address and Gateway moved to Address6 and Gateway6.
+func (ep Endpoint) normalized() (Endpoint, error) {
 	for _, n := range []string{ep.Bridge, ep.HostIf, ep.IfName} {
 		if err := checkName(n); err != nil {
-			return err
+			return ep, err
 		}
 	}
 	if ep.NetNS == "" {
-		return fmt.Errorf("no netns path: %w", errdefs.ErrInvalidArgument)
+		return ep, fmt.Errorf("no netns path: %w", errdefs.ErrInvalidArgument)
 	}
-	if !ep.Address.IsValid() {
-		return fmt.Errorf("invalid address %v: %w", ep.Address, errdefs.ErrInvalidArgument)
+	moved := ep.Address.IsValid() && !isIPv4(ep.Address.Addr()) && !ep.Address6.IsValid()
+	var err error
+	if ep.Address, ep.Address6, err = splitFamilies(ep.Address, ep.Address6); err != nil {
+		return ep, err
 	}
-	if ep.Gateway.IsValid() && ep.Gateway.Unmap().Is4() != ep.Address.Addr().Unmap().Is4() {
-		return fmt.Errorf("gateway %s and address %s differ in family: %w", ep.Gateway, ep.Address, errdefs.ErrInvalidArgument)
+	if moved && ep.Gateway.IsValid() && !isIPv4(ep.Gateway) && !ep.Gateway6.IsValid() {
+		ep.Gateway, ep.Gateway6 = netip.Addr{}, ep.Gateway
+	}
+	switch {
+	case ep.Gateway.IsValid() && !isIPv4(ep.Gateway):
+		return ep, fmt.Errorf("gateway %s is not IPv4 (an IPv6 one is Gateway6): %w", ep.Gateway, errdefs.ErrInvalidArgument)
+	case ep.Gateway.IsValid() && !ep.Address.IsValid():
+		return ep, fmt.Errorf("gateway %s without an IPv4 address: %w", ep.Gateway, errdefs.ErrInvalidArgument)
+	case ep.Gateway6.IsValid() && isIPv4(ep.Gateway6):
+		return ep, fmt.Errorf("IPv6 gateway %s is IPv4: %w", ep.Gateway6, errdefs.ErrInvalidArgument)
+	case ep.Gateway6.IsValid() && !ep.Address6.IsValid():
+		return ep, fmt.Errorf("IPv6 gateway %s without an IPv6 address: %w", ep.Gateway6, errdefs.ErrInvalidArgument)
 	}
 	if ep.MAC != nil && len(ep.MAC) != 6 {
-		return fmt.Errorf("MAC %s is not 6 bytes: %w", ep.MAC, errdefs.ErrInvalidArgument)
+		return ep, fmt.Errorf("MAC %s is not 6 bytes: %w", ep.MAC, errdefs.ErrInvalidArgument)
 	}
 	if ep.MTU < 0 {
-		return fmt.Errorf("MTU %d: %w", ep.MTU, errdefs.ErrInvalidArgument)
+		return ep, fmt.Errorf("MTU %d: %w", ep.MTU, errdefs.ErrInvalidArgument)
 	}
-	return nil
+	return ep, nil
 }
+
+// splitFamilies checks an IPv4 and an IPv6 address given as Address and
+// Address6, at least one of them set, and moves an IPv6 Address to Address6
+// when Address6 is zero.
+func splitFamilies(v4, v6 netip.Prefix) (netip.Prefix, netip.Prefix, error) {
+	if v6.IsValid() && isIPv4(v6.Addr()) {
+		return v4, v6, fmt.Errorf("IPv6 address %s is IPv4: %w", v6, errdefs.ErrInvalidArgument)
+	}
+	if v4.IsValid() && !isIPv4(v4.Addr()) {
+		if v6.IsValid() {
+			return v4, v6, fmt.Errorf("IPv4 address %s is IPv6: %w", v4, errdefs.ErrInvalidArgument)
+		}
+		v4, v6 = netip.Prefix{}, v4
+	}
+	if !v4.IsValid() && !v6.IsValid() {
+		return v4, v6, fmt.Errorf("no valid address: %w", errdefs.ErrInvalidArgument)
+	}
+	return v4, v6, nil
+}
+
+// isIPv4 says whether a is an IPv4 address, plain or mapped into IPv6.
+func isIPv4(a netip.Addr) bool { return a.Unmap().Is4() }
 
 // Detach removes the pair by deleting its host end; missing is not an error.
 //
@@ -379,7 +462,12 @@ func Links(ctx context.Context, prefix string) ([]string, error) {
 // EnableForwarding sets net.ipv4.ip_forward=1 if it is 0 and says whether it
 // changed it (the engine logs what it changed on the host).
 func EnableForwarding() (changed bool, err error) {
-	const path = "/proc/sys/net/ipv4/ip_forward"
+	return enableSysctl("/proc/sys/net/ipv4/ip_forward")
+}
+
+// enableSysctl writes 1 to the sysctl file at path if it holds 0 and says
+// whether it did.
+func enableSysctl(path string) (changed bool, err error) {
 	cur, err := os.ReadFile(path)
 	if err != nil {
 		return false, fmt.Errorf("enable forwarding: %w", err)
@@ -391,6 +479,15 @@ func EnableForwarding() (changed bool, err error) {
 		return false, fmt.Errorf("enable forwarding: %w", err)
 	}
 	return true, nil
+}
+
+// EnableForwarding6 sets net.ipv6.conf.all.forwarding=1 if it is 0 and says
+// whether it changed it. The engine calls it only when an IPv6 network
+// exists: with forwarding on, the host stops taking router advertisements on
+// interfaces whose accept_ra is 1 (the default), which may take away a
+// default route it learnt that way.
+func EnableForwarding6() (changed bool, err error) {
+	return enableSysctl("/proc/sys/net/ipv6/conf/all/forwarding")
 }
 
 // checkName validates a Linux interface name.

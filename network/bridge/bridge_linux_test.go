@@ -399,9 +399,15 @@ func TestAttach(t *testing.T) {
 	}
 }
 
-// TestAttachIPv6: a v6 endpoint's address is usable at once (no duplicate
-// address detection holds it back).
+// TestAttachIPv6: a v6-only endpoint's address is usable at once (no
+// duplicate address detection holds it back), given as Address6 and
+// Gateway6 or as Address and Gateway.
 func TestAttachIPv6(t *testing.T) {
+	t.Run("Address6", func(t *testing.T) { testAttachIPv6(t, true) })
+	t.Run("IPv6 in Address", func(t *testing.T) { testAttachIPv6(t, false) })
+}
+
+func testAttachIPv6(t *testing.T, address6 bool) {
 	w := newWorld(t)
 	name := "br" + w.tag
 	gw := netip.MustParseAddr("fd00:b::1")
@@ -417,6 +423,13 @@ func TestAttachIPv6(t *testing.T) {
 			Address: netip.PrefixFrom(netip.AddrFrom16([16]byte{0xfd, 0, 0, 0xb, 15: byte(2 + i)}), 64),
 			Gateway: gw,
 		}
+		if address6 {
+			ep.Address6, ep.Gateway6, ep.Address, ep.Gateway = ep.Address, ep.Gateway, netip.Prefix{}, netip.Addr{}
+		}
+		want := ep.Address
+		if address6 {
+			want = ep.Address6
+		}
 		w.inHost(t, func() error { return bridge.Attach(context.Background(), ep) })
 		h := handle(t, path)
 		eth0, err := h.LinkByName("eth0")
@@ -431,9 +444,12 @@ func TestAttachIPv6(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !slices.ContainsFunc(addrs, func(a netlink.Addr) bool {
-			return a.IPNet.String() == ep.Address.String() && a.Flags&unix.IFA_F_TENTATIVE == 0
+			return a.IPNet.String() == want.String() && a.Flags&unix.IFA_F_TENTATIVE == 0
 		}) {
-			t.Errorf("addresses %v, want %s and not tentative", addrs, ep.Address)
+			t.Errorf("addresses %v, want %s and not tentative", addrs, want)
+		}
+		if v4, err := h.AddrList(eth0, netlink.FAMILY_V4); err != nil || len(v4) != 0 {
+			t.Errorf("IPv4 addresses %v (%v), want none", v4, err)
 		}
 		routes, err := h.RouteList(eth0, netlink.FAMILY_V6)
 		if err != nil {
@@ -481,7 +497,8 @@ func TestAttachFails(t *testing.T) {
 	n := newNet(t)
 	ctx := context.Background()
 	c := n.w.container(t, "c")
-	taken := n.endpoint(c, "vt"+n.w.tag, 2) // eth0 with the default route
+	taken := n.endpoint(c, "vt"+n.w.tag, 2) // eth0 with the default routes
+	taken.Address6, taken.Gateway6 = netip.MustParsePrefix("fd00::2/64"), netip.MustParseAddr("fd00::1")
 	n.attach(t, taken)
 	// A host link that is in the way.
 	hh := handle(t, n.w.host)
@@ -508,6 +525,17 @@ func TestAttachFails(t *testing.T) {
 		{"host name too long", eth1(func(ep *bridge.Endpoint) { ep.HostIf = "veth-name-too-long" }), errdefs.ErrInvalidArgument},
 		{"no address", eth1(func(ep *bridge.Endpoint) { ep.Address = netip.Prefix{} }), errdefs.ErrInvalidArgument},
 		{"gateway family", eth1(func(ep *bridge.Endpoint) { ep.Gateway = netip.MustParseAddr("fd00::1") }), errdefs.ErrInvalidArgument},
+		{"IPv6 gateway without IPv6 address", eth1(func(ep *bridge.Endpoint) { ep.Gateway6 = netip.MustParseAddr("fd00::1") }), errdefs.ErrInvalidArgument},
+		{"IPv6 gateway family", eth1(func(ep *bridge.Endpoint) {
+			ep.Address6, ep.Gateway6 = netip.MustParsePrefix("fd00::3/64"), n.gw
+		}), errdefs.ErrInvalidArgument},
+		{"IPv4 Address6", eth1(func(ep *bridge.Endpoint) { ep.Address6 = netip.MustParsePrefix("10.210.0.9/24") }), errdefs.ErrInvalidArgument},
+		{"IPv6 in both Address and Address6", eth1(func(ep *bridge.Endpoint) {
+			ep.Address, ep.Address6 = netip.MustParsePrefix("fd00::3/64"), netip.MustParsePrefix("fd00::4/64")
+		}), errdefs.ErrInvalidArgument},
+		{"second IPv6 default route", eth1(func(ep *bridge.Endpoint) {
+			ep.Address6, ep.Gateway6 = netip.MustParsePrefix("fd00::3/64"), netip.MustParseAddr("fd00::1")
+		}), errdefs.ErrConflict},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := netns.Do(n.w.host, func() error { return bridge.Attach(ctx, tc.ep) })
@@ -689,5 +717,166 @@ func BenchmarkAttach(b *testing.B) {
 	})
 	if err != nil {
 		b.Fatal(err)
+	}
+}
+
+func TestEnsureDualStack(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	name := "br" + w.tag
+	cfg := bridge.Config{Name: name, Address: netip.MustParsePrefix("10.210.0.1/24"), Address6: netip.MustParsePrefix("fd00:d::1/64")}
+	for i := 0; i < 2; i++ {
+		w.inHost(t, func() error { return bridge.Ensure(ctx, cfg) })
+	}
+	h := handle(t, w.host)
+	link, err := h.LinkByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		family int
+		want   string
+	}{{netlink.FAMILY_V4, "10.210.0.1/24"}, {netlink.FAMILY_V6, "fd00:d::1/64"}} {
+		addrs, err := h.AddrList(link, tc.family)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A bridge without ports has no carrier: an address under DAD
+		// would stay tentative until one joins.
+		n := 0
+		for _, a := range addrs {
+			if a.IPNet.String() == tc.want && a.Flags&unix.IFA_F_TENTATIVE == 0 {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("addresses %v, want %s once and not tentative", addrs, tc.want)
+		}
+	}
+
+	for _, bad := range []bridge.Config{
+		{Name: name, Address6: netip.MustParsePrefix("10.210.0.1/24")},
+		{Name: name, Address: netip.MustParsePrefix("fd00:e::1/64"), Address6: netip.MustParsePrefix("fd00:d::1/64")},
+	} {
+		if err := netns.Do(w.host, func() error { return bridge.Ensure(ctx, bad) }); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("Ensure(%+v): %v, want ErrInvalidArgument", bad, err)
+		}
+	}
+}
+
+// TestAttachDualStack: an endpoint with both an IPv4 and an IPv6 address
+// and both default routes, and traffic of both families between two
+// containers, to the gateway and beyond it.
+func TestAttachDualStack(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	name := "br" + w.tag
+	gw4, gw6 := netip.MustParseAddr("10.210.0.1"), netip.MustParseAddr("fd00:d::1")
+	w.inHost(t, func() error {
+		return bridge.Ensure(ctx, bridge.Config{Name: name, Address: netip.PrefixFrom(gw4, 24), Address6: netip.PrefixFrom(gw6, 64)})
+	})
+	var ns []string
+	for i, c := range []string{"a", "b"} {
+		path := w.container(t, c)
+		ns = append(ns, path)
+		ep := bridge.Endpoint{
+			Bridge: name, HostIf: "v" + c + w.tag, NetNS: path, IfName: "eth0",
+			Address:  netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 210, 0, byte(2 + i)}), 24),
+			Gateway:  gw4,
+			Address6: netip.PrefixFrom(netip.AddrFrom16([16]byte{0xfd, 0, 0, 0xd, 15: byte(2 + i)}), 64),
+			Gateway6: gw6,
+		}
+		w.inHost(t, func() error { return bridge.Attach(ctx, ep) })
+		h := handle(t, path)
+		eth0, err := h.LinkByName("eth0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := eth0.Attrs().HardwareAddr.String(), bridge.MACFor(ep.Address.Addr()).String(); got != want {
+			t.Errorf("MAC %s, want %s (of the IPv4 address)", got, want)
+		}
+		for _, fam := range []struct {
+			family int
+			addr   netip.Prefix
+			gw     netip.Addr
+		}{{netlink.FAMILY_V4, ep.Address, gw4}, {netlink.FAMILY_V6, ep.Address6, gw6}} {
+			addrs, err := h.AddrList(eth0, fam.family)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.ContainsFunc(addrs, func(a netlink.Addr) bool {
+				return a.IPNet.String() == fam.addr.String() && a.Flags&unix.IFA_F_TENTATIVE == 0
+			}) {
+				t.Errorf("addresses %v, want %s and not tentative", addrs, fam.addr)
+			}
+			routes, err := h.RouteList(eth0, fam.family)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.ContainsFunc(routes, func(r netlink.Route) bool {
+				return (r.Dst == nil || r.Dst.IP.IsUnspecified() && r.Dst.Mask[0] == 0) && r.Gw.String() == fam.gw.String()
+			}) {
+				t.Errorf("no default route via %s in %v", fam.gw, routes)
+			}
+		}
+	}
+
+	// Addresses beyond the gateway, on the host's lo: only the default
+	// routes reach them.
+	hh := handle(t, w.host)
+	lo, err := hh.LinkByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"192.0.2.1/32", "2001:db8::1/128"} {
+		if err := hh.AddrAdd(lo, &netlink.Addr{IPNet: ipNet(t, a), Flags: unix.IFA_F_NODAD}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		from, listenNS, listenAddr, name string
+	}{
+		{ns[0], ns[1], "10.210.0.3:0", "b4"},
+		{ns[0], ns[1], "[fd00:d::3]:0", "b6"},
+		{ns[1], ns[0], "[fd00:d::2]:0", "a6"},
+		{ns[0], w.host, "[fd00:d::1]:0", "gateway6"},
+		{ns[1], w.host, "10.210.0.1:0", "gateway4"},
+		{ns[1], w.host, "[2001:db8::1]:0", "beyond6"},
+		{ns[0], w.host, "192.0.2.1:0", "beyond4"},
+	} {
+		addr := listen(t, tc.listenNS, tc.listenAddr, tc.name)
+		got, err := dial(tc.from, addr)
+		if err != nil || got != tc.name {
+			t.Errorf("dial %s from %s: %q, %v; want %q", addr, tc.from, got, err, tc.name)
+		}
+	}
+}
+
+func ipNet(t testing.TB, s string) *net.IPNet {
+	t.Helper()
+	_, n, err := net.ParseCIDR(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestEnableForwarding6(t *testing.T) {
+	w := newWorld(t)
+	const path = "/proc/sys/net/ipv6/conf/all/forwarding"
+	w.inHost(t, func() error { return os.WriteFile(path, []byte("0"), 0o644) })
+	for _, want := range []bool{true, false} {
+		var changed bool
+		w.inHost(t, func() error {
+			var err error
+			changed, err = bridge.EnableForwarding6()
+			return err
+		})
+		if changed != want {
+			t.Errorf("EnableForwarding6 changed %v, want %v", changed, want)
+		}
+	}
+	if v := sysctl(t, w.host, "net.ipv6.conf.all.forwarding"); v != "1" {
+		t.Errorf("net.ipv6.conf.all.forwarding %s, want 1", v)
 	}
 }
