@@ -21,6 +21,7 @@ package archive
 
 import (
 	"fmt"
+	"time"
 
 	"berth.dev/internal/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -110,6 +111,30 @@ func WithNoSameOwner() ApplyOption {
 // needs root.
 func WithoutDevices() ApplyOption {
 	return func(o *applyOptions) { o.noDevices = true }
+}
+
+// WriteOption changes how WriteDiff and WriteChanges write a layer tar.
+type WriteOption func(*writeOptions)
+
+type writeOptions struct {
+	clamp    time.Time
+	clampSet bool
+}
+
+// ClampTimes writes every modification time later than t as t (to the
+// second), as SOURCE_DATE_EPOCH asks of reproducible builds: a layer made
+// now from the same files gives the same tar as one made tomorrow. Earlier
+// times are kept.
+func ClampTimes(t time.Time) WriteOption {
+	return func(o *writeOptions) { o.clamp, o.clampSet = time.Unix(t.Unix(), 0), true }
+}
+
+func writeOpts(opts []WriteOption) writeOptions {
+	var o writeOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
 }
 
 // mapID translates a container ID through an ID map; an empty map is the

@@ -198,8 +198,9 @@ func differs(lfd, ufd int, name string, l, u *unix.Stat_t) (bool, error) {
 // deleted ones as ".wh." whiteouts, and the parent directories of every
 // change (with upper's metadata) so the layer records their owners and
 // modes. Headers are normalised as WriteDiff's, entries go in path order, so
-// the output is deterministic. upper must not change meanwhile.
-func WriteChanges(ctx context.Context, w io.Writer, upper string, changes []Change) error {
+// the output is deterministic. upper must not change meanwhile. opts change
+// the normalisation (ClampTimes).
+func WriteChanges(ctx context.Context, w io.Writer, upper string, changes []Change, opts ...WriteOption) error {
 	ufd, err := unix.Open(upper, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("write changes: %w", &os.PathError{Op: "open", Path: upper, Err: err})
@@ -221,7 +222,7 @@ func WriteChanges(ctx context.Context, w io.Writer, upper string, changes []Chan
 	slices.SortStableFunc(items, func(a, b item) int {
 		return strings.Compare(strings.ReplaceAll(a.rel, "/", "\x00"), strings.ReplaceAll(b.rel, "/", "\x00"))
 	})
-	cw := changeWriter{t: newTarWriter(w), ufd: ufd, written: make(map[string]bool)}
+	cw := changeWriter{t: newTarWriter(w, writeOpts(opts)), ufd: ufd, written: make(map[string]bool)}
 	for i, it := range items {
 		if i%64 == 0 {
 			if err := ctx.Err(); err != nil {

@@ -39,13 +39,15 @@ var (
 // container). A directory renamed by overlayfs's redirect_dir feature or a
 // metacopy-only file cannot be represented and fails with ErrNotImplemented:
 // mount layer snapshots with redirect_dir=off and metacopy=off.
-func WriteDiff(ctx context.Context, w io.Writer, upper string, lowers []string) error {
+//
+// opts change the normalisation (ClampTimes).
+func WriteDiff(ctx context.Context, w io.Writer, upper string, lowers []string, opts ...WriteOption) error {
 	ufd, err := unix.Open(upper, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("write diff: %w", &os.PathError{Op: "open", Path: upper, Err: err})
 	}
 	defer unix.Close(ufd)
-	d := &differ{t: newTarWriter(w), all: len(lowers) == 0}
+	d := &differ{t: newTarWriter(w, writeOpts(opts)), all: len(lowers) == 0}
 	defer func() {
 		for _, fd := range d.lowers {
 			unix.Close(fd)

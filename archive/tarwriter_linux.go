@@ -23,6 +23,7 @@ type tarWriter struct {
 	tw    *tar.Writer
 	buf   []byte
 	links map[devIno]string
+	opts  writeOptions
 }
 
 type devIno struct{ dev, ino uint64 }
@@ -31,13 +32,14 @@ type devIno struct{ dev, ino uint64 }
 // file of their own to take it from.
 var whiteoutTime = time.Unix(0, 0)
 
-func newTarWriter(w io.Writer) *tarWriter {
+func newTarWriter(w io.Writer, opts writeOptions) *tarWriter {
 	bw := bufio.NewWriterSize(w, 256<<10)
 	return &tarWriter{
 		bw:    bw,
 		tw:    tar.NewWriter(bw),
 		buf:   make([]byte, copyBufferSize),
 		links: make(map[devIno]string),
+		opts:  opts,
 	}
 }
 
@@ -72,6 +74,9 @@ func (t *tarWriter) entry(dirfd int, name, rel string, st *unix.Stat_t, xattrs m
 		Gid:     int(st.Gid),
 		ModTime: time.Unix(st.Mtim.Sec, 0),
 		Format:  tar.FormatPAX,
+	}
+	if t.opts.clampSet && hdr.ModTime.After(t.opts.clamp) {
+		hdr.ModTime = t.opts.clamp
 	}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
