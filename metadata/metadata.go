@@ -36,6 +36,10 @@ var (
 	// BucketDanglingImages holds images that lost their last name (docker's
 	// <none>:<none>), keyed by image ID.
 	BucketDanglingImages = []byte("dangling-images")
+	// BucketBuildCache holds the builder's cache: cache key (a digest of
+	// the parent state, the instruction and what it reads) -> the layer
+	// that step made.
+	BucketBuildCache = []byte("build-cache")
 )
 
 var keyVersion = []byte("schema-version")
@@ -64,6 +68,10 @@ var migrations = []Migration{
 	}},
 	{From: 1, Name: "dangling images", Run: func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(BucketDanglingImages)
+		return err
+	}},
+	{From: 2, Name: "build cache", Run: func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(BucketBuildCache)
 		return err
 	}},
 }

@@ -22,7 +22,7 @@ func TestOpenCreatesSchema(t *testing.T) {
 		t.Fatalf("version = %d, %v; want %d", v, err, SchemaVersion())
 	}
 	err = db.View(context.Background(), func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{BucketImages, BucketContainers, BucketSnapshots, BucketLeases, BucketVolumes, BucketNetworks, BucketDanglingImages} {
+		for _, b := range [][]byte{BucketImages, BucketContainers, BucketSnapshots, BucketLeases, BucketVolumes, BucketNetworks, BucketDanglingImages, BucketBuildCache} {
 			if tx.Bucket(b) == nil {
 				t.Errorf("bucket %s missing", b)
 			}
