@@ -556,6 +556,7 @@ func (c *Containers) runOptions(rec *record) (ocispec.RunOptions, error) {
 		}
 		o.NetNSPath = fmt.Sprintf("/proc/%d/ns/net", r.State.Pid)
 		o.NetworkMode = "container:" + r.ID
+	case mode == "host":
 	default:
 		// berthd made and pinned the namespace (none, bridge and user
 		// networks); without the network service the runtime makes one.

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/network"
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
 
 	"berth.dev/api/docker/backend"
 	"berth.dev/internal/errdefs"
@@ -161,8 +163,18 @@ func NewNetworks(ctx context.Context, c NetworksConfig) (*Networks, error) {
 }
 
 // Close stops the DNS server. Links and rules stay: running containers
-// keep their network.
-func (n *Networks) Close() error { return n.dns.Close() }
+// keep their network. The directory of pinned namespaces, a mount point
+// of its own, is unmounted when no pin is left in it.
+func (n *Networks) Close() error {
+	err := n.dns.Close()
+	dir := filepath.Join(n.cfg.ExecRoot, "netns")
+	if e, rerr := os.ReadDir(dir); rerr == nil && len(e) == 0 {
+		if uerr := unix.Unmount(dir, unix.MNT_DETACH); uerr == nil {
+			os.Remove(dir)
+		}
+	}
+	return err
+}
 
 func (n *Networks) load(ctx context.Context) error {
 	return n.db.View(ctx, func(tx *bolt.Tx) error {
