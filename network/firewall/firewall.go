@@ -28,24 +28,33 @@ import (
 type Network struct {
 	// Bridge is the bridge link's name in the host's network namespace.
 	Bridge string
-	// Subnet is the network's IPv4 subnet. IPv6 subnets are refused with
-	// errdefs.ErrNotImplemented for now.
+	// Subnet is the network's IPv4 subnet; zero for an IPv6-only network.
 	Subnet netip.Prefix
+	// Subnet6 is the network's IPv6 subnet; zero: IPv4 only. At least one
+	// of Subnet and Subnet6 is set.
+	Subnet6 netip.Prefix
 	// Internal networks carry no traffic in or out of the bridge, only
 	// between its own ports. Internal takes precedence over Masquerade, and
 	// an internal network cannot have published ports.
 	Internal bool
-	// Masquerade NATs traffic from Subnet that leaves the host by any
-	// interface other than Bridge to that interface's address.
+	// Masquerade NATs traffic from Subnet and Subnet6 that leaves the host
+	// by any interface other than Bridge to that interface's address.
 	Masquerade bool
 }
 
 // Port is one published port: traffic addressed to this host at
-// HostIP:HostPort (any local address when HostIP is zero or unspecified) is
-// forwarded to ContainerIP:ContainerPort on Bridge.
+// HostIP:HostPort (any local address of HostIP's family when HostIP is zero
+// or unspecified) is forwarded to ContainerIP:ContainerPort on Bridge.
+//
+// A Port is of one family: HostIP zero or IPv4 with an IPv4 ContainerIP, or
+// HostIP IPv6 (:: for every local IPv6 address) with an IPv6 ContainerIP.
+// A container published on both families takes two Ports, one with HostIP
+// zero and one with HostIP ::. HostIP ::1 is refused with
+// errdefs.ErrNotImplemented: IPv6 has no route_localnet, so the kernel will
+// not route a packet from ::1 into a bridge.
 type Port struct {
 	Proto         string     // "tcp", "udp" or "sctp"
-	HostIP        netip.Addr // zero or 0.0.0.0: every local IPv4 address
+	HostIP        netip.Addr // zero or 0.0.0.0: every local IPv4 address; ::, every local IPv6 address
 	HostPort      uint16
 	ContainerIP   netip.Addr
 	ContainerPort uint16
@@ -117,13 +126,16 @@ func validate(table string, rs Ruleset) (Ruleset, error) {
 		if _, dup := nets[n.Bridge]; dup {
 			return Ruleset{}, fmt.Errorf("bridge %s given twice: %w", n.Bridge, errdefs.ErrInvalidArgument)
 		}
-		if !n.Subnet.IsValid() {
+		if !n.Subnet.IsValid() && !n.Subnet6.IsValid() {
 			return Ruleset{}, fmt.Errorf("network on %s: no subnet: %w", n.Bridge, errdefs.ErrInvalidArgument)
 		}
-		if !n.Subnet.Addr().Is4() {
-			return Ruleset{}, fmt.Errorf("network on %s: subnet %s: IPv6 firewall rules: %w", n.Bridge, n.Subnet, errdefs.ErrNotImplemented)
+		if n.Subnet.IsValid() && !n.Subnet.Addr().Is4() {
+			return Ruleset{}, fmt.Errorf("network on %s: subnet %s is not IPv4 (an IPv6 one is Subnet6): %w", n.Bridge, n.Subnet, errdefs.ErrInvalidArgument)
 		}
-		n.Subnet = n.Subnet.Masked()
+		if n.Subnet6.IsValid() && (!n.Subnet6.Addr().Is6() || n.Subnet6.Addr().Is4In6()) {
+			return Ruleset{}, fmt.Errorf("network on %s: IPv6 subnet %s is not IPv6: %w", n.Bridge, n.Subnet6, errdefs.ErrInvalidArgument)
+		}
+		n.Subnet, n.Subnet6 = n.Subnet.Masked(), n.Subnet6.Masked()
 		if n.Internal {
 			n.Masquerade = false
 		}
@@ -143,18 +155,9 @@ func validate(table string, rs Ruleset) (Ruleset, error) {
 		if p.HostPort == 0 || p.ContainerPort == 0 {
 			return Ruleset{}, fmt.Errorf("published port %d/%s to %d: port 0: %w", p.HostPort, p.Proto, p.ContainerPort, errdefs.ErrInvalidArgument)
 		}
-		if p.HostIP.IsValid() && p.HostIP.Unmap().Is4() && p.HostIP.Unmap().IsUnspecified() {
-			p.HostIP = netip.Addr{}
-		}
-		if p.HostIP.IsValid() {
-			p.HostIP = p.HostIP.Unmap()
-			if !p.HostIP.Is4() {
-				return Ruleset{}, fmt.Errorf("published port %s: IPv6 host address: %w", netip.AddrPortFrom(p.HostIP, p.HostPort), errdefs.ErrNotImplemented)
-			}
-		}
-		p.ContainerIP = p.ContainerIP.Unmap()
-		if !p.ContainerIP.Is4() {
-			return Ruleset{}, fmt.Errorf("published port %d/%s: container address %s is not IPv4: %w", p.HostPort, p.Proto, p.ContainerIP, errdefs.ErrInvalidArgument)
+		var err error
+		if p, err = portFamily(p); err != nil {
+			return Ruleset{}, err
 		}
 		n, ok := nets[p.Bridge]
 		if !ok {
@@ -174,4 +177,30 @@ func validate(table string, rs Ruleset) (Ruleset, error) {
 	// is recognized as such.
 	slices.SortFunc(out.Networks, func(a, b Network) int { return strings.Compare(a.Bridge, b.Bridge) })
 	return out, nil
+}
+
+// portFamily checks that p's addresses are of one family and returns it with
+// an IPv4 host address 0.0.0.0 made zero and IPv4-mapped addresses unmapped.
+func portFamily(p Port) (Port, error) {
+	p.HostIP, p.ContainerIP = p.HostIP.Unmap(), p.ContainerIP.Unmap()
+	if p.HostIP.Is4() && p.HostIP.IsUnspecified() {
+		p.HostIP = netip.Addr{}
+	}
+	if p.HostIP == netip.IPv6Loopback() {
+		return p, fmt.Errorf("published port %d/%s on ::1: IPv6 loopback cannot be forwarded to a container (no route_localnet for IPv6): %w",
+			p.HostPort, p.Proto, errdefs.ErrNotImplemented)
+	}
+	v6 := p.HostIP.Is6()
+	switch {
+	case !p.ContainerIP.IsValid():
+		return p, fmt.Errorf("published port %d/%s: no container address: %w", p.HostPort, p.Proto, errdefs.ErrInvalidArgument)
+	case v6 != p.ContainerIP.Is6():
+		host := "0.0.0.0"
+		if p.HostIP.IsValid() {
+			host = p.HostIP.String()
+		}
+		return p, fmt.Errorf("published port %d/%s: host address %s and container address %s differ in family: %w",
+			p.HostPort, p.Proto, host, p.ContainerIP, errdefs.ErrInvalidArgument)
+	}
+	return p, nil
 }

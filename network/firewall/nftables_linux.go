@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 
@@ -25,13 +26,17 @@ import (
 //	chain output      nat, hook output, priority -100: the same, for packets
 //	                  the host sends itself (127.0.0.1:HostPort)
 //	chain ports       one DNAT rule per published port, its comment naming it
+//	                  (IPv4 or IPv6, as the port)
 //	chain postrouting nat, hook postrouting, priority srcnat (100): masquerade
-//	                  of outbound traffic, of loopback-sourced traffic DNATed
-//	                  into a bridge, and of hairpin traffic (a container
-//	                  reaching a published port of its own network through a
-//	                  host address)
+//	                  of outbound traffic (IPv4 and IPv6), of loopback-sourced
+//	                  traffic DNATed into a bridge (IPv4 only: there is no
+//	                  route_localnet for ::1), and of hairpin traffic (a
+//	                  container reaching a published port of its own network
+//	                  through a host address; both families)
 //	chain forward     filter, hook forward, priority filter (0), policy
-//	                  accept: drops only traffic to or from berth bridges
+//	                  accept: drops only traffic to or from berth bridges;
+//	                  its rules match interfaces and conntrack state, so
+//	                  they hold for both families
 //
 // Only the ports chain depends on the published ports; everything else
 // depends on the networks alone.
@@ -49,7 +54,7 @@ var loopback = netip.MustParsePrefix("127.0.0.0/8")
 
 // Apply makes the Firewall's table hold rs, in one atomic batch, and touches
 // nothing outside the table. An invalid rs (see Network and Port) is refused
-// with errdefs.ErrInvalidArgument, an IPv6 network or host address with
+// with errdefs.ErrInvalidArgument, a port published on ::1 with
 // errdefs.ErrNotImplemented, a host port published twice with
 // errdefs.ErrConflict, and the table is left as it was.
 //
@@ -197,12 +202,15 @@ func portComment(p Port) string {
 
 // addPort queues the DNAT rule of p.
 func addPort(c *nftables.Conn, ports *nftables.Chain, p Port) {
-	var daddr []expr.Any
-	if p.HostIP.IsValid() {
-		daddr = ip4Match(16, netip.PrefixFrom(p.HostIP, 32))
+	family, daddr := ipv4(), []expr.Any(nil)
+	if p.ContainerIP.Is6() {
+		family = ipv6()
+	}
+	if p.HostIP.IsValid() && !p.HostIP.IsUnspecified() {
+		daddr = addrMatch(daddrField(p.HostIP), netip.PrefixFrom(p.HostIP, p.HostIP.BitLen()))
 	}
 	c.AddRule(&nftables.Rule{Table: ports.Table, Chain: ports,
-		Exprs:    slices.Concat(ipv4(), daddr, l4Dport(p.Proto, p.HostPort), dnat(p.ContainerIP, p.ContainerPort)),
+		Exprs:    slices.Concat(family, daddr, l4Dport(p.Proto, p.HostPort), dnat(p.ContainerIP, p.ContainerPort)),
 		UserData: userdata.AppendString(nil, userdata.TypeComment, portComment(p))})
 }
 
@@ -294,19 +302,29 @@ func programNetworks(c *nftables.Conn, t *nftables.Table, networks []Network) er
 	add(out, localDaddr(), jump(chainPorts))
 
 	for _, n := range networks {
+		subnets := [][]expr.Any{}
+		for _, s := range []netip.Prefix{n.Subnet, n.Subnet6} {
+			if s.IsValid() {
+				subnets = append(subnets, slices.Concat(familyOf(s.Addr()), addrMatch(saddrField(s.Addr()), s)))
+			}
+		}
 		if n.Masquerade {
-			add(post, ipv4(), ip4Match(12, n.Subnet), ifnameCmp(expr.MetaKeyOIFNAME, expr.CmpOpNeq, n.Bridge), masquerade())
+			for _, from := range subnets {
+				add(post, from, ifnameCmp(expr.MetaKeyOIFNAME, expr.CmpOpNeq, n.Bridge), masquerade())
+			}
 		}
 		if n.Internal {
 			continue
 		}
 		// 127.0.0.1:HostPort DNATed into the bridge: the container must
 		// answer to an address that routes back to the host.
-		add(post, ipv4(), ip4Match(12, loopback), ifnameCmp(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge), masquerade())
+		add(post, ipv4(), addrMatch(saddrField(loopback.Addr()), loopback), ifnameCmp(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge), masquerade())
 		// Hairpin: a container reaching a published port of its own network
 		// through a host address must get the answer through the host too,
 		// not straight over the bridge (or from itself).
-		add(post, ipv4(), ip4Match(12, n.Subnet), ifnameCmp(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge), ctStatusDNAT(), masquerade())
+		for _, from := range subnets {
+			add(post, from, ifnameCmp(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge), ctStatusDNAT(), masquerade())
+		}
 	}
 
 	forwardRules(add, fwd, bridges, networks)
@@ -389,18 +407,57 @@ func ipv4() []expr.Any {
 	}
 }
 
-// ip4Match: ip saddr (offset 12) or ip daddr (offset 16) in prefix p.
-func ip4Match(offset uint32, p netip.Prefix) []expr.Any {
-	load := &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4}
-	addr := p.Masked().Addr().As4()
-	if p.Bits() == 32 {
-		return []expr.Any{load, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr[:]}}
+// ipv6: meta nfproto ipv6, the guard before IPv6 header fields.
+func ipv6() []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV6}},
 	}
-	m := binary.BigEndian.AppendUint32(nil, ^uint32(0)<<(32-p.Bits())) // a shift by 32 gives 0
+}
+
+// familyOf is the nfproto guard of a's family.
+func familyOf(a netip.Addr) []expr.Any {
+	if a.Is6() {
+		return ipv6()
+	}
+	return ipv4()
+}
+
+// header is where an address lies in the network header: its offset and
+// length.
+type header struct{ offset, len uint32 }
+
+// saddrField is the source address field of a's family: ip saddr at 12,
+// ip6 saddr at 8.
+func saddrField(a netip.Addr) header {
+	if a.Is6() {
+		return header{8, 16}
+	}
+	return header{12, 4}
+}
+
+// daddrField is the destination address field of a's family: ip daddr at
+// 16, ip6 daddr at 24.
+func daddrField(a netip.Addr) header {
+	if a.Is6() {
+		return header{24, 16}
+	}
+	return header{16, 4}
+}
+
+// addrMatch: ip/ip6 saddr/daddr (field) in prefix p, which must be of the
+// field's family.
+func addrMatch(field header, p netip.Prefix) []expr.Any {
+	load := &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: field.offset, Len: field.len}
+	addr := p.Masked().Addr().AsSlice()
+	if p.Bits() == p.Addr().BitLen() {
+		return []expr.Any{load, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr}}
+	}
+	mask := net.CIDRMask(p.Bits(), p.Addr().BitLen())
 	return []expr.Any{
 		load,
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: m, Xor: []byte{0, 0, 0, 0}},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr[:]},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: field.len, Mask: mask, Xor: make([]byte, field.len)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr},
 	}
 }
 
@@ -442,13 +499,17 @@ func ctBits(key expr.CtKey, bits uint32) []expr.Any {
 	}
 }
 
-// dnat: dnat ip to addr:port.
+// dnat: dnat ip to addr:port, or dnat ip6 to [addr]:port. Register 1 holds
+// the 16 bytes of an IPv6 address.
 func dnat(addr netip.Addr, port uint16) []expr.Any {
-	a := addr.As4()
+	family := uint32(unix.NFPROTO_IPV4)
+	if addr.Is6() {
+		family = unix.NFPROTO_IPV6
+	}
 	return []expr.Any{
-		&expr.Immediate{Register: 1, Data: a[:]},
+		&expr.Immediate{Register: 1, Data: addr.AsSlice()},
 		&expr.Immediate{Register: 2, Data: bigUint16(port)},
-		&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: family, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
 	}
 }
 

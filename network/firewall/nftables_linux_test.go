@@ -148,6 +148,22 @@ func TestApplyReplacesOnlyItsTable(t *testing.T) {
 		want: tableState{rules: map[string]int{"prerouting": 1, "output": 1, "ports": 3, "postrouting": 8, "forward": 11},
 			bridges: []string{"br-a", "br-b", "br-c"}},
 	}, {
+		name: "dual stack: an IPv4 and IPv6 network with a port of each family, an internal IPv6-only one",
+		rs: Ruleset{
+			Networks: []Network{
+				{Bridge: "br-a", Subnet: p("10.88.1.0/24"), Subnet6: p("fd00:88:1::/64"), Masquerade: true},
+				{Bridge: "br-b", Subnet6: p("fd00:88:2::/64"), Internal: true},
+			},
+			Ports: []Port{
+				{Proto: "tcp", HostPort: 8080, ContainerIP: a("10.88.1.2"), ContainerPort: 80, Bridge: "br-a"},
+				{Proto: "tcp", HostIP: a("::"), HostPort: 8080, ContainerIP: a("fd00:88:1::2"), ContainerPort: 80, Bridge: "br-a"},
+			},
+		},
+		// postrouting: a masquerade and a hairpin rule per family, and the
+		// loopback rule (IPv4 only); forward: as in the first step.
+		want: tableState{rules: map[string]int{"prerouting": 1, "output": 1, "ports": 2, "postrouting": 5, "forward": 10},
+			bridges: []string{"br-a", "br-b"}},
+	}, {
 		name: "empty",
 		rs:   Ruleset{},
 		want: tableState{rules: map[string]int{"prerouting": 1, "output": 1, "ports": 0, "postrouting": 0, "forward": 5}},
@@ -167,8 +183,8 @@ func TestApplyReplacesOnlyItsTable(t *testing.T) {
 
 	// A refused ruleset leaves the table as the last Apply made it.
 	bad := Ruleset{Networks: []Network{{Bridge: "br-a", Subnet: p("fd00::/64")}}}
-	if err := fw.Apply(ctx, bad); !errors.Is(err, errdefs.ErrNotImplemented) {
-		t.Errorf("Apply of an IPv6 network: %v, want ErrNotImplemented", err)
+	if err := fw.Apply(ctx, bad); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("Apply of an IPv6 subnet as Subnet: %v, want ErrInvalidArgument", err)
 	}
 	if st, _ := readTable(t, c, nftables.TableFamilyINet, name); !st.equal(steps[len(steps)-1].want) {
 		t.Errorf("after a refused Apply: %v", st)
