@@ -4,7 +4,7 @@
 // JSON shapes and status codes, and the JSON progress streams; the work is
 // done by the engine through one narrow backend interface per resource
 // (SystemBackend, ImageBackend, ContainerBackend, VolumeBackend,
-// NetworkBackend), each listing only what its routes need.
+// NetworkBackend, BuildBackend), each listing only what its routes need.
 //
 // An endpoint berth does not offer answers 501 with a message saying so,
 // never a silent success.
@@ -37,6 +37,7 @@ type Backends struct {
 	Containers ContainerBackend
 	Volumes    VolumeBackend
 	Networks   NetworkBackend
+	Build      BuildBackend
 }
 
 // Server is the Docker Engine API over HTTP. It is safe for concurrent use
@@ -92,6 +93,7 @@ func NewServer(b Backends, opts ...Option) *Server {
 	routes = append(routes, s.execRoutes()...)
 	routes = append(routes, s.volumeRoutes()...)
 	routes = append(routes, s.networkRoutes()...)
+	routes = append(routes, s.buildRoutes()...)
 	s.handler = newRouter(routes, header, minV, maxV, s.log)
 	return s
 }
