@@ -15,6 +15,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // testNS is a network namespace made for one test, with a netlink handle in
@@ -117,9 +118,14 @@ func linkName(t *testing.T, prefix string) string {
 	return prefix + hex.EncodeToString(b[:])
 }
 
+// addAddr adds p to link; an IPv6 address without duplicate address
+// detection, so that it is usable at once.
 func addAddr(t *testing.T, nl *netlink.Handle, link netlink.Link, p netip.Prefix) {
 	t.Helper()
-	a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}}
+	a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
+	if p.Addr().Is6() {
+		a.Flags = unix.IFA_F_NODAD
+	}
 	if err := nl.AddrAdd(link, a); err != nil {
 		t.Fatalf("address %s on %s: %v", p, link.Attrs().Name, err)
 	}
@@ -186,14 +192,19 @@ func (n *testNS) connect(t *testing.T, c *testNS, hostName, master string, hostA
 	}
 }
 
-// serve listens on TCP port in the namespace and answers every connection
-// with the peer address it sees, one line.
-func (n *testNS) serve(t *testing.T, port string) {
+// serve listens on TCP port of every IPv4 address in the namespace and
+// answers every connection with the peer address it sees, one line.
+func (n *testNS) serve(t *testing.T, port string) { n.serveOn(t, "tcp4", "0.0.0.0:"+port) }
+
+// serve6 is serve for every IPv6 address (an IPv6-only socket).
+func (n *testNS) serve6(t *testing.T, port string) { n.serveOn(t, "tcp6", "[::]:"+port) }
+
+func (n *testNS) serveOn(t *testing.T, network, addr string) {
 	t.Helper()
 	var l net.Listener
 	n.do(t, func() {
 		var err error
-		if l, err = net.Listen("tcp4", "0.0.0.0:"+port); err != nil {
+		if l, err = net.Listen(network, addr); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -224,7 +235,7 @@ func (n *testNS) dial(t *testing.T, addr string, timeout time.Duration) (string,
 	var err error
 	n.do(t, func() {
 		d := net.Dialer{Timeout: timeout}
-		c, err = d.Dial("tcp4", addr)
+		c, err = d.Dial("tcp", addr)
 	})
 	if err != nil {
 		return "", err
@@ -266,14 +277,19 @@ func (n *testNS) blocked(t *testing.T, addr string) {
 	}
 }
 
-// serveUDP answers every datagram on UDP port with the source address it
-// sees.
-func (n *testNS) serveUDP(t *testing.T, port string) {
+// serveUDP answers every datagram on UDP port of every IPv4 address with
+// the source address it sees.
+func (n *testNS) serveUDP(t *testing.T, port string) { n.serveUDPOn(t, "udp4", "0.0.0.0:"+port) }
+
+// serveUDP6 is serveUDP for every IPv6 address.
+func (n *testNS) serveUDP6(t *testing.T, port string) { n.serveUDPOn(t, "udp6", "[::]:"+port) }
+
+func (n *testNS) serveUDPOn(t *testing.T, network, addr string) {
 	t.Helper()
 	var c net.PacketConn
 	n.do(t, func() {
 		var err error
-		if c, err = net.ListenPacket("udp4", "0.0.0.0:"+port); err != nil {
+		if c, err = net.ListenPacket(network, addr); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -301,7 +317,7 @@ func (n *testNS) exchangeUDP(t *testing.T, addr string) (string, error) {
 	t.Helper()
 	var c net.Conn
 	var err error
-	n.do(t, func() { c, err = net.Dial("udp4", addr) })
+	n.do(t, func() { c, err = net.Dial("udp", addr) })
 	if err != nil {
 		return "", err
 	}

@@ -47,6 +47,11 @@ func TestReserveConflicts(t *testing.T) {
 		{"tcp and udp", bind{"tcp", ""}, bind{"udp", ""}, false, ""},
 		{"two addresses", bind{"tcp", "127.0.0.1"}, bind{"tcp", "127.0.0.2"}, false, ""},
 		{"IPv6 and IPv4", bind{"tcp", "::"}, bind{"tcp", ""}, false, ""},
+		// A port published on both families holds both at once.
+		{"IPv4 and IPv6", bind{"tcp", ""}, bind{"tcp", "::"}, false, ""},
+		{"IPv4 and IPv6, udp", bind{"udp", "0.0.0.0"}, bind{"udp", "::"}, false, ""},
+		{"IPv6 and IPv4, udp", bind{"udp", "::"}, bind{"udp", ""}, false, ""},
+		{"IPv6 all addresses, then one", bind{"tcp", "::"}, bind{"tcp", "::1"}, true, "Bind for [::1]:8080 failed: port is already allocated"},
 		{"IPv6 twice", bind{"tcp", "::"}, bind{"tcp", "::"}, true, "Bind for [::]:8080 failed: port is already allocated"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

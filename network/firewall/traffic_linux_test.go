@@ -27,17 +27,18 @@ type trafficLab struct {
 	host, ext, ca, cb, cc *testNS
 	cc2                   *testNS
 	brA, brB, brC         string
+	bx                    string // the host's link to ext
 }
 
 func newTrafficLab(t *testing.T) *trafficLab {
 	l := &trafficLab{
 		host: newTestNS(t), ext: newTestNS(t),
 		ca: newTestNS(t), cb: newTestNS(t), cc: newTestNS(t), cc2: newTestNS(t),
-		brA: linkName(t, "bta"), brB: linkName(t, "btb"), brC: linkName(t, "btc"),
+		brA: linkName(t, "bta"), brB: linkName(t, "btb"), brC: linkName(t, "btc"), bx: linkName(t, "bx"),
 	}
 	p := netip.MustParsePrefix
 	a := netip.MustParseAddr
-	l.host.connect(t, l.ext, linkName(t, "bx"), "", p("192.0.2.1/24"), p("192.0.2.2/24"), a("192.0.2.1"))
+	l.host.connect(t, l.ext, l.bx, "", p("192.0.2.1/24"), p("192.0.2.2/24"), a("192.0.2.1"))
 	for _, c := range []struct {
 		ns     *testNS
 		br     string
