@@ -1,0 +1,200 @@
+package engine
+
+import (
+	"bufio"
+	"bytes"
+	"compress/bzip2"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"berth.dev/archive"
+	"berth.dev/internal/errdefs"
+	"berth.dev/metadata"
+)
+
+// Builds is the engine's build service, the Docker API's BuildBackend: it
+// unpacks the build context a client uploads into a temp dir under the
+// engine's root and runs package build's Builder on it, with the engine as
+// its Executor (see executor): RUN steps in ephemeral containers, COPY and
+// ADD as tars applied on snapshots, layers stored as commit stores them,
+// and the build cache in the metadata database.
+type Builds struct {
+	cfg          *Config
+	images       *Images
+	ctrs         *Containers
+	db           *metadata.DB
+	log          *slog.Logger
+	cgroupParent string
+}
+
+// BuildsConfig gathers what NewBuilds needs.
+type BuildsConfig struct {
+	Config     *Config
+	Images     *Images
+	// Containers is the container service: RUN steps use its snapshotter,
+	// paths, shim, runtime and networks.
+	Containers *Containers
+	DB         *metadata.DB
+	Log        *slog.Logger
+	// CgroupParent is the cgroup under which RUN steps run ("" for
+	// /berth, as containers).
+	CgroupParent string
+}
+
+// NewBuilds returns the build service. Call Recover before serving.
+func NewBuilds(c BuildsConfig) *Builds {
+	log := c.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Builds{cfg: c.Config, images: c.Images, ctrs: c.Containers, db: c.DB, log: log, cgroupParent: c.CgroupParent}
+}
+
+// buildDirPrefix starts the names of build context directories under
+// <root>/tmp.
+const buildDirPrefix = "build-"
+
+func (b *Builds) contextTmp() string { return filepath.Join(b.cfg.Root, "tmp") }
+
+// Recover removes the build contexts a stopped berthd left under
+// <root>/tmp. The containers, snapshots and mounts of the steps that were
+// running go with the recovery of the container and image services (they
+// use their names).
+func (b *Builds) Recover(ctx context.Context) error {
+	entries, err := os.ReadDir(b.contextTmp())
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), buildDirPrefix) {
+			if err := os.RemoveAll(filepath.Join(b.contextTmp(), e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// mountDir makes a temp mount point under the run-time root, where the
+// image service's recovery finds it after a crash.
+func (b *Builds) mountDir(prefix string) (string, error) {
+	dir := b.cfg.tmpDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	return os.MkdirTemp(dir, "build-"+prefix)
+}
+
+// extractContext unpacks the build context tar r (plain, gzip, bzip2, xz
+// or zstd) into a new directory under <root>/tmp and returns it. Entries
+// are confined to the directory as layer entries are (names climbing out
+// of it are refused, symlinks are kept as written); device nodes are
+// refused. On error nothing is left.
+func (b *Builds) extractContext(ctx context.Context, r io.Reader) (_ string, err error) {
+	if err := os.MkdirAll(b.contextTmp(), 0o700); err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp(b.contextTmp(), buildDirPrefix)
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(dir)
+		}
+	}()
+	tr, err := decompressContext(ctx, r)
+	if err != nil {
+		return "", fmt.Errorf("%w: build context: %w", errdefs.ErrInvalidArgument, err)
+	}
+	defer tr.Close()
+	if _, err := archive.Apply(ctx, dir, tr, archive.WithNoSameOwner(), archive.WithoutDevices()); err != nil {
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		return "", fmt.Errorf("%w: build context: %w", errdefs.ErrInvalidArgument, err)
+	}
+	// The rest of the stream (the tar's padding) is read, so that a
+	// client writing it is not stopped short.
+	io.Copy(io.Discard, tr)
+	return dir, nil
+}
+
+var (
+	bzip2Magic = []byte("BZh")
+	xzMagic    = []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}
+)
+
+// decompressContext returns the tar stream of a build context: bzip2 and
+// xz (docker's CLI accepts them) are read here, the xz one through the
+// host's xz as dockerd does; gzip, zstd and plain tars through package
+// archive.
+func decompressContext(ctx context.Context, r io.Reader) (io.ReadCloser, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	magic, err := br.Peek(len(xzMagic))
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	switch {
+	case bytes.HasPrefix(magic, bzip2Magic):
+		return io.NopCloser(bzip2.NewReader(br)), nil
+	case bytes.HasPrefix(magic, xzMagic):
+		return xzReader(ctx, br)
+	}
+	rc, _, err := archive.DecompressStream(br)
+	return rc, err
+}
+
+// xzReader decompresses r with `xz -dc`.
+func xzReader(ctx context.Context, r io.Reader) (io.ReadCloser, error) {
+	cmd := exec.CommandContext(ctx, "xz", "-dc")
+	cmd.Stdin = r
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("xz context: %w", err)
+	}
+	return &cmdReader{ReadCloser: out, cmd: cmd, stderr: &stderr}, nil
+}
+
+// cmdReader reads a command's output; Close ends and reaps it.
+type cmdReader struct {
+	io.ReadCloser
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+	eof    bool
+}
+
+func (c *cmdReader) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	if err == io.EOF && !c.eof {
+		c.eof = true
+		// A corrupt stream shows as xz's exit status, not as a short
+		// read.
+		if werr := c.cmd.Wait(); werr != nil {
+			return n, fmt.Errorf("xz: %w: %s", werr, strings.TrimSpace(c.stderr.String()))
+		}
+	}
+	return n, err
+}
+
+func (c *cmdReader) Close() error {
+	if !c.eof {
+		c.eof = true
+		c.ReadCloser.Close()
+		c.cmd.Process.Kill()
+		c.cmd.Wait()
+	}
+	return nil
+}
