@@ -36,8 +36,8 @@ type Builds struct {
 
 // BuildsConfig gathers what NewBuilds needs.
 type BuildsConfig struct {
-	Config     *Config
-	Images     *Images
+	Config *Config
+	Images *Images
 	// Containers is the container service: RUN steps use its snapshotter,
 	// paths, shim, runtime and networks.
 	Containers *Containers
