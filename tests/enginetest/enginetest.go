@@ -353,7 +353,14 @@ func (d *Daemon) Mounts() []string {
 		if len(f) < 5 {
 			continue
 		}
-		if p := f[4]; strings.HasPrefix(p, d.Root+"/") || strings.HasPrefix(p, d.ExecRoot+"/") {
+		p := f[4]
+		if p == filepath.Join(d.ExecRoot, "netns") && d.Running() {
+			// The running daemon's directory of pinned namespaces is a
+			// mount of its own (shared, as ip netns makes /run/netns);
+			// the pins in it count.
+			continue
+		}
+		if strings.HasPrefix(p, d.Root+"/") || strings.HasPrefix(p, d.ExecRoot+"/") {
 			mounts = append(mounts, p)
 		}
 	}
