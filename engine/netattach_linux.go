@@ -104,15 +104,12 @@ func (c *Containers) createEndpoints(hc *container.HostConfig, nc *network.Netwo
 
 // checkEndpoint refuses settings the network cannot take.
 func checkEndpoint(nr netRecord, es *network.EndpointSettings) error {
-	ip := netip.Addr{}
+	ip, ip6 := netip.Addr{}, netip.Addr{}
 	if es.IPAMConfig != nil {
-		ip = es.IPAMConfig.IPv4Address
-		if es.IPAMConfig.IPv6Address.IsValid() {
-			return fmt.Errorf("%w: IPv6 addresses are not supported yet", errdefs.ErrNotImplemented)
-		}
+		ip, ip6 = es.IPAMConfig.IPv4Address, es.IPAMConfig.IPv6Address
 	}
 	if nr.Name == "bridge" || nr.Driver != "bridge" {
-		if ip.IsValid() {
+		if ip.IsValid() || ip6.IsValid() {
 			return fmt.Errorf("%w: user specified IP address is supported on user defined networks only", errdefs.ErrInvalidArgument)
 		}
 		if len(es.Aliases) > 0 {
@@ -122,6 +119,9 @@ func checkEndpoint(nr netRecord, es *network.EndpointSettings) error {
 	}
 	if ip.IsValid() && (!ip.Is4() || !nr.Subnet.Contains(ip)) {
 		return fmt.Errorf("%w: no configured subnet contains IP address %s", errdefs.ErrInvalidArgument, ip)
+	}
+	if ip6.IsValid() && (!ip6.Is6() || !nr.Subnet6.Contains(ip6)) {
+		return fmt.Errorf("%w: no configured subnet contains IP address %s", errdefs.ErrInvalidArgument, ip6)
 	}
 	return nil
 }
@@ -208,6 +208,10 @@ func fillEndpoint(es *network.EndpointSettings, ep *endpoint, nr netRecord) {
 	es.IPPrefixLen = nr.Subnet.Bits()
 	es.Gateway = nr.Gateway
 	es.MacAddress = network.HardwareAddr(ep.MAC)
+	es.GlobalIPv6Address, es.GlobalIPv6PrefixLen, es.IPv6Gateway = netip.Addr{}, 0, netip.Addr{}
+	if ep.Addr6.IsValid() {
+		es.GlobalIPv6Address, es.GlobalIPv6PrefixLen, es.IPv6Gateway = ep.Addr6, nr.Subnet6.Bits(), nr.Gateway6
+	}
 	es.DNSNames = nil
 	if nr.Name != "bridge" {
 		es.DNSNames = append([]string{ep.Name, ep.Container[:12]}, es.Aliases...)
@@ -217,6 +221,7 @@ func fillEndpoint(es *network.EndpointSettings, ep *endpoint, nr netRecord) {
 // clearEndpoint drops what a run gave es.
 func clearEndpoint(es *network.EndpointSettings) {
 	es.EndpointID, es.IPAddress, es.IPPrefixLen, es.Gateway, es.MacAddress, es.DNSNames = "", netip.Addr{}, 0, netip.Addr{}, nil, nil
+	es.GlobalIPv6Address, es.GlobalIPv6PrefixLen, es.IPv6Gateway = netip.Addr{}, 0, netip.Addr{}
 }
 
 // teardownNetwork undoes setupNetwork: it works from the record alone, so
@@ -264,13 +269,18 @@ func (n *Networks) attach(ctx context.Context, name string, rec *record, es *net
 	if err == nil && w.eps[rec.ID] != nil {
 		err = fmt.Errorf("%w: endpoint with name %s already exists in network %s", errdefs.ErrForbidden, strings.TrimPrefix(rec.Name, "/"), w.rec.Name)
 	}
-	var want netip.Addr
+	var want, want6 netip.Addr
 	if es.IPAMConfig != nil {
-		want = es.IPAMConfig.IPv4Address
+		want, want6 = es.IPAMConfig.IPv4Address, es.IPAMConfig.IPv6Address
 	}
-	var addr netip.Addr
+	var addr, addr6 netip.Addr
 	if err == nil {
 		addr, err = w.alloc.Allocate(want)
+	}
+	if err == nil && w.alloc6 != nil {
+		if addr6, err = w.alloc6.Allocate(want6); err != nil {
+			w.alloc.Release(addr)
+		}
 	}
 	if err != nil {
 		n.mu.Unlock()
@@ -280,23 +290,31 @@ func (n *Networks) attach(ctx context.Context, name string, rec *record, es *net
 	p := n.cfg.Network.LinkPrefix
 	ep := &endpoint{
 		ID: id, Container: rec.ID, Name: strings.TrimPrefix(rec.Name, "/"), Aliases: slices.Clone(es.Aliases),
-		Addr: addr, MAC: bridge.MACFor(addr), HostIf: p + "v" + id[:14-len(p)], IfName: ifName,
+		Addr: addr, Addr6: addr6, MAC: bridge.MACFor(addr), HostIf: p + "v" + id[:14-len(p)], IfName: ifName,
 	}
 	w.eps[rec.ID] = ep
 	nr := w.rec
 	n.mu.Unlock()
-	gw := netip.Addr{}
-	if defaultRoute && !nr.Internal {
-		gw = nr.Gateway
-	}
-	err = bridge.Attach(ctx, bridge.Endpoint{
+	be := bridge.Endpoint{
 		Bridge: nr.Bridge, HostIf: ep.HostIf, NetNS: rec.NetNS, IfName: ifName,
-		Address: netip.PrefixFrom(addr, nr.Subnet.Bits()), Gateway: gw, MAC: ep.MAC, MTU: nr.MTU,
-	})
-	if err != nil {
+		Address: netip.PrefixFrom(addr, nr.Subnet.Bits()), MAC: ep.MAC, MTU: nr.MTU,
+	}
+	if addr6.IsValid() {
+		be.Address6 = netip.PrefixFrom(addr6, nr.Subnet6.Bits())
+	}
+	if defaultRoute && !nr.Internal {
+		be.Gateway = nr.Gateway
+		if addr6.IsValid() {
+			be.Gateway6 = nr.Gateway6
+		}
+	}
+	if err = bridge.Attach(ctx, be); err != nil {
 		n.mu.Lock()
 		delete(w.eps, rec.ID)
 		w.alloc.Release(addr)
+		if addr6.IsValid() {
+			w.alloc6.Release(addr6)
+		}
 		n.mu.Unlock()
 		return nil, netRecord{}, err
 	}
@@ -320,6 +338,9 @@ func (n *Networks) detach(ctx context.Context, netID, containerID string) {
 	delete(w.eps, containerID)
 	if w.alloc != nil {
 		w.alloc.Release(ep.Addr)
+	}
+	if w.alloc6 != nil && ep.Addr6.IsValid() {
+		w.alloc6.Release(ep.Addr6)
 	}
 	if len(ep.Ports) == 0 {
 		return
@@ -380,8 +401,13 @@ func (n *Networks) publishPorts(ctx context.Context, netID, containerID string, 
 			if !hostIP.IsValid() {
 				hostIP = netip.IPv4Unspecified()
 			}
-			if !hostIP.Is4() {
-				return fail(fmt.Errorf("%w: publishing on IPv6 address %s is not supported yet", errdefs.ErrNotImplemented, hostIP))
+			hostIP = hostIP.Unmap()
+			cip := ep.Addr
+			if hostIP.Is6() {
+				if !ep.Addr6.IsValid() {
+					return fail(fmt.Errorf("%w: cannot publish on %s: the container has no IPv6 address", errdefs.ErrInvalidArgument, hostIP))
+				}
+				cip = ep.Addr6
 			}
 			lo, hi, err := hostPortRange(b.HostPort)
 			if err != nil {
@@ -397,15 +423,18 @@ func (n *Networks) publishPorts(ctx context.Context, netID, containerID string, 
 			if err != nil {
 				return fail(err)
 			}
-			rule := firewall.Port{
-				Proto: string(p.Proto()), HostIP: b.HostIP, HostPort: res.Port(),
-				ContainerIP: ep.Addr, ContainerPort: p.Num(), Bridge: w.rec.Bridge,
-			}
-			if hostIP.IsUnspecified() {
-				rule.HostIP = netip.Addr{}
-			}
-			got = append(got, publishedPort{rule: rule, res: res})
+			got = append(got, publishedPort{rule: portRule(p, hostIP, res.Port(), cip, w.rec.Bridge), res: res})
 			out[p] = append(out[p], network.PortBinding{HostIP: hostIP, HostPort: strconv.Itoa(int(res.Port()))})
+			if !b.HostIP.IsValid() && ep.Addr6.IsValid() {
+				// As docker: a port published on every address is
+				// published on every IPv6 address too, same number.
+				res6, err := firewall.Reserve(string(p.Proto()), netip.IPv6Unspecified(), res.Port())
+				if err != nil {
+					return fail(err)
+				}
+				got = append(got, publishedPort{rule: portRule(p, netip.IPv6Unspecified(), res.Port(), ep.Addr6, w.rec.Bridge), res: res6})
+				out[p] = append(out[p], network.PortBinding{HostIP: netip.IPv6Unspecified(), HostPort: strconv.Itoa(int(res.Port()))})
+			}
 		}
 	}
 	ep.Ports = got
@@ -414,6 +443,16 @@ func (n *Networks) publishPorts(ctx context.Context, netID, containerID string, 
 		return fail(fmt.Errorf("firewall rules for the published ports: %w", err))
 	}
 	return out, nil
+}
+
+// portRule forwards hostIP:hostPort to cip's port p on the bridge; the
+// IPv4 unspecified address is every local address (zero for the firewall).
+func portRule(p network.Port, hostIP netip.Addr, hostPort uint16, cip netip.Addr, bridgeName string) firewall.Port {
+	r := firewall.Port{Proto: string(p.Proto()), HostIP: hostIP, HostPort: hostPort, ContainerIP: cip, ContainerPort: p.Num(), Bridge: bridgeName}
+	if hostIP == netip.IPv4Unspecified() {
+		r.HostIP = netip.Addr{}
+	}
+	return r
 }
 
 // hostPortRange reads a binding's host port: "" (any), "8080" or
@@ -454,9 +493,14 @@ func (n *Networks) restore(ctx context.Context, rec *record) {
 		if _, err := w.alloc.Allocate(es.IPAddress); err != nil {
 			n.log.Warn("address of a running container", "id", rec.ID, "network", name, "err", err)
 		}
+		if w.alloc6 != nil && es.GlobalIPv6Address.IsValid() {
+			if _, err := w.alloc6.Allocate(es.GlobalIPv6Address); err != nil {
+				n.log.Warn("IPv6 address of a running container", "id", rec.ID, "network", name, "err", err)
+			}
+		}
 		ep := &endpoint{
 			ID: es.EndpointID, Container: rec.ID, Name: strings.TrimPrefix(rec.Name, "/"), Aliases: slices.Clone(es.Aliases),
-			Addr: es.IPAddress, MAC: []byte(es.MacAddress), HostIf: rec.HostIfs[es.NetworkID],
+			Addr: es.IPAddress, Addr6: es.GlobalIPv6Address, MAC: []byte(es.MacAddress), HostIf: rec.HostIfs[es.NetworkID],
 		}
 		w.eps[rec.ID] = ep
 		if primary == nil {
@@ -475,11 +519,11 @@ func (n *Networks) restore(ctx context.Context, rec *record) {
 					n.log.Warn("host port of a running container is taken", "id", rec.ID, "port", b.HostPort, "err", err)
 					continue
 				}
-				rule := firewall.Port{Proto: string(p.Proto()), HostIP: b.HostIP, HostPort: uint16(port), ContainerIP: primary.Addr, ContainerPort: p.Num(), Bridge: primaryNet.rec.Bridge}
-				if b.HostIP.IsUnspecified() {
-					rule.HostIP = netip.Addr{}
+				cip := primary.Addr
+				if b.HostIP.Is6() {
+					cip = primary.Addr6
 				}
-				primary.Ports = append(primary.Ports, publishedPort{rule: rule, res: res})
+				primary.Ports = append(primary.Ports, publishedPort{rule: portRule(p, b.HostIP, uint16(port), cip, primaryNet.rec.Bridge), res: res})
 			}
 		}
 	}

@@ -75,7 +75,8 @@ type Networks struct {
 // endpoints by container ID.
 type netw struct {
 	rec   netRecord
-	alloc *ipam.Allocator
+	alloc  *ipam.Allocator
+	alloc6 *ipam.Allocator // nil without IPv6
 	eps   map[string]*endpoint
 }
 
@@ -89,6 +90,10 @@ type netRecord struct {
 	Subnet     netip.Prefix      `json:"subnet,omitzero"`
 	IPRange    netip.Prefix      `json:"ipRange,omitzero"`
 	Gateway    netip.Addr        `json:"gateway,omitzero"`
+	// The IPv6 subnet of a dual-stack network (--ipv6).
+	Subnet6  netip.Prefix `json:"subnet6,omitzero"`
+	IPRange6 netip.Prefix `json:"ipRange6,omitzero"`
+	Gateway6 netip.Addr   `json:"gateway6,omitzero"`
 	MTU        int               `json:"mtu,omitempty"`
 	Internal   bool              `json:"internal,omitempty"`
 	Masquerade bool              `json:"masquerade,omitempty"`
@@ -105,6 +110,7 @@ type endpoint struct {
 	Name      string // the container's name, without "/"
 	Aliases   []string
 	Addr      netip.Addr
+	Addr6     netip.Addr // on a dual-stack network
 	MAC       []byte
 	HostIf    string
 	IfName    string
@@ -142,7 +148,7 @@ func NewNetworks(ctx context.Context, c NetworksConfig) (*Networks, error) {
 	if err := n.predefine(ctx); err != nil {
 		return nil, err
 	}
-	forward := false
+	forward, forward6 := false, false
 	for _, w := range n.nets {
 		if w.rec.Driver != "bridge" {
 			continue
@@ -151,15 +157,30 @@ func NewNetworks(ctx context.Context, c NetworksConfig) (*Networks, error) {
 			return nil, fmt.Errorf("network %s: %w", w.rec.Name, err)
 		}
 		forward = forward || !w.rec.Internal
+		forward6 = forward6 || !w.rec.Internal && w.rec.Subnet6.IsValid()
 	}
 	if forward {
-		if changed, err := bridge.EnableForwarding(); err != nil {
-			log.Warn("cannot enable IPv4 forwarding: containers on bridge networks have no outbound access", "err", err)
-		} else if changed {
-			log.Info("enabled IPv4 forwarding on the host (net.ipv4.ip_forward=1) for bridge networks")
-		}
+		n.enableForwarding(forward6)
 	}
 	return n, nil
+}
+
+// enableForwarding makes the host route for the bridge networks (IPv4,
+// and IPv6 when one has a v6 subnet), saying what it changed.
+func (n *Networks) enableForwarding(v6 bool) {
+	if changed, err := bridge.EnableForwarding(); err != nil {
+		n.log.Warn("cannot enable IPv4 forwarding: containers on bridge networks have no outbound access", "err", err)
+	} else if changed {
+		n.log.Info("enabled IPv4 forwarding on the host (net.ipv4.ip_forward=1) for bridge networks")
+	}
+	if !v6 {
+		return
+	}
+	if changed, err := bridge.EnableForwarding6(); err != nil {
+		n.log.Warn("cannot enable IPv6 forwarding: containers on IPv6 networks have no outbound access", "err", err)
+	} else if changed {
+		n.log.Info("enabled IPv6 forwarding on the host (net.ipv6.conf.all.forwarding=1) for IPv6 networks")
+	}
 }
 
 // Close stops the DNS server. Links and rules stay: running containers
@@ -192,6 +213,14 @@ func (n *Networks) load(ctx context.Context) error {
 					return nil
 				}
 				w.alloc = a
+				if rec.Subnet6.IsValid() {
+					a6, err := ipam.NewAllocator(rec.Subnet6, rec.IPRange6, rec.Gateway6)
+					if err != nil {
+						n.log.Warn("network record with a bad IPv6 config; skipped", "name", rec.Name, "err", err)
+						return nil
+					}
+					w.alloc6 = a6
+				}
 			}
 			n.nets[rec.ID] = w
 			return nil
@@ -216,12 +245,12 @@ func (n *Networks) predefine(ctx context.Context) error {
 		have[w.rec.Name] = true
 	}
 	if !have["none"] {
-		if err := n.add(ctx, netRecord{ID: newID(), Name: "none", Driver: "null", Created: time.Now().UTC()}, nil); err != nil {
+		if err := n.add(ctx, netRecord{ID: newID(), Name: "none", Driver: "null", Created: time.Now().UTC()}, nil, nil); err != nil {
 			return err
 		}
 	}
 	if !have["host"] {
-		if err := n.add(ctx, netRecord{ID: newID(), Name: "host", Driver: "host", Created: time.Now().UTC()}, nil); err != nil {
+		if err := n.add(ctx, netRecord{ID: newID(), Name: "host", Driver: "host", Created: time.Now().UTC()}, nil, nil); err != nil {
 			return err
 		}
 	}
@@ -264,7 +293,7 @@ func (n *Networks) predefine(ctx context.Context) error {
 			optBridgeName: nc.Bridge, optMTU: strconv.Itoa(mtu),
 		},
 	}
-	return n.add(ctx, rec, a)
+	return n.add(ctx, rec, a, nil)
 }
 
 // inUse is every subnet that a new network must not overlap: the other
@@ -293,18 +322,20 @@ func (n *Networks) inUse(except *netRecord) []netip.Prefix {
 
 // add records a new network and keeps it in memory. The caller holds n.mu
 // or is NewNetworks.
-func (n *Networks) add(ctx context.Context, rec netRecord, a *ipam.Allocator) error {
+func (n *Networks) add(ctx context.Context, rec netRecord, a, a6 *ipam.Allocator) error {
 	if err := n.save(ctx, &rec); err != nil {
 		return err
 	}
-	n.nets[rec.ID] = &netw{rec: rec, alloc: a, eps: map[string]*endpoint{}}
+	n.nets[rec.ID] = &netw{rec: rec, alloc: a, alloc6: a6, eps: map[string]*endpoint{}}
 	return nil
 }
 
 func (n *Networks) ensureBridge(ctx context.Context, rec *netRecord) error {
-	return bridge.Ensure(ctx, bridge.Config{
-		Name: rec.Bridge, Address: netip.PrefixFrom(rec.Gateway, rec.Subnet.Bits()), MTU: rec.MTU,
-	})
+	cfg := bridge.Config{Name: rec.Bridge, Address: netip.PrefixFrom(rec.Gateway, rec.Subnet.Bits()), MTU: rec.MTU}
+	if rec.Subnet6.IsValid() {
+		cfg.Address6 = netip.PrefixFrom(rec.Gateway6, rec.Subnet6.Bits())
+	}
+	return bridge.Ensure(ctx, cfg)
 }
 
 // find resolves a network by full ID, name or unique ID prefix, as dockerd
@@ -368,9 +399,6 @@ func (n *Networks) Create(ctx context.Context, req network.CreateRequest) (netwo
 	if driver != "bridge" {
 		return network.CreateResponse{}, fmt.Errorf("%w: plugin %q not found", errdefs.ErrNotFound, driver)
 	}
-	if req.EnableIPv6 != nil && *req.EnableIPv6 {
-		return network.CreateResponse{}, fmt.Errorf("%w: IPv6 networks are not supported yet", errdefs.ErrNotImplemented)
-	}
 	if req.EnableIPv4 != nil && !*req.EnableIPv4 {
 		return network.CreateResponse{}, fmt.Errorf("%w: IPv4 cannot be disabled on a bridge network", errdefs.ErrInvalidArgument)
 	}
@@ -416,26 +444,37 @@ func (n *Networks) Create(ctx context.Context, req network.CreateRequest) (netwo
 	if rec.Bridge == "" {
 		rec.Bridge = n.cfg.Network.LinkPrefix + "-" + rec.ID[:14-len(n.cfg.Network.LinkPrefix)]
 	}
-	var cfg network.IPAMConfig
+	// One IPv4 config and, with --ipv6, one IPv6 config.
+	var cfg, cfg6 network.IPAMConfig
 	if req.IPAM != nil {
 		if req.IPAM.Driver != "" && req.IPAM.Driver != "default" {
 			return network.CreateResponse{}, fmt.Errorf("%w: IPAM driver %q not found", errdefs.ErrNotFound, req.IPAM.Driver)
 		}
-		switch len(req.IPAM.Config) {
-		case 0:
-		case 1:
-			cfg = req.IPAM.Config[0]
-		default:
-			return network.CreateResponse{}, fmt.Errorf("%w: only one IPv4 subnet per network is supported", errdefs.ErrNotImplemented)
+		seen4, seen6 := false, false
+		for _, c := range req.IPAM.Config {
+			if !c.Subnet.IsValid() && (c.Gateway.IsValid() || c.IPRange.IsValid()) {
+				return network.CreateResponse{}, fmt.Errorf("%w: every ip-range or gateway must have a corresponding subnet", errdefs.ErrInvalidArgument)
+			}
+			switch {
+			case !c.Subnet.IsValid():
+			case c.Subnet.Addr().Is4() && !seen4:
+				cfg, seen4 = c, true
+			case c.Subnet.Addr().Is6() && !seen6:
+				cfg6, seen6 = c, true
+			default:
+				return network.CreateResponse{}, fmt.Errorf("%w: only one IPv4 and one IPv6 subnet per network are supported", errdefs.ErrNotImplemented)
+			}
 		}
 	}
-	if !cfg.Subnet.IsValid() && (cfg.Gateway.IsValid() || cfg.IPRange.IsValid()) {
-		return network.CreateResponse{}, fmt.Errorf("%w: every ip-range or gateway must have a corresponding subnet", errdefs.ErrInvalidArgument)
+	ipv6 := req.EnableIPv6 != nil && *req.EnableIPv6 || cfg6.Subnet.IsValid()
+	if ipv6 && !cfg6.Subnet.IsValid() {
+		// As docker: a unique local /64 of its own (RFC 4193, random
+		// global ID).
+		var raw [5]byte
+		rand.Read(raw[:])
+		a := [16]byte{0xfd, raw[0], raw[1], raw[2], raw[3], raw[4]}
+		cfg6.Subnet = netip.PrefixFrom(netip.AddrFrom16(a), 64)
 	}
-	if cfg.Subnet.IsValid() && !cfg.Subnet.Addr().Is4() {
-		return network.CreateResponse{}, fmt.Errorf("%w: IPv6 subnets are not supported yet: %s", errdefs.ErrNotImplemented, cfg.Subnet)
-	}
-
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, w := range n.nets {
@@ -444,6 +483,16 @@ func (n *Networks) Create(ctx context.Context, req network.CreateRequest) (netwo
 		}
 		if w.rec.Bridge == rec.Bridge {
 			return network.CreateResponse{}, fmt.Errorf("%w: bridge name %s is used by network %s", errdefs.ErrConflict, rec.Bridge, w.rec.Name)
+		}
+	}
+	if cfg6.Subnet.IsValid() {
+		if cfg6.Subnet != cfg6.Subnet.Masked() {
+			return network.CreateResponse{}, fmt.Errorf("%w: invalid subnet %s: it should be %s", errdefs.ErrInvalidArgument, cfg6.Subnet, cfg6.Subnet.Masked())
+		}
+		for _, w := range n.nets {
+			if w.rec.Subnet6.IsValid() && ipam.Overlaps(w.rec.Subnet6, cfg6.Subnet) {
+				return network.CreateResponse{}, fmt.Errorf("%w: invalid pool request: Pool overlaps with other one on this address space (network %s has %s)", errdefs.ErrConflict, w.rec.Name, w.rec.Subnet6)
+			}
 		}
 	}
 	subnet := cfg.Subnet
@@ -468,11 +517,18 @@ func (n *Networks) Create(ctx context.Context, req network.CreateRequest) (netwo
 		return network.CreateResponse{}, err
 	}
 	rec.Subnet, rec.IPRange, rec.Gateway = a.Subnet(), cfg.IPRange, a.Gateway()
+	var a6 *ipam.Allocator
+	if cfg6.Subnet.IsValid() {
+		if a6, err = ipam.NewAllocator(cfg6.Subnet, cfg6.IPRange, cfg6.Gateway); err != nil {
+			return network.CreateResponse{}, err
+		}
+		rec.Subnet6, rec.IPRange6, rec.Gateway6 = a6.Subnet(), cfg6.IPRange, a6.Gateway()
+	}
 	if err := n.ensureBridge(ctx, &rec); err != nil {
 		bridge.Delete(context.WithoutCancel(ctx), rec.Bridge)
 		return network.CreateResponse{}, fmt.Errorf("create bridge %s: %w", rec.Bridge, err)
 	}
-	if err := n.add(ctx, rec, a); err != nil {
+	if err := n.add(ctx, rec, a, a6); err != nil {
 		bridge.Delete(context.WithoutCancel(ctx), rec.Bridge)
 		return network.CreateResponse{}, err
 	}
@@ -480,9 +536,7 @@ func (n *Networks) Create(ctx context.Context, req network.CreateRequest) (netwo
 		n.log.Warn("firewall rules for the new network", "network", rec.Name, "err", err)
 	}
 	if !rec.Internal {
-		if changed, err := bridge.EnableForwarding(); err == nil && changed {
-			n.log.Info("enabled IPv4 forwarding on the host (net.ipv4.ip_forward=1) for bridge networks")
-		}
+		n.enableForwarding(rec.Subnet6.IsValid())
 	}
 	n.publish(&rec, events.ActionCreate, nil)
 	return network.CreateResponse{ID: rec.ID}, nil
@@ -634,7 +688,7 @@ func (n *Networks) apiNetwork(w *netw) network.Network {
 	r := w.rec
 	out := network.Network{
 		Name: r.Name, ID: r.ID, Created: r.Created, Scope: "local", Driver: r.Driver,
-		EnableIPv4: r.Driver == "bridge", Internal: r.Internal, Attachable: r.Attachable,
+		EnableIPv4: r.Driver == "bridge", EnableIPv6: r.Subnet6.IsValid(), Internal: r.Internal, Attachable: r.Attachable,
 		IPAM:    network.IPAM{Driver: "default", Options: map[string]string{}, Config: []network.IPAMConfig{}},
 		Options: map[string]string{}, Labels: map[string]string{},
 	}
@@ -649,6 +703,9 @@ func (n *Networks) apiNetwork(w *netw) network.Network {
 	}
 	if r.Subnet.IsValid() {
 		out.IPAM.Config = []network.IPAMConfig{{Subnet: r.Subnet, IPRange: r.IPRange, Gateway: r.Gateway}}
+	}
+	if r.Subnet6.IsValid() {
+		out.IPAM.Config = append(out.IPAM.Config, network.IPAMConfig{Subnet: r.Subnet6, IPRange: r.IPRange6, Gateway: r.Gateway6})
 	}
 	return out
 }
@@ -669,6 +726,11 @@ func (n *Networks) Inspect(ctx context.Context, name string, opts backend.Networ
 		out.Containers[id] = network.EndpointResource{
 			Name: ep.Name, EndpointID: ep.ID, MacAddress: network.HardwareAddr(ep.MAC),
 			IPv4Address: netip.PrefixFrom(ep.Addr, w.rec.Subnet.Bits()),
+		}
+		if ep.Addr6.IsValid() {
+			r := out.Containers[id]
+			r.IPv6Address = netip.PrefixFrom(ep.Addr6, w.rec.Subnet6.Bits())
+			out.Containers[id] = r
 		}
 	}
 	return out, nil
@@ -774,7 +836,7 @@ func (n *Networks) ruleset() (uint64, firewall.Ruleset) {
 		if w.rec.Driver != "bridge" {
 			continue
 		}
-		rs.Networks = append(rs.Networks, firewall.Network{Bridge: w.rec.Bridge, Subnet: w.rec.Subnet, Internal: w.rec.Internal, Masquerade: w.rec.Masquerade})
+		rs.Networks = append(rs.Networks, firewall.Network{Bridge: w.rec.Bridge, Subnet: w.rec.Subnet, Subnet6: w.rec.Subnet6, Internal: w.rec.Internal, Masquerade: w.rec.Masquerade})
 		for _, ep := range w.eps {
 			for _, p := range ep.Ports {
 				rs.Ports = append(rs.Ports, p.rule)
@@ -825,8 +887,10 @@ func (n *Networks) lookup(container, name string) ([]netip.Addr, bool) {
 		for _, ep := range w.eps {
 			if ep.answers(name) || scoped && ep.answers(short) {
 				found = true
-				if !slices.Contains(out, ep.Addr) {
-					out = append(out, ep.Addr)
+				for _, a := range []netip.Addr{ep.Addr, ep.Addr6} {
+					if a.IsValid() && !slices.Contains(out, a) {
+						out = append(out, a)
+					}
 				}
 			}
 		}
@@ -853,11 +917,11 @@ func (n *Networks) reverse(container string, addr netip.Addr) (string, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, w := range n.nets {
-		if w.rec.Name == "bridge" || w.eps[container] == nil || !w.rec.Subnet.Contains(addr) {
+		if w.rec.Name == "bridge" || w.eps[container] == nil || !w.rec.Subnet.Contains(addr) && !w.rec.Subnet6.Contains(addr) {
 			continue
 		}
 		for _, ep := range w.eps {
-			if ep.Addr == addr {
+			if ep.Addr == addr || ep.Addr6 == addr {
 				return ep.Name + "." + w.rec.Name, true
 			}
 		}

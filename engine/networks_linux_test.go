@@ -493,3 +493,34 @@ func TestNetworkEtcFiles(t *testing.T) {
 		t.Errorf("resolv.conf with --dns:\n%s", out)
 	}
 }
+
+// A dual-stack network (--ipv6) gives its containers an IPv6 address and
+// route besides the IPv4 ones; they reach each other over IPv6, and the
+// embedded DNS server answers AAAA queries for their names.
+func TestNetworkIPv6(t *testing.T) {
+	env := newNetEnv(t)
+	v6 := true
+	env.createNet(t, "dual", func(r *network.CreateRequest) {
+		r.EnableIPv6 = &v6
+		r.IPAM = &network.IPAM{Config: []network.IPAMConfig{{Subnet: mustPrefix("10.232.0.0/24")}, {Subnet: mustPrefix("fd00:b:e:1::/64")}}}
+	})
+	ni, err := env.nets.Inspect(context.Background(), "dual", backend.NetworkInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ni.EnableIPv6 || len(ni.IPAM.Config) != 2 || ni.IPAM.Config[1].Gateway != mustAddr("fd00:b:e:1::1") {
+		t.Errorf("network inspect: EnableIPv6 %v, IPAM %+v", ni.EnableIPv6, ni.IPAM.Config)
+	}
+	web := env.runCtr(t, "web6", "dual", []string{"sh", "-c", "echo over-v6 > /tmp/index.html; exec httpd -f -p 80 -h /tmp"}, nil)
+	es := env.inspect(t, web).NetworkSettings.Networks["dual"]
+	if !es.GlobalIPv6Address.Is6() || !mustPrefix("fd00:b:e:1::/64").Contains(es.GlobalIPv6Address) || es.GlobalIPv6PrefixLen != 64 || es.IPv6Gateway != mustAddr("fd00:b:e:1::1") {
+		t.Fatalf("endpoint: %+v", es)
+	}
+	script := "ip -6 route | grep -q '^default via fd00:b:e:1::1' || { echo no v6 default route; ip -6 route; exit 1; }; " +
+		"nslookup -type=AAAA web6 127.0.0.11 | grep -q " + es.GlobalIPv6Address.String() + " || { echo no AAAA; nslookup -type=AAAA web6; exit 1; }; " +
+		"timeout 5 wget -q -O - http://[" + es.GlobalIPv6Address.String() + "]/; exit $?"
+	id := env.runCtr(t, "", "dual", []string{"sh", "-c", script}, nil)
+	if code, out := env.output(t, id); code != 0 || !strings.Contains(out, "over-v6") {
+		t.Errorf("exit %d: %s", code, out)
+	}
+}
