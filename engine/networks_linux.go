@@ -74,26 +74,26 @@ type Networks struct {
 // netw is a network in memory: its record, its address allocator and its
 // endpoints by container ID.
 type netw struct {
-	rec   netRecord
+	rec    netRecord
 	alloc  *ipam.Allocator
 	alloc6 *ipam.Allocator // nil without IPv6
-	eps   map[string]*endpoint
+	eps    map[string]*endpoint
 }
 
 // netRecord is a network as the database keeps it.
 type netRecord struct {
-	ID         string            `json:"id"`
-	Name       string            `json:"name"`
-	Driver     string            `json:"driver"` // bridge, host or null
-	Created    time.Time         `json:"created"`
-	Bridge     string            `json:"bridge,omitempty"`
-	Subnet     netip.Prefix      `json:"subnet,omitzero"`
-	IPRange    netip.Prefix      `json:"ipRange,omitzero"`
-	Gateway    netip.Addr        `json:"gateway,omitzero"`
+	ID      string       `json:"id"`
+	Name    string       `json:"name"`
+	Driver  string       `json:"driver"` // bridge, host or null
+	Created time.Time    `json:"created"`
+	Bridge  string       `json:"bridge,omitempty"`
+	Subnet  netip.Prefix `json:"subnet,omitzero"`
+	IPRange netip.Prefix `json:"ipRange,omitzero"`
+	Gateway netip.Addr   `json:"gateway,omitzero"`
 	// The IPv6 subnet of a dual-stack network (--ipv6).
-	Subnet6  netip.Prefix `json:"subnet6,omitzero"`
-	IPRange6 netip.Prefix `json:"ipRange6,omitzero"`
-	Gateway6 netip.Addr   `json:"gateway6,omitzero"`
+	Subnet6    netip.Prefix      `json:"subnet6,omitzero"`
+	IPRange6   netip.Prefix      `json:"ipRange6,omitzero"`
+	Gateway6   netip.Addr        `json:"gateway6,omitzero"`
 	MTU        int               `json:"mtu,omitempty"`
 	Internal   bool              `json:"internal,omitempty"`
 	Masquerade bool              `json:"masquerade,omitempty"`
