@@ -138,10 +138,9 @@ func (ra *readAhead) fill(src io.ReadCloser) {
 		case <-ra.done:
 			return
 		}
-		n, err := io.ReadFull(src, b)
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			err = io.EOF
-		}
+		// Not io.ReadFull: it would turn the decoder's own
+		// io.ErrUnexpectedEOF (a truncated stream) into a clean end.
+		n, err := fillBuf(src, b)
 		select {
 		case ra.full <- chunk{b, n, err}:
 		case <-ra.done:
@@ -151,6 +150,20 @@ func (ra *readAhead) fill(src io.ReadCloser) {
 			return
 		}
 	}
+}
+
+// fillBuf reads src into b until b is full or src fails, and returns
+// src's error as it is (io.EOF at the end of the stream).
+func fillBuf(src io.Reader, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := src.Read(b[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 func (ra *readAhead) Read(p []byte) (int, error) {

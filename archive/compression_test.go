@@ -120,3 +120,25 @@ func TestReadAheadClose(t *testing.T) {
 		t.Fatalf("Read after Close: %d, %v", n, err)
 	}
 }
+
+// A compressed stream cut short is an error, not a clean end: the read-ahead
+// once turned the decoder's io.ErrUnexpectedEOF into io.EOF.
+func TestDecompressTruncated(t *testing.T) {
+	for _, c := range []Compression{Gzip, Zstd} {
+		for _, size := range []int{100, 3 << 20} {
+			var buf bytes.Buffer
+			w, _ := CompressStream(&buf, c)
+			w.Write(pseudoText(size))
+			w.Close()
+			b := buf.Bytes()[:buf.Len()*2/3]
+			r, _, err := DecompressStream(bytes.NewReader(b))
+			if err != nil {
+				continue // refused at once: fine
+			}
+			if _, err := io.ReadAll(r); err == nil {
+				t.Errorf("%v, %d bytes: truncated stream read without error", c, size)
+			}
+			r.Close()
+		}
+	}
+}
