@@ -12,7 +12,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	"berth.dev/archive"
 	"berth.dev/internal/errdefs"
@@ -32,6 +34,8 @@ type Builds struct {
 	db           *metadata.DB
 	log          *slog.Logger
 	cgroupParent string
+	// epoch is the daemon's SOURCE_DATE_EPOCH, if any.
+	epoch *time.Time
 }
 
 // BuildsConfig gathers what NewBuilds needs.
@@ -46,6 +50,10 @@ type BuildsConfig struct {
 	// CgroupParent is the cgroup under which RUN steps run ("" for
 	// /berth, as containers).
 	CgroupParent string
+	// SourceDateEpoch is the time of builds that are not given
+	// SOURCE_DATE_EPOCH as a build arg; nil takes SOURCE_DATE_EPOCH of
+	// berthd's environment (seconds since the Unix epoch), if set.
+	SourceDateEpoch *time.Time
 }
 
 // NewBuilds returns the build service. Call Recover before serving.
@@ -54,7 +62,16 @@ func NewBuilds(c BuildsConfig) *Builds {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Builds{cfg: c.Config, images: c.Images, ctrs: c.Containers, db: c.DB, log: log, cgroupParent: c.CgroupParent}
+	epoch := c.SourceDateEpoch
+	if v := os.Getenv("SOURCE_DATE_EPOCH"); epoch == nil && v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			t := time.Unix(n, 0).UTC()
+			epoch = &t
+		} else {
+			log.Warn("SOURCE_DATE_EPOCH of the environment is not a number of seconds: ignored", "value", v)
+		}
+	}
+	return &Builds{cfg: c.Config, images: c.Images, ctrs: c.Containers, db: c.DB, log: log, cgroupParent: c.CgroupParent, epoch: epoch}
 }
 
 // buildDirPrefix starts the names of build context directories under
@@ -122,8 +139,11 @@ func (b *Builds) extractContext(ctx context.Context, r io.Reader) (_ string, err
 		return "", fmt.Errorf("%w: build context: %w", errdefs.ErrInvalidArgument, err)
 	}
 	// The rest of the stream (the tar's padding) is read, so that a
-	// client writing it is not stopped short.
-	io.Copy(io.Discard, tr)
+	// client writing it is not stopped short and a corrupt or truncated
+	// compressed stream shows.
+	if _, err := io.Copy(io.Discard, tr); err != nil {
+		return "", fmt.Errorf("%w: build context: %w", errdefs.ErrInvalidArgument, err)
+	}
 	return dir, nil
 }
 

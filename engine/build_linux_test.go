@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -376,4 +377,83 @@ func TestBuildCache(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// compressWith pipes data through a compressor of the host ("" for none).
+func compressWith(t *testing.T, tool string, data []byte) []byte {
+	t.Helper()
+	if tool == "" {
+		return data
+	}
+	if _, err := exec.LookPath(tool); err != nil {
+		t.Skipf("no %s: %v", tool, err)
+	}
+	cmd := exec.Command(tool, "-c")
+	cmd.Stdin = bytes.NewReader(data)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v", tool, err)
+	}
+	return out
+}
+
+// A build context comes as a tar, plain or compressed as docker's CLI may
+// send it; entries that climb out of the directory and device nodes are
+// refused with nothing left; symlinks are kept as written, not followed.
+func TestBuildContextExtract(t *testing.T) {
+	root := t.TempDir()
+	cfg := DefaultConfig()
+	cfg.Root, cfg.ExecRoot = root, filepath.Join(root, "run")
+	b := NewBuilds(BuildsConfig{Config: cfg})
+	ctx := context.Background()
+	good := tarOf(t,
+		tar.Header{Name: "Dockerfile", Typeflag: tar.TypeReg, Mode: 0o644},
+		tar.Header{Name: "src/", Typeflag: tar.TypeDir, Mode: 0o755},
+		tar.Header{Name: "src/app", Typeflag: tar.TypeReg, Mode: 0o755},
+		tar.Header{Name: "src/out", Typeflag: tar.TypeSymlink, Linkname: "/etc/passwd"},
+	).Bytes()
+	for _, tool := range []string{"", "gzip", "zstd", "bzip2", "xz"} {
+		t.Run("format "+tool, func(t *testing.T) {
+			dir, err := b.extractContext(ctx, bytes.NewReader(compressWith(t, tool, good)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer os.RemoveAll(dir)
+			if data, err := os.ReadFile(filepath.Join(dir, "src/app")); err != nil || string(data) != "src/app" {
+				t.Errorf("src/app: %q, %v", data, err)
+			}
+			if target, err := os.Readlink(filepath.Join(dir, "src/out")); err != nil || target != "/etc/passwd" {
+				t.Errorf("src/out: %q, %v", target, err)
+			}
+		})
+	}
+	for name, bad := range map[string][]byte{
+		"dot-dot":    tarOf(t, tar.Header{Name: "../evil", Typeflag: tar.TypeReg, Mode: 0o644}).Bytes(),
+		"device":     tarOf(t, tar.Header{Name: "null", Typeflag: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 3}).Bytes(),
+		"truncated":  compressWith(t, "gzip", good)[:40],
+		"xz corrupt": append(compressWith(t, "xz", good)[:30], make([]byte, 64)...),
+	} {
+		t.Run("refused "+name, func(t *testing.T) {
+			_, err := b.extractContext(ctx, bytes.NewReader(bad))
+			if !errors.Is(err, errdefs.ErrInvalidArgument) {
+				t.Errorf("err = %v, want ErrInvalidArgument", err)
+			}
+			if entries, _ := os.ReadDir(b.contextTmp()); len(entries) > 0 {
+				t.Errorf("left: %v", entries)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(root, "evil")); err == nil {
+		t.Error("an entry was written out of the context directory")
+	}
+	// A context a stopped berthd left is removed by Recover.
+	if err := os.MkdirAll(filepath.Join(b.contextTmp(), buildDirPrefix+"1", "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(b.contextTmp()); len(entries) > 0 {
+		t.Errorf("left after Recover: %v", entries)
+	}
 }
