@@ -21,9 +21,20 @@ cleanup() {
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
 	[ -n "${BERTH_NET:-}" ] && { for l in $(ip -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | grep "^$BERTH_NET"); do ip link del "$l"; done; nft delete table inet "berth_bench_$BERTH_NET"; } 2>/dev/null
 	[ -n "${MADE_DOCKER0:-}" ] && ip link del docker0 2>/dev/null
+	# What podman's CNI plugins made for its bridge network and left: its
+	# bridge, its address state, and the iptables-nft tables they added
+	# (only those that were not there before this run).
+	[ -n "${MADE_CNI0:-}" ] && ip link del cni-podman0 2>/dev/null
+	[ -n "${MADE_CNI_STATE:-}" ] && rm -rf /var/lib/cni/networks/podman
+	for t in "ip nat" "ip filter" "ip6 nat" "ip6 filter"; do
+		grep -qx "table $t" <<<"$TABLES_BEFORE" || nft delete table $t 2>/dev/null
+	done
 	grep " $TMP" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
 	rm -rf "$TMP"
 }
+TABLES_BEFORE=$(nft list tables 2>/dev/null || true)
+ip link show cni-podman0 >/dev/null 2>&1 || MADE_CNI0=1
+[ -e /var/lib/cni/networks/podman ] || MADE_CNI_STATE=1
 trap cleanup EXIT INT TERM
 
 now() { date +%s%N; }
