@@ -104,8 +104,17 @@ func (e *buildEnv) checkNothingLeft(t *testing.T) {
 		}
 		return nil
 	})
-	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), e.run) {
-		t.Errorf("mounts left under %s", e.run)
+	// The network service's namespace directory is a mount point of its
+	// own; anything else mounted under the run-time root is a leak.
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	var left []string
+	for _, l := range strings.Split(string(mi), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(f[4], e.run) && f[4] != filepath.Join(e.run, "netns") {
+			left = append(left, f[4])
+		}
+	}
+	if len(left) > 0 {
+		t.Errorf("mounts left: %v", left)
 	}
 	for _, d := range []string{filepath.Join(e.run, "containers"), filepath.Join(e.run, "s"), filepath.Join(e.cfg.Root, "containers"), e.cfg.tmpDir()} {
 		if entries, _ := os.ReadDir(d); len(entries) > 0 {
@@ -455,5 +464,56 @@ func TestBuildContextExtract(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(b.contextTmp()); len(entries) > 0 {
 		t.Errorf("left after Recover: %v", entries)
+	}
+}
+
+// A RUN step is on the network it asks for: the default bridge (an
+// address, /etc/hosts naming it), none (a loopback only) or the host's;
+// its layer holds none of the files berthd mounts (/etc/hosts,
+// /etc/resolv.conf, /etc/hostname), and its veth and namespace go with it.
+func TestBuildRunNetworks(t *testing.T) {
+	env := newNetEnv(t)
+	b := NewBuilds(BuildsConfig{Config: env.cfg, Images: env.imgs, Containers: env.cs, DB: env.db, CgroupParent: env.parent})
+	x := b.newExecutor()
+	defer x.close()
+	e := &buildEnv{containerEnv: env.containerEnv, b: b, x: x}
+	ctx := context.Background()
+	s := e.busybox(t)
+	hostname, _ := os.Hostname()
+	for _, c := range []struct {
+		network string
+		want    []string
+		not     []string
+	}{
+		{"", []string{"eth0", "hosts 172."}, nil},
+		{"default", []string{"eth0"}, nil},
+		{"none", []string{"lo"}, []string{"eth0"}},
+		{"host", []string{"hostname " + hostname}, nil},
+	} {
+		t.Run("network "+c.network, func(t *testing.T) {
+			var out bytes.Buffer
+			cmd := "cat /proc/net/dev; echo hosts $(grep -v -e '^127' -e '^::' -e '^fe' -e '^ff' /etc/hosts | head -1); echo hostname $(hostname)"
+			l, err := e.x.Run(ctx, s, build.RunSpec{Args: []string{"/bin/sh", "-c", cmd}, Network: c.network}, time.Unix(0, 0), &out)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out.String())
+			}
+			for _, w := range c.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out.String())
+				}
+			}
+			for _, w := range c.not {
+				if strings.Contains(out.String(), w) {
+					t.Errorf("output has %q:\n%s", w, out.String())
+				}
+			}
+			if hdrs, _ := e.layerHeaders(t, l); len(hdrs) > 0 {
+				t.Errorf("a command that wrote nothing made a layer of %v", hdrs)
+			}
+		})
+	}
+	e.checkNothingLeft(t)
+	if entries, _ := os.ReadDir(filepath.Join(env.run, "netns")); len(entries) > 0 {
+		t.Errorf("network namespaces left: %v", entries)
 	}
 }
