@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -293,6 +294,50 @@ func TestBuildApplyAndReadFile(t *testing.T) {
 			t.Errorf("ReadFile %s = %.40q, %v; want %q...", c.path, got, err, c.want)
 		}
 	}
+	// Stat and Export: the last component is not followed.
+	if fi, err := e.x.Stat(ctx, s2, "/app/hello"); err != nil || fi.Mode() != 0o640 || fi.Size() != int64(len("app/hello")) {
+		t.Errorf("Stat /app/hello: %v, %v", fi, err)
+	}
+	if fi, err := e.x.Stat(ctx, s2, "/app/pw"); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		t.Errorf("Stat /app/pw: %v, %v", fi, err)
+	}
+	if _, err := e.x.Stat(ctx, s2, "/app/nothing"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("Stat of a missing file: %v", err)
+	}
+	if _, err := e.x.Export(ctx, s, "/app"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("Export of a missing directory: %v", err)
+	}
+	for path, want := range map[string][]string{
+		"/app":    {"app", "app/esc", "app/hello", "app/pw"},
+		"app/pw/": {"app/pw"},
+	} {
+		rc, err := e.x.Export(ctx, s2, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		tr := tar.NewReader(rc)
+		for {
+			hdr, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, strings.TrimSuffix(hdr.Name, "/"))
+		}
+		rc.Close()
+		if !slices.Equal(names, want) {
+			t.Errorf("Export %s: %v, want %v", path, names, want)
+		}
+	}
+	// A stream closed before its end releases its view.
+	rc, err := e.x.Export(ctx, s, "/bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
 	e.checkNothingLeft(t)
 }
 

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -483,45 +485,69 @@ func (x *executor) Apply(ctx context.Context, s build.State, tar io.Reader, epoc
 	return x.storeDiff(ctx, top, dir, mounts, string(top), epoch, "build-"+key)
 }
 
-// ReadFile reads the file p of s's filesystem from a view of its layers;
-// symlinks are followed inside the image.
-func (x *executor) ReadFile(ctx context.Context, s build.State, p string) ([]byte, error) {
+// view mounts a read-only view of s's filesystem and returns its root
+// and the function that unmounts and removes it. The image service's lock
+// is held only while the view is made: a stream of the view may be read
+// while other steps of the build take the lock.
+func (x *executor) view(ctx context.Context, s build.State) (string, func(), error) {
 	imgs := x.b.images
 	snaps := x.b.ctrs.snaps
 	imgs.mu.RLock()
 	defer imgs.mu.RUnlock()
 	top, err := x.layers(ctx, s)
 	if err != nil {
-		return nil, err
+		return "", nil, err
+	}
+	dir, err := x.b.mountDir("view-")
+	if err != nil {
+		return "", nil, err
 	}
 	if top == "" {
-		return nil, fmt.Errorf("%w: %s: the image has no files", errdefs.ErrNotFound, p)
+		// FROM scratch: an empty tree.
+		return dir, func() { os.Remove(dir) }, nil
 	}
 	key := "view-build-" + randomHex(8)
 	mounts, err := snaps.View(ctx, key, string(top))
 	if err != nil {
-		return nil, err
+		os.Remove(dir)
+		return "", nil, err
 	}
-	defer snaps.Remove(context.WithoutCancel(ctx), key)
-	dir, err := x.b.mountDir("view-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.Remove(dir)
+	bg := context.WithoutCancel(ctx)
 	if err := snapshot.MountAll(mounts, dir); err != nil {
+		snaps.Remove(bg, key)
+		os.Remove(dir)
+		return "", nil, err
+	}
+	return dir, func() {
+		snapshot.UnmountAll(dir)
+		snaps.Remove(bg, key)
+		os.Remove(dir)
+	}, nil
+}
+
+// notFoundInImage words a path that resolves to nothing.
+func notFoundInImage(p string, err error) error {
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ENOTDIR) {
+		return fmt.Errorf("%w: %s: no such file or directory in the image", errdefs.ErrNotFound, p)
+	}
+	return err
+}
+
+// ReadFile reads the file p of s's filesystem from a view of its layers;
+// symlinks are followed inside the image.
+func (x *executor) ReadFile(ctx context.Context, s build.State, p string) ([]byte, error) {
+	root, release, err := x.view(ctx, s)
+	if err != nil {
 		return nil, err
 	}
-	defer snapshot.UnmountAll(dir)
-	host, err := resolveFollow(dir, p)
+	defer release()
+	host, err := resolveFollow(root, p)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ENOTDIR) {
-			return nil, fmt.Errorf("%w: %s: no such file in the image", errdefs.ErrNotFound, p)
-		}
-		return nil, err
+		return nil, notFoundInImage(p, err)
 	}
 	f, err := os.Open(host)
 	if err != nil {
-		return nil, err
+		return nil, notFoundInImage(p, err)
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxReadFile+1))
@@ -532,6 +558,67 @@ func (x *executor) ReadFile(ctx context.Context, s build.State, p string) ([]byt
 		return nil, fmt.Errorf("%w: %s: larger than %d bytes", errdefs.ErrInvalidArgument, p, maxReadFile)
 	}
 	return data, nil
+}
+
+// Stat describes the file p of s's filesystem (its parents resolved
+// inside the image, the last component not followed).
+func (x *executor) Stat(ctx context.Context, s build.State, p string) (fs.FileInfo, error) {
+	root, release, err := x.view(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	host, err := resolveInRoot(root, p)
+	if err != nil {
+		return nil, notFoundInImage(p, err)
+	}
+	fi, err := os.Lstat(host)
+	if err != nil {
+		return nil, notFoundInImage(p, err)
+	}
+	return fi, nil
+}
+
+// Export streams p of s's filesystem, a file or a tree, as a tar whose
+// names are relative to the image's root (its parents resolved inside the
+// image, p itself not followed). The view stays mounted until the stream
+// ends or is closed.
+func (x *executor) Export(ctx context.Context, s build.State, p string) (io.ReadCloser, error) {
+	root, release, err := x.view(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	host, err := resolveInRoot(root, p)
+	if err == nil {
+		_, err = os.Lstat(host)
+	}
+	if err != nil {
+		release()
+		return nil, notFoundInImage(p, err)
+	}
+	name := strings.TrimPrefix(path.Clean("/"+p), "/")
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		err := archive.WriteTree(ctx, pw, host, name, false)
+		release()
+		pw.CloseWithError(err)
+	}()
+	return &exportStream{PipeReader: pr, done: done}, nil
+}
+
+// exportStream is Export's stream: Close returns once the view is
+// released.
+type exportStream struct {
+	*io.PipeReader
+	done chan struct{}
+}
+
+func (e *exportStream) Close() error {
+	e.PipeReader.Close()
+	<-e.done
+	return nil
 }
 
 // Commit stores s as an image named by every tag.
