@@ -24,6 +24,7 @@ import (
 	"berth.dev/api/docker/backend"
 	"berth.dev/internal/errdefs"
 	"berth.dev/network/netns"
+	"berth.dev/tests/enginetest"
 )
 
 // netEnv is a containerEnv whose container service has a network service
@@ -67,7 +68,7 @@ func newNetEnv(t *testing.T) *netEnv {
 			t.Errorf("network namespaces left: %d", len(e))
 		}
 		nets.Close()
-		for _, l := range append(hostLinks(p+"v"), hostLinks(p+"-")...) {
+		for _, l := range append(enginetest.Links(p+"v"), enginetest.Links(p+"-")...) {
 			exec.Command("ip", "link", "del", l).Run()
 		}
 		exec.Command("nft", "delete", "table", "inet", env.cfg.Network.Table).Run()
@@ -81,23 +82,12 @@ func newNetEnv(t *testing.T) *netEnv {
 func settledLinks(prefix string, want int) []string {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		l := hostLinks(prefix)
+		l := enginetest.Links(prefix)
 		if len(l) <= want || time.Now().After(deadline) {
 			return l
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func hostLinks(prefix string) []string {
-	ifs, _ := net.Interfaces()
-	var out []string
-	for _, i := range ifs {
-		if strings.HasPrefix(i.Name, prefix) {
-			out = append(out, i.Name)
-		}
-	}
-	return out
 }
 
 // createNet makes a user-defined network.
@@ -365,7 +355,7 @@ func TestNetworkBadInput(t *testing.T) {
 	if _, err := env.nets.Create(ctx, network.CreateRequest{Name: "bridge"}); !errors.Is(err, errdefs.ErrForbidden) {
 		t.Errorf("predefined name: %v", err)
 	}
-	if v := hostLinks(env.prefix + "-"); len(v) != 2 { // the default bridge and fixed's
+	if v := enginetest.Links(env.prefix + "-"); len(v) != 2 { // the default bridge and fixed's
 		t.Errorf("bridges after refused creates: %v", v)
 	}
 	_, err = env.cs.Create(ctx, "", container.CreateRequest{Config: &container.Config{Image: "busybox"}, HostConfig: &container.HostConfig{NetworkMode: "nosuchnet"}})

@@ -66,24 +66,7 @@ func TestLectureDemo(t *testing.T) {
 	d := enginetest.Start(t, bin, "")
 
 	// The Debian image, imported from a tar of the root filesystem.
-	tarCmd := exec.Command("tar", "-C", rootfs, "--numeric-owner", "-c", ".")
-	imp := d.BerthCommand("import", "-m", "debootstrap bookworm minbase", "-", "berth-test-debian:bookworm")
-	pipe, err := tarCmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	imp.Stdin = pipe
-	var impErr bytes.Buffer
-	imp.Stderr = &impErr
-	if err := tarCmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if err := imp.Run(); err != nil {
-		t.Fatalf("import: %v: %s", err, impErr.String())
-	}
-	if err := tarCmd.Wait(); err != nil {
-		t.Fatal(err)
-	}
+	importDebian(t, d, rootfs, "berth-test-debian:bookworm", "-m", "debootstrap bookworm minbase")
 
 	type cli func(args ...string) (string, string, int)
 	for _, tc := range []struct {
@@ -129,4 +112,28 @@ func TestLectureDemo(t *testing.T) {
 		})
 	}
 	d.MustBerth("rmi", "berth-test-debian:bookworm")
+}
+
+// importDebian imports the cached Debian root filesystem as image name;
+// opts go to berth import ("-m", "message").
+func importDebian(t *testing.T, d *enginetest.Daemon, rootfs, name string, opts ...string) {
+	t.Helper()
+	tarCmd := exec.Command("tar", "-C", rootfs, "--numeric-owner", "-c", ".")
+	imp := d.BerthCommand(append(append([]string{"import"}, opts...), "-", name)...)
+	pipe, err := tarCmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	imp.Stdin = pipe
+	var impErr bytes.Buffer
+	imp.Stderr = &impErr
+	if err := tarCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := imp.Run(); err != nil {
+		t.Fatalf("import: %v: %s", err, impErr.String())
+	}
+	if err := tarCmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -597,29 +596,6 @@ func aptDemoRepo(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return aptDemo
-}
-
-// importDebian imports the cached Debian root filesystem as image name.
-func importDebian(t *testing.T, d *enginetest.Daemon, rootfs, name string) {
-	t.Helper()
-	tarCmd := exec.Command("tar", "-C", rootfs, "--numeric-owner", "-c", ".")
-	imp := d.BerthCommand("import", "-", name)
-	pipe, err := tarCmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	imp.Stdin = pipe
-	var impErr bytes.Buffer
-	imp.Stderr = &impErr
-	if err := tarCmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if err := imp.Run(); err != nil {
-		t.Fatalf("import: %v: %s", err, impErr.String())
-	}
-	if err := tarCmd.Wait(); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // The lecture's demo step, "apt update; apt install iputils-ping", made
