@@ -19,6 +19,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	bolt "go.etcd.io/bbolt"
 
+	"berth.dev/api/docker/backend"
 	"berth.dev/archive"
 	"berth.dev/build"
 	"berth.dev/image"
@@ -561,4 +562,34 @@ func TestBuildRunNetworks(t *testing.T) {
 	if entries, _ := os.ReadDir(filepath.Join(env.run, "netns")); len(entries) > 0 {
 		t.Errorf("network namespaces left: %v", entries)
 	}
+}
+
+// An image removed while a build runs collects garbage: the build's layers
+// that no image holds lose their snapshots but not their blobs (the build
+// protects them), and the next step unpacks them again.
+func TestBuildSurvivesGarbageCollection(t *testing.T) {
+	e := newBuildEnv(t)
+	ctx := context.Background()
+	s := e.busybox(t)
+	l, err := e.x.Apply(ctx, s, tarOf(t, tar.Header{Name: "kept", Typeflag: tar.TypeReg, Mode: 0o644}), time.Unix(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2 := with(s, l)
+	other := s
+	other.Config.Config.Labels = map[string]string{"other": "image"}
+	if _, err := e.x.Commit(ctx, other, []string{"gone:1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.imgs.Remove(ctx, "gone:1", backend.RemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.snaps.Stat(ctx, image.ChainID(s2.Config.RootFS.DiffIDs).String()); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("the garbage collector left the build's layer snapshot (%v): the test proves nothing", err)
+	}
+	var out bytes.Buffer
+	if _, err := e.x.Run(ctx, s2, build.RunSpec{Args: []string{"ls", "/kept"}, Network: "none"}, time.Unix(0, 0), &out); err != nil || out.String() != "/kept\n" {
+		t.Errorf("next step: %q, %v", out.String(), err)
+	}
+	e.checkNothingLeft(t)
 }

@@ -138,6 +138,7 @@ func (p textProgress) WriteProgress(m backend.Progress) error {
 // layers makes sure s's layer snapshots are there, unpacking the missing
 // ones from their blobs (a layer of a cached step, or one the garbage
 // collector took), and returns the chain ID of the top one ("" for none).
+// The caller holds the image service's lock for reading.
 func (x *executor) layers(ctx context.Context, s build.State) (digest.Digest, error) {
 	diffIDs := s.Config.RootFS.DiffIDs
 	if len(diffIDs) != len(s.Layers) {
@@ -173,24 +174,32 @@ func (x *executor) layers(ctx context.Context, s build.State) (digest.Digest, er
 	return chains[len(chains)-1], nil
 }
 
+// on calls fn with the chain ID of s's top layer, once its snapshots are
+// there, under the image service's lock: fn makes the snapshot a step
+// works in, whose parent the garbage collector then leaves alone.
+func (x *executor) on(ctx context.Context, s build.State, fn func(ctx context.Context, top digest.Digest) error) (digest.Digest, error) {
+	x.b.images.mu.RLock()
+	defer x.b.images.mu.RUnlock()
+	top, err := x.layers(ctx, s)
+	if err != nil {
+		return "", err
+	}
+	return top, fn(ctx, top)
+}
+
 // Run runs r in an ephemeral container on s's filesystem and stores what
 // it changed as a layer.
 func (x *executor) Run(ctx context.Context, s build.State, r build.RunSpec, epoch time.Time, out io.Writer) (_ build.Layer, err error) {
 	if len(r.Args) == 0 {
 		return build.Layer{}, fmt.Errorf("%w: RUN without a command", errdefs.ErrInvalidArgument)
 	}
-	imgs, cs := x.b.images, x.b.ctrs
-	imgs.mu.RLock()
-	defer imgs.mu.RUnlock()
-	top, err := x.layers(ctx, s)
-	if err != nil {
-		return build.Layer{}, err
-	}
+	cs := x.b.ctrs
 	id := randomHex(32)
 	bg := context.WithoutCancel(ctx)
 	run := &ephemeral{x: x, id: id}
 	defer run.cleanup(bg)
-	if err := run.prepare(ctx, top); err != nil {
+	top, err := x.on(ctx, s, run.prepare)
+	if err != nil {
 		return build.Layer{}, err
 	}
 	code, err := run.run(ctx, s.Config, r, out)
@@ -387,8 +396,9 @@ func (e *ephemeral) cleanup(ctx context.Context) {
 // storeDiff stores the changes of the snapshot mounted at root (its mounts
 // as the snapshotter gave them, over the committed snapshot parent) as a
 // layer on top of the layer snapshot top, with times clamped to epoch.
-// The caller holds the image service's lock for reading.
 func (x *executor) storeDiff(ctx context.Context, top digest.Digest, root string, mounts []snapshot.Mount, parent string, epoch time.Time, ref string) (build.Layer, error) {
+	x.b.images.mu.RLock()
+	defer x.b.images.mu.RUnlock()
 	pr, pw := io.Pipe()
 	written := make(chan struct{})
 	go func() {
@@ -454,20 +464,19 @@ func (x *executor) writeDiff(ctx context.Context, w io.Writer, root string, moun
 // Apply applies the tar over s's filesystem in a snapshot and stores the
 // changes as a layer.
 func (x *executor) Apply(ctx context.Context, s build.State, tar io.Reader, epoch time.Time) (build.Layer, error) {
-	imgs := x.b.images
 	snaps := x.b.ctrs.snaps
-	imgs.mu.RLock()
-	defer imgs.mu.RUnlock()
-	top, err := x.layers(ctx, s)
-	if err != nil {
-		return build.Layer{}, err
-	}
 	bg := context.WithoutCancel(ctx)
 	// "extract-": the recovery of a crashed berthd removes it.
 	key := "extract-build-" + randomHex(8)
-	mounts, err := snaps.Prepare(ctx, key, string(top))
+	var mounts []snapshot.Mount
+	top, err := x.on(ctx, s, func(ctx context.Context, top digest.Digest) (err error) {
+		if mounts, err = snaps.Prepare(ctx, key, string(top)); err != nil {
+			return fmt.Errorf("prepare snapshot: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return build.Layer{}, fmt.Errorf("prepare snapshot: %w", err)
+		return build.Layer{}, err
 	}
 	defer snaps.Remove(bg, key)
 	dir, err := x.b.mountDir("apply-")
@@ -490,39 +499,37 @@ func (x *executor) Apply(ctx context.Context, s build.State, tar io.Reader, epoc
 // is held only while the view is made: a stream of the view may be read
 // while other steps of the build take the lock.
 func (x *executor) view(ctx context.Context, s build.State) (string, func(), error) {
-	imgs := x.b.images
 	snaps := x.b.ctrs.snaps
-	imgs.mu.RLock()
-	defer imgs.mu.RUnlock()
-	top, err := x.layers(ctx, s)
-	if err != nil {
-		return "", nil, err
-	}
 	dir, err := x.b.mountDir("view-")
 	if err != nil {
 		return "", nil, err
 	}
-	if top == "" {
-		// FROM scratch: an empty tree.
-		return dir, func() { os.Remove(dir) }, nil
-	}
 	key := "view-build-" + randomHex(8)
-	mounts, err := snaps.View(ctx, key, string(top))
-	if err != nil {
-		os.Remove(dir)
-		return "", nil, err
-	}
+	viewed := false
+	_, err = x.on(ctx, s, func(ctx context.Context, top digest.Digest) error {
+		if top == "" {
+			return nil // FROM scratch: an empty tree
+		}
+		mounts, err := snaps.View(ctx, key, string(top))
+		if err != nil {
+			return err
+		}
+		viewed = true
+		return snapshot.MountAll(mounts, dir)
+	})
 	bg := context.WithoutCancel(ctx)
-	if err := snapshot.MountAll(mounts, dir); err != nil {
-		snaps.Remove(bg, key)
+	release := func() {
+		if viewed {
+			snapshot.UnmountAll(dir)
+			snaps.Remove(bg, key)
+		}
 		os.Remove(dir)
+	}
+	if err != nil {
+		release()
 		return "", nil, err
 	}
-	return dir, func() {
-		snapshot.UnmountAll(dir)
-		snaps.Remove(bg, key)
-		os.Remove(dir)
-	}, nil
+	return dir, release, nil
 }
 
 // notFoundInImage words a path that resolves to nothing.
