@@ -27,8 +27,11 @@ memory=${BERTH_VM_MEMORY:-2G}
 # Modules the guest loads (with their dependencies): overlayfs, which the
 # runtime uses to open its own binary read-only; a virtio disk, so that the
 # io controller has a device to throttle; dummy, for a network interface
-# other than lo (no traffic: the guest has no network device).
-modules=(overlay virtio_pci virtio_blk dummy)
+# other than lo (no traffic: the guest has no network device); veth,
+# bridge and nftables (NAT, masquerade, fib, conntrack; crc32c_generic is
+# libcrc32c's soft dependency, which modinfo does not list), for the engine's
+# network tests, whose traffic stays inside the guest's namespaces.
+modules=(overlay virtio_pci virtio_blk dummy veth bridge br_netfilter crc32c_generic nf_tables nft_chain_nat nft_nat nft_masq nft_fib_inet nft_ct)
 
 install_missing() {
 	local packages=(linux-image-amd64 qemu-system-x86 busybox-static cpio kmod libseccomp-dev gcc)
