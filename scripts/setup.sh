@@ -7,9 +7,10 @@ set -euo pipefail
 # umoci, skopeo, podman: other tools' view of the images berth writes and reads;
 # debootstrap: the Debian image of the lecture's demo test (cached in
 # /var/cache/berth-bench); containerd, bc, curl: bench/containers.sh;
-# nftables: the network tests read and remove test tables with nft.
+# nftables: the network tests read and remove test tables with nft; dpkg-dev:
+# dpkg-scanpackages for the apt repository of the network demo test.
 packages=(busybox-static libseccomp-dev pkg-config gcc make procps iproute2 runc crun time
-	docker.io docker-registry umoci skopeo podman debootstrap containerd bc curl nftables)
+	docker.io docker-registry umoci skopeo podman debootstrap containerd bc curl nftables dpkg-dev)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
