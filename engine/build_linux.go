@@ -19,6 +19,7 @@ import (
 	"berth.dev/archive"
 	"berth.dev/internal/errdefs"
 	"berth.dev/metadata"
+	"berth.dev/snapshot"
 )
 
 // Builds is the engine's build service, the Docker API's BuildBackend: it
@@ -78,12 +79,16 @@ func NewBuilds(c BuildsConfig) *Builds {
 // <root>/tmp.
 const buildDirPrefix = "build-"
 
+// viewPrefix starts the keys of the views of build states.
+const viewPrefix = "view-build-"
+
 func (b *Builds) contextTmp() string { return filepath.Join(b.cfg.Root, "tmp") }
 
-// Recover removes the build contexts a stopped berthd left under
-// <root>/tmp. The containers, snapshots and mounts of the steps that were
-// running go with the recovery of the container and image services (they
-// use their names).
+// Recover removes what builds a stopped berthd was running left: their
+// contexts under <root>/tmp and the views they read files from. The
+// containers, snapshots and mounts of their steps go with the recovery of
+// the container and image services (they use their names). Call it after
+// those, before serving.
 func (b *Builds) Recover(ctx context.Context) error {
 	entries, err := os.ReadDir(b.contextTmp())
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -94,6 +99,24 @@ func (b *Builds) Recover(ctx context.Context) error {
 			if err := os.RemoveAll(filepath.Join(b.contextTmp(), e.Name())); err != nil {
 				return err
 			}
+		}
+	}
+	if b.ctrs == nil {
+		return nil
+	}
+	var views []string
+	err = b.ctrs.snaps.Walk(ctx, func(_ context.Context, info snapshot.Info) error {
+		if strings.HasPrefix(info.Name, viewPrefix) {
+			views = append(views, info.Name)
+		}
+		return nil
+	}, "kind==view")
+	if err != nil {
+		return err
+	}
+	for _, key := range views {
+		if err := b.ctrs.snaps.Remove(ctx, key); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			return err
 		}
 	}
 	return nil

@@ -593,3 +593,24 @@ func TestBuildSurvivesGarbageCollection(t *testing.T) {
 	}
 	e.checkNothingLeft(t)
 }
+
+// Recover removes a view of a build state that a stopped berthd left, and
+// nothing else.
+func TestBuildRecoverViews(t *testing.T) {
+	e := newBuildEnv(t)
+	ctx := context.Background()
+	s := e.busybox(t)
+	top := image.ChainID(s.Config.RootFS.DiffIDs).String()
+	if _, err := e.snaps.View(ctx, viewPrefix+"left", top); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.b.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.snaps.Stat(ctx, viewPrefix+"left"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("the view is left: %v", err)
+	}
+	if _, err := e.snaps.Stat(ctx, top); err != nil {
+		t.Errorf("the image's layer went: %v", err)
+	}
+}

@@ -439,7 +439,7 @@ func (x *executor) writeDiff(ctx context.Context, w io.Writer, root string, moun
 		return archive.WriteDiff(ctx, w, root, nil, clamp)
 	}
 	snaps := x.b.ctrs.snaps
-	key := "view-build-" + randomHex(8)
+	key := viewPrefix + randomHex(8)
 	vm, err := snaps.View(ctx, key, parent)
 	if err != nil {
 		return err
@@ -504,7 +504,7 @@ func (x *executor) view(ctx context.Context, s build.State) (string, func(), err
 	if err != nil {
 		return "", nil, err
 	}
-	key := "view-build-" + randomHex(8)
+	key := viewPrefix + randomHex(8)
 	viewed := false
 	_, err = x.on(ctx, s, func(ctx context.Context, top digest.Digest) error {
 		if top == "" {
