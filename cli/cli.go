@@ -171,7 +171,7 @@ func (c *CLI) rootCommand() *cobra.Command {
 		root.AddCommand(cmd)
 	}
 	for _, cmd := range []*cobra.Command{
-		c.runCommand(), c.execCommand(), c.psCommand("ps"), c.pullCommand(), c.pushCommand(),
+		c.runCommand(), c.execCommand(), c.psCommand("ps"), c.buildCommand(), c.pullCommand(), c.pushCommand(),
 		c.imagesCommand("images"), c.loginCommand(), c.logoutCommand(), c.versionCommand(), c.infoCommand(),
 	} {
 		cmd.GroupID = "common"

@@ -180,6 +180,8 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeFakeStream(w, f.pullStream)
 	case path == "/images/create":
 		writeFakeStream(w, []string{`{"status":"sha256:1111111111111111111111111111111111111111111111111111111111111111"}`})
+	case path == "/build":
+		f.serveBuild(w, r, body)
 	case path == "/images/load":
 		writeFakeStream(w, []string{`{"stream":"Loaded image: busybox:latest\n"}`})
 	case path == "/images/get":
