@@ -13,6 +13,7 @@ package build
 import (
 	"context"
 	"io"
+	"io/fs"
 	"strconv"
 	"time"
 
@@ -111,4 +112,23 @@ type Executor interface {
 	// there (its blob and snapshot); CachePut stores one.
 	CacheGet(ctx context.Context, key digest.Digest) (Layer, bool, error)
 	CachePut(ctx context.Context, key digest.Digest, l Layer) error
+}
+
+// A FileSource is an Executor that also reads the filesystems of states.
+// The builder uses it, when the Executor has it, for COPY --from (which
+// needs it), for WORKDIR (which then creates a missing directory in a
+// layer, as docker does) and for COPY's destination (copied into when it
+// is an existing directory, as docker does).
+type FileSource interface {
+	// Stat describes the file at path (absolute, resolved inside s's
+	// root; the last component is not followed). A missing path is an
+	// errdefs.ErrNotFound error.
+	Stat(ctx context.Context, s State, path string) (fs.FileInfo, error)
+	// Export streams path of s's filesystem (a file, or a directory and
+	// everything under it, parents before children) as an uncompressed
+	// tar. Entry names are relative to the root ("app", "app/bin/x");
+	// symlinks are entries, never followed, and the path's parents are
+	// resolved inside the root. A missing path is an errdefs.ErrNotFound
+	// error. The caller closes the stream, also before its end.
+	Export(ctx context.Context, s State, path string) (io.ReadCloser, error)
 }
