@@ -35,6 +35,7 @@ type daemon struct {
 	ctrs   *engine.Containers
 	vols   *volumes.Store
 	nets   *engine.Networks
+	builds *engine.Builds
 
 	db    *metadata.DB
 	snaps snapshot.Snapshotter
@@ -111,6 +112,10 @@ func newDaemon(cfg *engine.Config, log *slog.Logger) (d *daemon, err error) {
 	if err := d.ctrs.Recover(context.Background()); err != nil {
 		return nil, fmt.Errorf("recover the containers of the last run: %w", err)
 	}
+	d.builds = engine.NewBuilds(engine.BuildsConfig{Config: cfg, Images: d.images, Containers: d.ctrs, DB: d.db, Log: log})
+	if err := d.builds.Recover(context.Background()); err != nil {
+		return nil, fmt.Errorf("recover the builds of the last run: %w", err)
+	}
 	d.system.SetDiskUsage(d.images.DiskUsage)
 	d.system.SetCounts(func(ctx context.Context) (int, int, int, int) {
 		total, running, paused, _ := d.ctrs.Count()
@@ -144,7 +149,7 @@ func openSnapshotter(root string, log *slog.Logger) (snapshot.Snapshotter, error
 }
 
 func (d *daemon) backends() docker.Backends {
-	return docker.Backends{System: d.system, Images: d.images, Containers: d.ctrs, Volumes: d.vols, Networks: d.nets}
+	return docker.Backends{System: d.system, Images: d.images, Containers: d.ctrs, Volumes: d.vols, Networks: d.nets, Build: d.builds}
 }
 
 func (d *daemon) close() {
