@@ -265,7 +265,7 @@ func (bd *build) emit(p *copyPlan, e emitter) error {
 	}
 	for _, c := range p.req.contents {
 		e.match("file")
-		hdr := p.header(path.Base(c.Path), tar.TypeReg, 0o644, int64(len(c.Data)), p.epoch)
+		hdr := p.header(p.target(path.Base(c.Path)), tar.TypeReg, 0o644, int64(len(c.Data)), p.epoch)
 		if err := e.entry(hdr, strings.NewReader(c.Data)); err != nil {
 			return err
 		}
