@@ -56,7 +56,10 @@ type executor struct {
 	releases []func()
 }
 
-var _ build.Executor = (*executor)(nil)
+var (
+	_ build.Executor   = (*executor)(nil)
+	_ build.FileSource = (*executor)(nil)
+)
 
 func (b *Builds) newExecutor() *executor { return &executor{b: b} }
 
