@@ -105,7 +105,7 @@ COPY f.txt /app/
 		"/bin/sh -c #(nop)  LABEL a=b c d=e [empty]",
 		"/bin/sh -c #(nop)  ENV A=b C=d [empty]",
 		"/bin/sh -c #(nop)  ARG V=1 [empty]",
-		"/bin/sh -c #(nop)  EXPOSE 53/udp 8080/tcp [empty]",
+		"/bin/sh -c #(nop)  EXPOSE 53/udp 8080 [empty]",
 		"/bin/sh -c #(nop)  VOLUME [/data] [empty]",
 		"/bin/sh -c #(nop)  USER app [empty]",
 		"/bin/sh -c #(nop) WORKDIR /app",

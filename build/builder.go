@@ -99,6 +99,7 @@ func (b *Builder) Build(ctx context.Context, contextDir string, opts Options) (s
 	if err != nil {
 		return "", lineError(file, err)
 	}
+	res.PrintWarnings(progress)
 	stages, metaCmds, err := instructions.Parse(res.AST, nil)
 	if err != nil {
 		return "", lineError(file, err)
@@ -121,6 +122,7 @@ func (b *Builder) Build(ctx context.Context, contextDir string, opts Options) (s
 		context: &contextTree{root: root, ignore: ignore},
 		args:    newBuildArgs(opts.BuildArgs),
 		results: make(map[int]*stage),
+		images:  make(map[string]State),
 	}
 	id, err := bd.run(stages, metaCmds)
 	if err != nil {
@@ -146,8 +148,10 @@ type build struct {
 	// stages are the Dockerfile's stages; results the built ones by index.
 	stages  []instructions.Stage
 	results map[int]*stage
-	step    int
-	steps   int
+	// images are the images asked for by reference, each once.
+	images map[string]State
+	step   int
+	steps  int
 }
 
 func (bd *build) run(stages []instructions.Stage, metaCmds []instructions.ArgCommand) (string, error) {
@@ -315,7 +319,7 @@ func (bd *build) pickEpoch(target int) error {
 			bd.epoch = time.Unix(0, 0).UTC()
 			return nil
 		}
-		st, err := bd.b.x.Image(bd.ctx, base, bd.opts.Pull, bd.out)
+		st, err := bd.image(base)
 		if err != nil {
 			return bd.stageErr(s, err)
 		}
@@ -325,6 +329,19 @@ func (bd *build) pickEpoch(target int) error {
 		}
 		return nil
 	}
+}
+
+// image returns the image ref (from the Executor the first time).
+func (bd *build) image(ref string) (State, error) {
+	if s, ok := bd.images[ref]; ok {
+		return cloneState(s), nil
+	}
+	s, err := bd.b.x.Image(bd.ctx, ref, bd.opts.Pull, bd.out)
+	if err != nil {
+		return State{}, err
+	}
+	bd.images[ref] = cloneState(s)
+	return s, nil
 }
 
 func (bd *build) printStep(text string) {

@@ -146,7 +146,7 @@ func (bd *build) copyPlan(st *stage, req copyRequest) (*copyPlan, func(), error)
 		if j, ok := bd.stageRef(from, len(bd.stages)); ok && bd.results[j] != nil {
 			s = bd.results[j].state
 		} else {
-			img, err := bd.b.x.Image(bd.ctx, from, bd.opts.Pull, bd.out)
+			img, err := bd.image(from)
 			if err != nil {
 				return p, cleanup, fmt.Errorf("COPY --from=%s: %w", from, err)
 			}
@@ -315,7 +315,7 @@ func isURL(s string) bool {
 // emitTree emits the files a source path or wildcard of the tree names.
 func (p *copyPlan) emitTree(bd *build, src string, e emitter) error {
 	if c := path.Clean(src); c == ".." || strings.HasPrefix(c, "../") {
-		return fmt.Errorf("%w: forbidden path outside the build context: %s", errdefs.ErrForbidden, src)
+		return &categorized{err: fmt.Errorf("%s failed: forbidden path outside the build context: %s", p.req.name, src), cat: errdefs.ErrForbidden}
 	}
 	rel := strings.TrimPrefix(path.Clean("/"+src), "/")
 	if rel == "" {
@@ -344,7 +344,7 @@ func (p *copyPlan) emitExact(bd *build, rel string, e emitter) error {
 		return p.emitEntry(bd, te, path.Join(p.dest, under(te.rel, rel)), false, links, e)
 	})
 	if errors.Is(err, errdefs.ErrNotFound) && root == nil {
-		return fmt.Errorf("%s failed: file not found in build context or excluded by .dockerignore: stat %s: %w", p.req.name, rel, err)
+		return &categorized{err: fmt.Errorf("%s failed: file not found in build context or excluded by .dockerignore: stat %s: file does not exist", p.req.name, rel), cat: errdefs.ErrNotFound}
 	}
 	return err
 }

@@ -55,6 +55,9 @@ func (bd *build) buildStage(i int) (*stage, error) {
 	}
 	bd.printID(st)
 	for _, c := range s.Commands {
+		if err := bd.ctx.Err(); err != nil {
+			return nil, err
+		}
 		bd.printStep(fmt.Sprint(c))
 		if err := bd.dispatch(st, c); err != nil {
 			return nil, bd.lineErr(c, err)
@@ -105,7 +108,7 @@ func (bd *build) from(s *instructions.Stage, i int) (*stage, error) {
 			RootFS:   ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{}},
 		}}}
 	default:
-		img, err := bd.b.x.Image(bd.ctx, base, bd.opts.Pull, bd.out)
+		img, err := bd.image(base)
 		if err != nil {
 			return nil, err
 		}
@@ -227,7 +230,7 @@ func (bd *build) dispatch(st *stage, c instructions.Command) error {
 		cfg.Healthcheck = &h
 		return bd.nop(st, "HEALTHCHECK "+classicHealth(h.Test, h.Interval, h.Timeout, h.StartPeriod, h.Retries))
 	case *instructions.ExposeCommand:
-		ports, err := exposedPorts(c.Ports, expand)
+		ports, words, err := exposedPorts(c.Ports, expand)
 		if err != nil {
 			return err
 		}
@@ -237,7 +240,8 @@ func (bd *build) dispatch(st *stage, c instructions.Command) error {
 		for _, p := range ports {
 			cfg.ExposedPorts[p] = struct{}{}
 		}
-		return bd.nop(st, "EXPOSE "+strings.Join(ports, " "))
+		// History shows the words as written, sorted ("EXPOSE 53/udp 8080").
+		return bd.nop(st, "EXPOSE "+strings.Join(words, " "))
 	case *instructions.UserCommand:
 		cfg.User = c.User
 		return bd.nop(st, "USER "+c.User)
@@ -315,22 +319,24 @@ func setEnv(env []string, k, v string) []string {
 }
 
 // exposedPorts expands and normalises EXPOSE's words ("80" → "80/tcp",
-// "8000-8001/udp" → both ports), sorted.
-func exposedPorts(words []string, expand func(string) (string, error)) ([]string, error) {
+// "8000-8001/udp" → both ports), sorted; words are the expanded words,
+// sorted.
+func exposedPorts(in []string, expand func(string) (string, error)) (ports, words []string, err error) {
 	set := map[string]bool{}
-	for _, w := range words {
+	for _, w := range in {
 		w, err := expand(w)
 		if err != nil {
-			return nil, invalid(err)
+			return nil, nil, invalid(err)
 		}
 		for _, f := range strings.Fields(w) {
+			words = append(words, f)
 			port, proto, _ := strings.Cut(f, "/")
 			if proto == "" {
 				proto = "tcp"
 			}
 			proto = strings.ToLower(proto)
 			if proto != "tcp" && proto != "udp" && proto != "sctp" {
-				return nil, invalid(fmt.Errorf("invalid proto: %s", proto))
+				return nil, nil, invalid(fmt.Errorf("invalid proto: %s", proto))
 			}
 			lo, hi, isRange := strings.Cut(port, "-")
 			start, err1 := strconv.ParseUint(lo, 10, 16)
@@ -340,19 +346,19 @@ func exposedPorts(words []string, expand func(string) (string, error)) ([]string
 				end, err2 = strconv.ParseUint(hi, 10, 16)
 			}
 			if err1 != nil || err2 != nil || end < start {
-				return nil, invalid(fmt.Errorf("invalid containerPort: %s", port))
+				return nil, nil, invalid(fmt.Errorf("invalid containerPort: %s", port))
 			}
 			for p := start; p <= end; p++ {
 				set[strconv.FormatUint(p, 10)+"/"+proto] = true
 			}
 		}
 	}
-	out := make([]string, 0, len(set))
 	for p := range set {
-		out = append(out, p)
+		ports = append(ports, p)
 	}
-	sort.Strings(out)
-	return out, nil
+	sort.Strings(ports)
+	sort.Strings(words)
+	return ports, words, nil
 }
 
 // checkSignal accepts a signal number or a name, with or without SIG.
