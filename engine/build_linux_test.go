@@ -219,6 +219,30 @@ func TestBuildRunFails(t *testing.T) {
 		t.Error("a cancelled run succeeded")
 	}
 	e.checkNothingLeft(t)
+	// Cancelled while the command runs (a client that went away): the
+	// command is killed, the step fails with the context's error.
+	cctx, cancel = context.WithCancel(ctx)
+	defer cancel()
+	w := cancelOn{word: "started", cancel: cancel}
+	if _, err := e.x.Run(cctx, s, build.RunSpec{Args: []string{"/bin/sh", "-c", "echo started; exec sleep 600"}, Network: "none"}, time.Unix(0, 0), &w); !errors.Is(err, context.Canceled) {
+		t.Errorf("run cancelled while running: %v", err)
+	}
+	e.checkNothingLeft(t)
+}
+
+// cancelOn calls cancel once word has been written to it.
+type cancelOn struct {
+	buf    bytes.Buffer
+	word   string
+	cancel func()
+}
+
+func (c *cancelOn) Write(p []byte) (int, error) {
+	c.buf.Write(p)
+	if strings.Contains(c.buf.String(), c.word) {
+		c.cancel()
+	}
+	return len(p), nil
 }
 
 func tarOf(t *testing.T, entries ...tar.Header) *bytes.Buffer {
