@@ -16,6 +16,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
 
 	"berth.dev/internal/errdefs"
 )
@@ -96,8 +97,8 @@ func (p *copyPlan) emitURL(f fetchedURL, e emitter) error {
 	return e.entry(p.header(name, tar.TypeReg, 0o600, f.size, mtime), &exactReader{r: body, n: f.size, name: f.url})
 }
 
-// extract emits the entries of the tar archive (plain, gzip, bzip2 or
-// zstd) that open reads under the destination directory, keeping their
+// extract emits the entries of the tar archive (plain, gzip, bzip2, xz
+// or zstd) that open reads under the destination directory, keeping their
 // owners and modes, with times clamped. It reports false, emitting
 // nothing, when the file is no tar archive: ADD then copies it as it is.
 func (p *copyPlan) extract(open func() (io.ReadCloser, error), e emitter) (bool, error) {
@@ -127,7 +128,11 @@ func (p *copyPlan) extract(open func() (io.ReadCloser, error), e emitter) (bool,
 		defer zr.Close()
 		r = zr
 	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
-		return false, fmt.Errorf("%w: ADD of an xz archive (extract it in a RUN step)", errdefs.ErrNotImplemented)
+		xr, err := xz.NewReader(br)
+		if err != nil {
+			return false, nil
+		}
+		r = xr
 	}
 	tbr := bufio.NewReaderSize(r, 64<<10)
 	block, _ := tbr.Peek(512)

@@ -306,6 +306,19 @@ func TestAddArchives(t *testing.T) {
 		{"gzip of no tar copied as is", "t.gz", notTar.Bytes(), "ADD t.gz /opt/", []string{"opt/ 755 0:0", "opt/t.gz 644 0:0 " + notTar.String()}},
 		{"COPY never extracts", "a.tar", plain, "COPY a.tar /opt/", []string{"opt/ 755 0:0", "opt/a.tar 644 0:0 " + string(plain)}},
 	}
+	// bzip2 and xz archives made by Python's tarfile (Go has no writers).
+	for _, name := range []string{"pkg.tar.bz2", "pkg.tar.xz"} {
+		data, err := os.ReadFile(filepath.Join("testdata", "archives", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tests = append(tests, struct {
+			name, file string
+			data       []byte
+			line       string
+			want       []string
+		}{name, name, data, "ADD " + name + " /opt/", []string{"opt/ 755 0:0", "opt/pkg/ 750 33:44", "opt/pkg/a 640 33:44 A"}})
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\n" + tt.line + "\n", tt.file: string(tt.data)})
