@@ -10,11 +10,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ulikunitz/xz"
 
 	"berth.dev/archive"
 	"berth.dev/internal/errdefs"
@@ -150,7 +151,7 @@ func (b *Builds) extractContext(ctx context.Context, r io.Reader) (_ string, err
 			os.RemoveAll(dir)
 		}
 	}()
-	tr, err := decompressContext(ctx, r)
+	tr, err := decompressContext(r)
 	if err != nil {
 		return "", fmt.Errorf("%w: build context: %w", errdefs.ErrInvalidArgument, err)
 	}
@@ -176,10 +177,9 @@ var (
 )
 
 // decompressContext returns the tar stream of a build context: bzip2 and
-// xz (docker's CLI accepts them) are read here, the xz one through the
-// host's xz as dockerd does; gzip, zstd and plain tars through package
-// archive.
-func decompressContext(ctx context.Context, r io.Reader) (io.ReadCloser, error) {
+// xz (docker's CLI accepts them) are read here; gzip, zstd and plain tars
+// through package archive.
+func decompressContext(r io.Reader) (io.ReadCloser, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	magic, err := br.Peek(len(xzMagic))
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -189,55 +189,12 @@ func decompressContext(ctx context.Context, r io.Reader) (io.ReadCloser, error) 
 	case bytes.HasPrefix(magic, bzip2Magic):
 		return io.NopCloser(bzip2.NewReader(br)), nil
 	case bytes.HasPrefix(magic, xzMagic):
-		return xzReader(ctx, br)
+		xr, err := xz.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("open xz stream: %w", err)
+		}
+		return io.NopCloser(xr), nil
 	}
 	rc, _, err := archive.DecompressStream(br)
 	return rc, err
-}
-
-// xzReader decompresses r with `xz -dc`.
-func xzReader(ctx context.Context, r io.Reader) (io.ReadCloser, error) {
-	cmd := exec.CommandContext(ctx, "xz", "-dc")
-	cmd.Stdin = r
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("xz context: %w", err)
-	}
-	return &cmdReader{ReadCloser: out, cmd: cmd, stderr: &stderr}, nil
-}
-
-// cmdReader reads a command's output; Close ends and reaps it.
-type cmdReader struct {
-	io.ReadCloser
-	cmd    *exec.Cmd
-	stderr *bytes.Buffer
-	eof    bool
-}
-
-func (c *cmdReader) Read(p []byte) (int, error) {
-	n, err := c.ReadCloser.Read(p)
-	if err == io.EOF && !c.eof {
-		c.eof = true
-		// A corrupt stream shows as xz's exit status, not as a short
-		// read.
-		if werr := c.cmd.Wait(); werr != nil {
-			return n, fmt.Errorf("xz: %w: %s", werr, strings.TrimSpace(c.stderr.String()))
-		}
-	}
-	return n, err
-}
-
-func (c *cmdReader) Close() error {
-	if !c.eof {
-		c.eof = true
-		c.ReadCloser.Close()
-		c.cmd.Process.Kill()
-		c.cmd.Wait()
-	}
-	return nil
 }
