@@ -430,10 +430,18 @@ func TestReproducible(t *testing.T) {
 	x1 := fakeFS{newFake(t)}
 	x1.run = made
 	_, id1, _ := mustBuild(t, x1, writeContext(t, ctx), Options{})
-	time.Sleep(1100 * time.Millisecond) // files of the second context are newer
+	// The second context's files are newer, its directories too.
+	dir2 := writeContext(t, ctx)
+	later := time.Now().Add(time.Hour)
+	filepath.Walk(dir2, func(p string, _ os.FileInfo, err error) error {
+		if err == nil {
+			err = os.Chtimes(p, later, later)
+		}
+		return err
+	})
 	x2 := fakeFS{newFake(t)}
 	x2.run = made
-	s2, id2, _ := mustBuild(t, x2, writeContext(t, ctx), Options{})
+	s2, id2, _ := mustBuild(t, x2, dir2, Options{})
 	if id1 != id2 {
 		t.Errorf("two builds: %s and %s", id1, id2)
 	}
@@ -473,5 +481,57 @@ func TestReproducible(t *testing.T) {
 	id4, err := New(x4, WithSourceDateEpoch(time.Unix(epoch, 0))).Build(context.Background(), writeContext(t, ctx), Options{Output: &out})
 	if err != nil || id4 != id3 {
 		t.Errorf("WithSourceDateEpoch: %s, %v (want %s)", id4, err, id3)
+	}
+}
+
+func TestRunForms(t *testing.T) {
+	tests := []struct {
+		name, line string
+		args       string
+		network    string
+		opts       Options
+	}{
+		{"heredoc script", "RUN <<EOF\necho one\necho two\nEOF", "/bin/sh|-c|echo one\necho two\n", "", Options{}},
+		{"network flag", "RUN --network=none wget x", "/bin/sh|-c|wget x", "none", Options{Network: "host"}},
+		{"network option", "RUN wget x", "/bin/sh|-c|wget x", "host", Options{Network: "host"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\n" + tt.line + "\n"})
+			x := newFake(t)
+			mustBuild(t, x, dir, tt.opts)
+			if len(x.runs) != 1 {
+				t.Fatalf("%d runs", len(x.runs))
+			}
+			r := x.runs[0]
+			if got := strings.Join(r.Args, "|"); got != tt.args || r.Network != tt.network {
+				t.Errorf("args %q network %q, want %q %q", got, r.Network, tt.args, tt.network)
+			}
+		})
+	}
+}
+
+func TestIgnoredSourceIsNotFound(t *testing.T) {
+	dir := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nCOPY secret/key /k\n", "secret/key": "k", ".dockerignore": "secret\n"})
+	_, _, _, err := runBuild(t, fakeFS{newFake(t)}, dir, Options{})
+	if !errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), "excluded by .dockerignore") {
+		t.Errorf("error %v", err)
+	}
+}
+
+func TestAddURLCache(t *testing.T) {
+	body := "v1"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, body) }))
+	defer srv.Close()
+	dir := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nADD " + srv.URL + "/f /f\n"})
+	x := fakeFS{newFake(t)}
+	mustBuild(t, x, dir, Options{})
+	if _, _, out := mustBuild(t, x, dir, Options{}); !strings.Contains(out, "Using cache") {
+		t.Errorf("same download missed the cache:\n%s", out)
+	}
+	body = "v2"
+	s, _, out := mustBuild(t, x, dir, Options{})
+	if strings.Contains(out, "Using cache") || x.files(s)["f"].Data != "v2" {
+		t.Errorf("changed download hit the cache:\n%s", out)
 	}
 }
