@@ -8,9 +8,11 @@ set -euo pipefail
 # debootstrap: the Debian image of the lecture's demo test (cached in
 # /var/cache/berth-bench); containerd, bc, curl: bench/containers.sh;
 # nftables: the network tests read and remove test tables with nft; dpkg-dev:
-# dpkg-scanpackages for the apt repository of the network demo test.
+# dpkg-scanpackages for the apt repository of the network demo test; bzip2,
+# xz-utils, zstd: build contexts in every compression the engine reads.
 packages=(busybox-static libseccomp-dev pkg-config gcc make procps iproute2 runc crun time
-	docker.io docker-registry umoci skopeo podman debootstrap containerd bc curl nftables dpkg-dev)
+	docker.io docker-registry umoci skopeo podman debootstrap containerd bc curl nftables dpkg-dev
+	bzip2 xz-utils zstd)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
