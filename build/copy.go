@@ -48,6 +48,11 @@ type copyPlan struct {
 	chmod   *int64
 	fetched []fetchedURL
 	epoch   time.Time
+	// mkdirs are the missing directories the copy creates, owned by
+	// --chown's owner; mkDest tells that dest, missing, is made too when
+	// a directory's contents are copied into it.
+	mkdirs []string
+	mkDest bool
 }
 
 // emitter receives a copy's entries: match announces each source match
@@ -75,7 +80,7 @@ func (bd *build) copyStep(st *stage, req copyRequest) error {
 		chown = "--chown=" + req.chown
 	}
 	createdBy := fmt.Sprintf("%s #(nop) %s %s%s in %s ", strings.Join(st.shell(), " "), req.name, chown, sourceHash(infos), req.dest)
-	key := bd.cacheKey(st.state, req.name, createdBy, req.chmod)
+	key := bd.cacheKey(st.state, req.name, createdBy, req.chmod, strings.Join(p.mkdirs, "\x00"), strconv.FormatBool(p.mkDest))
 	l, err := bd.layerStep(key, func() (Layer, error) { return bd.applyCopy(st, p) })
 	if err != nil {
 		return err
@@ -125,6 +130,28 @@ func (bd *build) copyPlan(st *stage, req copyRequest) (*copyPlan, func(), error)
 			return p, cleanup, err
 		}
 		p.uid, p.gid = uid, gid
+	}
+	if req.chown != "" && hasFS {
+		// As docker does, the directories the copy creates belong to
+		// the --chown owner too.
+		for dir := p.dest; dir != "/"; dir = path.Dir(dir) {
+			_, err := fsrc.Stat(bd.ctx, st.state, dir)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, errdefs.ErrNotFound) {
+				return p, cleanup, fmt.Errorf("%s: %w", req.name, err)
+			}
+			if dir == p.dest {
+				p.mkDest = true
+			} else {
+				p.mkdirs = append([]string{dir}, p.mkdirs...)
+			}
+		}
+		if p.mkDest && p.dirDest {
+			p.mkdirs = append(p.mkdirs, p.dest)
+			p.mkDest = false
+		}
 	}
 	if req.chmod != "" {
 		m, err := strconv.ParseUint(req.chmod, 8, 32)
@@ -216,20 +243,28 @@ func (bd *build) applyCopy(st *stage, p *copyPlan) (Layer, error) {
 	done := make(chan error, 1)
 	go func() {
 		tw := tar.NewWriter(pw)
-		err := bd.emit(p, emitter{
-			match: func(string) {},
-			entry: func(hdr *tar.Header, body io.Reader) error {
-				if err := tw.WriteHeader(hdr); err != nil {
-					return err
-				}
-				if body != nil {
-					if _, err := io.Copy(tw, body); err != nil {
+		var err error
+		for _, d := range p.mkdirs {
+			if err = tw.WriteHeader(p.dirHeader(d)); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			err = bd.emit(p, emitter{
+				match: func(string) {},
+				entry: func(hdr *tar.Header, body io.Reader) error {
+					if err := tw.WriteHeader(hdr); err != nil {
 						return err
 					}
-				}
-				return nil
-			},
-		})
+					if body != nil {
+						if _, err := io.Copy(tw, body); err != nil {
+							return err
+						}
+					}
+					return nil
+				},
+			})
+		}
 		if err == nil {
 			err = tw.Close()
 		}
@@ -336,7 +371,7 @@ func (p *copyPlan) emitExact(bd *build, rel string, e emitter) error {
 			root = te
 			if te.hdr.Typeflag == tar.TypeDir {
 				e.match("dir")
-				return nil
+				return p.emitDest(e)
 			}
 			e.match("file")
 			return p.emitEntry(bd, te, p.target(path.Base(rel)), true, links, e)
@@ -393,7 +428,7 @@ func (p *copyPlan) emitWildcard(bd *build, pattern string, e emitter) error {
 		if te.hdr.Typeflag == tar.TypeDir {
 			matchDir = te.rel
 			e.match("dir")
-			return nil
+			return p.emitDest(e)
 		}
 		e.match("file")
 		return p.emitEntry(bd, te, p.target(path.Base(te.rel)), true, links, e)
@@ -408,6 +443,23 @@ func (p *copyPlan) emitWildcard(bd *build, pattern string, e emitter) error {
 		return invalid(fmt.Errorf("%s failed: no source files were specified", p.req.name))
 	}
 	return nil
+}
+
+// emitDest emits the destination directory a directory's contents go
+// into, when the copy must make it for --chown's owner.
+func (p *copyPlan) emitDest(e emitter) error {
+	if !p.mkDest {
+		return nil
+	}
+	return e.entry(p.dirHeader(p.dest), nil)
+}
+
+// dirHeader is the entry of a directory the copy makes: mode 0755 (not
+// --chmod's), --chown's owner.
+func (p *copyPlan) dirHeader(dir string) *tar.Header {
+	h := p.header(dir+"/", tar.TypeDir, 0o755, 0, p.epoch)
+	h.Mode = 0o755
+	return h
 }
 
 // under is rel below dir ("a/b/c" under "a" is "b/c").

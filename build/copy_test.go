@@ -81,6 +81,8 @@ func TestCopyCases(t *testing.T) {
 		{"chown by name", "COPY --chown=app a.txt /f", []string{"f 644 1000:1001 a"}},
 		{"chown user and group", "COPY --chown=app:staff a.txt /f", []string{"f 644 1000:50 a"}},
 		{"chown numeric", "COPY --chown=7:8 a.txt /f", []string{"f 644 7:8 a"}},
+		{"chown owns the directories it makes", "COPY --chown=app a.txt /new/sub/", []string{"new/ 755 1000:1001", "new/sub/ 755 1000:1001", "new/sub/a.txt 644 1000:1001 a"}},
+		{"chown of a directory's contents", "COPY --chown=7 dir /usr/app", []string{"usr/app/ 755 7:7", "usr/app/sub/ 755 7:7", "usr/app/sub/y 644 7:7 y", "usr/app/x 644 7:7 x"}},
 		{"chmod", "COPY --chmod=0750 dir/x /f", []string{"f 750 0:0 x"}},
 		{"dockerignore with exception", "COPY logs /l/", []string{"l/ 755 0:0", "l/keep.log 644 0:0 keep"}},
 		{"dockerignore whole context", "COPY . /c/", nil},
