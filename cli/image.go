@@ -33,7 +33,7 @@ func (c *CLI) imageCommand() *cobra.Command {
 	save := c.saveCommand()
 	tag := c.tagCommand()
 	cmd.AddCommand(
-		history, imp, c.imageInspectCommand(),
+		c.buildCommand(), history, imp, c.imageInspectCommand(),
 		load, c.imagesCommand("ls"), c.pruneCommand(), pull, push, c.rmiCommand("rm"), save, tag,
 	)
 	return cmd
