@@ -532,3 +532,14 @@ func TestOnbuildTriggers(t *testing.T) {
 		t.Errorf("env %s", env)
 	}
 }
+
+func TestOnbuildOfAStage(t *testing.T) {
+	dir := writeContext(t, map[string]string{"Dockerfile": "FROM busybox AS one\nONBUILD ENV T=1\nFROM one\nENV U=2\n"})
+	s, _, out := mustBuild(t, newFake(t), dir, Options{})
+	if !strings.Contains(out, "# Executing 1 build trigger\n") || !strings.Contains(strings.Join(s.Config.Config.Env, ","), "T=1,U=2") {
+		t.Errorf("env %v, output:\n%s", s.Config.Config.Env, out)
+	}
+	if len(s.Config.Config.OnBuild) != 0 {
+		t.Errorf("triggers kept: %v", s.Config.Config.OnBuild)
+	}
+}

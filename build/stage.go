@@ -113,9 +113,11 @@ func (bd *build) from(s *instructions.Stage, i int) (*stage, error) {
 			return nil, err
 		}
 		st.state = cloneState(img)
-		triggers = st.state.Config.Config.OnBuild
-		st.state.Config.Config.OnBuild = nil
 	}
+	// A stage's own ONBUILD triggers run too when another stage starts
+	// from it, as with an image.
+	triggers = st.state.Config.Config.OnBuild
+	st.state.Config.Config.OnBuild = nil
 	if st.state.Config.RootFS.Type == "" {
 		st.state.Config.RootFS.Type = "layers"
 	}
