@@ -537,3 +537,40 @@ func TestAddURLCache(t *testing.T) {
 		t.Errorf("changed download hit the cache:\n%s", out)
 	}
 }
+
+func TestSymlinkSourcesFollowedInside(t *testing.T) {
+	dir := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nCOPY inlink /x\nCOPY indir /y/\n", "real/f": "content"})
+	if err := os.Symlink("real/f", filepath.Join(dir, "inlink")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real", filepath.Join(dir, "indir")); err != nil {
+		t.Fatal(err)
+	}
+	x := fakeFS{newFake(t)}
+	s, _, _ := mustBuild(t, x, dir, Options{})
+	files := x.files(s)
+	if f := files["x"]; f.Typ != tar.TypeReg || f.Data != "content" {
+		t.Errorf("x: %+v", f)
+	}
+	if f := files["y/f"]; f.Data != "content" {
+		t.Errorf("y/f: %+v", f)
+	}
+
+	// COPY --from follows a source symlink inside the stage's root.
+	dir = writeContext(t, map[string]string{"Dockerfile": "FROM busybox AS b\nRUN link\nFROM scratch\nCOPY --from=b /usr/bin/sh /sh\nCOPY --from=b /lib /l/\n"})
+	x = fakeFS{newFake(t)}
+	x.run = func(RunSpec, map[string]fakeFile) (map[string]fakeFile, error) {
+		return map[string]fakeFile{
+			"usr/bin/sh": {Typ: tar.TypeSymlink, Link: "../../bin/sh"},
+			"lib":        {Typ: tar.TypeSymlink, Link: "/etc"},
+		}, nil
+	}
+	s, _, _ = mustBuild(t, x, dir, Options{})
+	files = x.files(s)
+	if f := files["sh"]; f.Typ != tar.TypeReg || f.Data != "#!busybox" {
+		t.Errorf("sh: %+v", f)
+	}
+	if f := files["l/passwd"]; f.Typ != tar.TypeReg || !strings.HasPrefix(f.Data, "root:") {
+		t.Errorf("l/passwd: %+v (files %v)", f, files)
+	}
+}

@@ -68,6 +68,14 @@ func (t *contextTree) walk(ctx context.Context, rel string, fn func(*treeEntry) 
 	if err != nil {
 		return fmt.Errorf("%w: %w", errdefs.ErrForbidden, err)
 	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		// A source that is a symlink is followed, as docker does, but only
+		// inside the context: one that leads out (or nowhere) is copied
+		// as the symlink it is.
+		if target, err := t.root.Stat(rel); err == nil {
+			fi = target
+		}
+	}
 	return t.visit(ctx, rel, fi, fn, true)
 }
 
@@ -195,12 +203,53 @@ type exportTree struct {
 	state State
 }
 
+// maxSymlinks bounds the symlinks followed to a source of COPY --from.
+const maxSymlinks = 40
+
+// resolve follows the symlinks that rel itself is (its parents the
+// Executor resolves), inside the root.
+func (t *exportTree) resolve(ctx context.Context, rel string) (string, error) {
+	p := path.Clean("/" + strings.TrimPrefix(rel, "."))
+	for range maxSymlinks {
+		fi, err := t.fs.Stat(ctx, t.state, p)
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			return p, nil
+		}
+		rc, err := t.fs.Export(ctx, t.state, p)
+		if err != nil {
+			return "", err
+		}
+		hdr, err := tar.NewReader(rc).Next()
+		rc.Close()
+		if err != nil {
+			return "", fmt.Errorf("read exported %s: %w", p, err)
+		}
+		target := hdr.Linkname
+		if !path.IsAbs(target) {
+			target = path.Join(path.Dir(p), target)
+		}
+		p = path.Clean(target)
+	}
+	return "", fmt.Errorf("%w: %s: too many levels of symbolic links", errdefs.ErrInvalidArgument, rel)
+}
+
 func (t *exportTree) walk(ctx context.Context, rel string, fn func(*treeEntry) error) error {
-	rc, err := t.fs.Export(ctx, t.state, "/"+strings.TrimPrefix(rel, "."))
+	real, err := t.resolve(ctx, rel)
+	if err != nil {
+		return err
+	}
+	rc, err := t.fs.Export(ctx, t.state, real)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
+	realRel := strings.TrimPrefix(real, "/")
+	if realRel == "" {
+		realRel = "."
+	}
 	tr := tar.NewReader(rc)
 	skip := ""
 	for {
@@ -211,10 +260,24 @@ func (t *exportTree) walk(ctx context.Context, rel string, fn func(*treeEntry) e
 		if err != nil {
 			return fmt.Errorf("read exported files: %w", err)
 		}
-		name := strings.TrimPrefix(path.Clean("/"+hdr.Name), "/")
-		if name == "" {
-			name = "."
+		// Entries are named after rel, wherever its symlinks led.
+		rename := func(n string) string {
+			n = strings.TrimPrefix(path.Clean("/"+n), "/")
+			if n == "" {
+				n = "."
+			}
+			switch {
+			case realRel == rel:
+			case n == realRel:
+				n = rel
+			case realRel == ".":
+				n = path.Join(rel, n)
+			case strings.HasPrefix(n, realRel+"/"):
+				n = path.Join(rel, strings.TrimPrefix(n, realRel+"/"))
+			}
+			return n
 		}
+		name := rename(hdr.Name)
 		if skip != "" && strings.HasPrefix(name, skip+"/") {
 			continue
 		}
@@ -231,7 +294,7 @@ func (t *exportTree) walk(ctx context.Context, rel string, fn func(*treeEntry) e
 		case tar.TypeSymlink:
 			te.hdr.Linkname = hdr.Linkname
 		case tar.TypeLink:
-			te.hdr.Linkname = strings.TrimPrefix(path.Clean("/"+hdr.Linkname), "/")
+			te.hdr.Linkname = rename(hdr.Linkname)
 		}
 		if err := fn(te); err != nil {
 			if errors.Is(err, fs.SkipDir) && hdr.Typeflag == tar.TypeDir {
