@@ -88,6 +88,8 @@ func TestCopyCases(t *testing.T) {
 		{"dockerignore whole context", "COPY . /c/", nil},
 		{"link accepted", "COPY --link a.txt /f", []string{"f 644 0:0 a"}},
 		{"heredoc", "COPY <<EOF /h.txt\nhello\nEOF", []string{"h.txt 644 0:0 hello\n"}},
+		{"heredoc expanded", "ENV W=world\nCOPY <<EOF /h.txt\nhello \"$W\"\nEOF", []string{"h.txt 644 0:0 hello \"world\"\n"}},
+		{"heredoc quoted", "ENV W=world\nCOPY <<'EOF' /h.txt\nhello $W\nEOF", []string{"h.txt 644 0:0 hello $W\n"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -176,6 +176,17 @@ func (bd *build) dispatch(st *stage, c instructions.Command) error {
 			return invalid(err)
 		}
 	}
+	if e, ok := c.(instructions.SupportsSingleWordExpansionRaw); ok {
+		// Here-documents of COPY and ADD expand variables but keep quotes.
+		raw := shell.NewLex(bd.escape)
+		raw.SkipProcessQuotes = true
+		if err := e.ExpandRaw(func(word string) (string, error) {
+			r, err := raw.ProcessWordWithMatches(word, st.args.expandEnv(st.state.Config.Config.Env))
+			return r.Result, err
+		}); err != nil {
+			return invalid(err)
+		}
+	}
 	cfg := &st.state.Config.Config
 	switch c := c.(type) {
 	case *instructions.EnvCommand:
