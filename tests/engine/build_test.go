@@ -5,11 +5,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -40,8 +45,7 @@ func writeContext(t *testing.T, dir string, files map[string]string) string {
 		}
 		switch {
 		case strings.HasSuffix(name, "/"):
-			err := os.MkdirAll(p, 0o755)
-			must(0, err)
+			must(0, os.MkdirAll(p, 0o755))
 		case strings.HasPrefix(content, "->"):
 			must(0, os.Symlink(content[2:], p))
 		default:
@@ -384,4 +388,458 @@ func TestBuildHistoryLikeDockerd(t *testing.T) {
 		return out
 	}
 	diffLines(t, "history's Size of the built layers (berthd, then dockerd)", sizes(bh), sizes(dh))
+}
+
+// A multi-stage build with --target runs only the stages the target
+// needs: a failing stage before it that it does not use, and one after
+// it, never run. COPY --from takes a stage's files and an image's.
+func TestBuildMultiStageTarget(t *testing.T) {
+	d := startDaemon(t)
+	dir := writeContext(t, t.TempDir(), map[string]string{"Dockerfile": `FROM busybox AS unused
+RUN echo unused stage ran; exit 9
+FROM busybox AS one
+RUN echo one > /one
+FROM one AS two
+RUN echo two > /two
+FROM busybox AS final
+COPY --from=two /one /two /got/
+COPY --from=busybox /bin/busybox /got/bb/
+RUN ls /got /got/bb > /listing
+FROM final AS after
+RUN echo after stage ran; exit 8
+`})
+	for _, c := range []cli{{"berth", d.Berth}, classicDocker(t, d)} {
+		t.Run(c.name, func(t *testing.T) {
+			tag := "multi:" + c.name
+			out := c.must(t, "build", "--network", "none", "--target", "final", "-t", tag, dir)
+			for _, never := range []string{"unused stage ran", "after stage ran", "exit 9", "exit 8"} {
+				if strings.Contains(out, never) {
+					t.Errorf("a stage the target does not need ran (%q in the output):\n%s", never, out)
+				}
+			}
+			got := d.MustBerth("run", "--rm", "--network", "none", tag, "sh", "-c", "cat /got/one /got/two /listing")
+			if want := "one\ntwo\n/got:\nbb\none\ntwo\n\n/got/bb:\nbusybox\n"; got != want {
+				t.Errorf("files of the final stage: %q, want %q", got, want)
+			}
+		})
+	}
+	// A target that is not a stage.
+	_, errOut, code := d.Berth("build", "--target", "nosuch", dir)
+	if code != 1 || !strings.Contains(errOut, "nosuch") {
+		t.Errorf("--target nosuch: exit %d: %s", code, errOut)
+	}
+}
+
+// snapshotDirs counts the snapshot directories under the daemon's root.
+func snapshotDirs(t *testing.T, d *enginetest.Daemon) int {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(d.Root, "snapshots"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		if _, err := strconv.ParseUint(e.Name(), 10, 64); err == nil && e.IsDir() {
+			n++
+		}
+	}
+	return n
+}
+
+// A failing RUN stops the build with docker's message and the command's
+// exit code (docker's CLI and dockerd 20.10 give it too), and leaves no
+// container, mount, snapshot of the failed step, shim or build context.
+func TestBuildFailingRun(t *testing.T) {
+	d := startDaemon(t)
+	dir := writeContext(t, t.TempDir(), map[string]string{"Dockerfile": "FROM busybox\nRUN echo before > /b\n"})
+	d.MustBerth("build", dir)
+	snaps := snapshotDirs(t, d)
+	writeContext(t, dir, map[string]string{"Dockerfile": "FROM busybox\nRUN echo before > /b\nRUN echo failing; exit 3\nRUN echo never ran\n"})
+	for _, c := range []cli{{"berth", d.Berth}, classicDocker(t, d)} {
+		out, errOut, code := c.run("build", "-t", "failed:1", dir)
+		if code != 3 {
+			t.Errorf("%s build: exit %d, want 3 (the RUN's code, as docker gives it)", c.name, code)
+		}
+		if !strings.Contains(errOut, "The command '/bin/sh -c echo failing; exit 3' returned a non-zero code: 3") {
+			t.Errorf("%s build's error: %q", c.name, errOut)
+		}
+		if !strings.Contains(out, "Step 3/4 : RUN echo failing; exit 3\n") || !strings.Contains(out, "failing\n") || strings.Contains(out, "never ran") || strings.Contains(out, "Successfully") {
+			t.Errorf("%s build's output:\n%s", c.name, out)
+		}
+		if ps := d.MustBerth("ps", "-aq"); ps != "" {
+			t.Errorf("containers left: %s", ps)
+		}
+		if m := d.Mounts(); len(m) > 0 {
+			t.Errorf("mounts left: %v", m)
+		}
+		if n := snapshotDirs(t, d); n != snaps {
+			t.Errorf("%d snapshot directories after the failed build, %d before", n, snaps)
+		}
+		for _, pid := range d.ShimPids() {
+			if syscall.Kill(pid, 0) == nil {
+				t.Errorf("shim %d left running", pid)
+			}
+		}
+		if e, _ := os.ReadDir(filepath.Join(d.Root, "tmp")); len(e) > 0 {
+			t.Errorf("left in the daemon's tmp: %v", e)
+		}
+		if _, _, code := d.Berth("image", "inspect", "failed:1"); code == 0 {
+			t.Errorf("the failed build tagged failed:1")
+		}
+	}
+}
+
+// The cache: a second build takes every RUN and COPY from the cache and
+// gives the same image; a changed file rebuilds from the step that copies
+// it on; --no-cache rebuilds every step and still gives the same image.
+func TestBuildCache(t *testing.T) {
+	d := startDaemon(t)
+	dir := writeContext(t, t.TempDir(), map[string]string{
+		"Dockerfile": "FROM busybox\nCOPY a.txt /a.txt\nRUN cat /a.txt > /a.copy\nCOPY b.txt /b.txt\nRUN cat /b.txt > /b.copy\nCMD [\"cat\", \"/a.copy\", \"/b.copy\"]\n",
+		"a.txt":      "a\n", "b.txt": "b\n",
+	})
+	steps := []string{"COPY a.txt /a.txt", "RUN cat /a.txt > /a.copy", "COPY b.txt /b.txt", "RUN cat /b.txt > /b.copy"}
+	check := func(what, out string, wantCached ...bool) {
+		t.Helper()
+		got := cachedSteps(out)
+		for i, s := range steps {
+			if got[s] != wantCached[i] {
+				t.Errorf("%s: step %q from the cache: %v, want %v\n%s", what, s, got[s], wantCached[i], out)
+			}
+		}
+	}
+	c := cli{"berth", d.Berth}
+	out, id := buildID(t, c, dir)
+	check("first build", out, false, false, false, false)
+	out, id2 := buildID(t, c, dir)
+	check("second build", out, true, true, true, true)
+	if id2 != id {
+		t.Errorf("cached rebuild gave %s, first %s", id2, id)
+	}
+	out, _ = buildID(t, classicDocker(t, d), dir)
+	check("docker build", out, true, true, true, true)
+
+	// A new mtime alone changes nothing; new content does.
+	future := time.Now().Add(time.Hour)
+	must(0, os.Chtimes(filepath.Join(dir, "b.txt"), future, future))
+	out, id3 := buildID(t, c, dir)
+	check("b.txt touched", out, true, true, true, true)
+	if id3 != id {
+		t.Errorf("touching a file changed the image: %s, was %s", id3, id)
+	}
+	writeContext(t, dir, map[string]string{"b.txt": "B\n"})
+	out, id4 := buildID(t, c, dir)
+	check("b.txt changed", out, true, true, false, false)
+	if id4 == id {
+		t.Errorf("a changed file gave the same image")
+	}
+	if got := d.MustBerth("run", "--rm", "--network", "none", id4); got != "a\nB\n" {
+		t.Errorf("the rebuilt image's files: %q", got)
+	}
+	out, id5 := buildID(t, c, "--no-cache", dir)
+	check("--no-cache", out, false, false, false, false)
+	if strings.Contains(out, "Using cache") {
+		t.Errorf("--no-cache used the cache:\n%s", out)
+	}
+	if id5 != id4 {
+		t.Errorf("--no-cache gave %s, the cached build %s", id5, id4)
+	}
+}
+
+// Reproducible: two builds without the cache give the same image; the
+// times are the base image's, or SOURCE_DATE_EPOCH's when it is given:
+// the config's, the history's and the files' a RUN wrote.
+func TestBuildReproducible(t *testing.T) {
+	d := startDaemon(t)
+	dir := writeContext(t, t.TempDir(), map[string]string{
+		"Dockerfile": "FROM busybox\nCOPY f.txt /f.txt\nRUN date > /now && mkdir /made\n",
+		"f.txt":      "f\n",
+	})
+	c := cli{"berth", d.Berth}
+	_, id1 := buildID(t, c, "--no-cache", dir)
+	_, id2 := buildID(t, c, "--no-cache", dir)
+	if id1 != id2 {
+		t.Errorf("two builds without the cache: %s and %s", id1, id2)
+	}
+	base := inspect(d, "{{.Created}}", "busybox")
+	if got := inspect(d, "{{.Created}}", id1); got != base {
+		t.Errorf("Created %s, want the base image's %s", got, base)
+	}
+
+	_, id3 := buildID(t, c, "--no-cache", "--build-arg", "SOURCE_DATE_EPOCH=1700000000", "-t", "sde", dir)
+	_, id4 := buildID(t, c, "--no-cache", "--build-arg", "SOURCE_DATE_EPOCH=1700000000", dir)
+	if id3 != id4 || id3 == id1 {
+		t.Errorf("with SOURCE_DATE_EPOCH: %s and %s (without: %s)", id3, id4, id1)
+	}
+	const when = "2023-11-14T22:13:20Z"
+	if got := inspect(d, "{{.Created}}", "sde"); got != when {
+		t.Errorf("Created with SOURCE_DATE_EPOCH=1700000000: %s, want %s", got, when)
+	}
+	created := strings.Fields(d.MustBerth("history", "--no-trunc", "--format", "{{.CreatedAt}}", "sde"))
+	for _, at := range created[:2] {
+		if !strings.HasPrefix(at, "2023-11-14T22:13:20") {
+			t.Errorf("history's times: %v, want the first two at %s", created, when)
+			break
+		}
+	}
+	if got := d.MustBerth("run", "--rm", "--network", "none", "sde", "stat", "-c", "%n %Y", "/now", "/made", "/f.txt"); got != "/now 1700000000\n/made 1700000000\n/f.txt 1700000000\n" {
+		t.Errorf("file times in the image:\n%s", got)
+	}
+}
+
+// berthdPid finds the daemon's process: the berthd whose command line
+// names its root.
+func berthdPid(t *testing.T, d *enginetest.Daemon) int {
+	t.Helper()
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+		args := strings.Split(string(cmdline), "\x00")
+		if len(args) > 0 && args[0] == d.Bin.Berthd && slices.Contains(args, d.Root) {
+			return pid
+		}
+	}
+	t.Fatal("berthd's process not found")
+	return 0
+}
+
+// memKB reads a field of /proc/<pid>/status in kB (VmRSS, VmHWM).
+func memKB(t *testing.T, pid int, field string) int {
+	t.Helper()
+	data := must(os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)))
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
+			return must(strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB")))
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
+}
+
+// Hostile contexts: a symlink to a host file is copied as a link (or
+// refused) and never as the host's file; a source through a symlink to a
+// host directory, or above the context, is refused; a 200 MB file is
+// streamed, not held in the daemon's memory.
+func TestBuildHostileContext(t *testing.T) {
+	d := startDaemon(t)
+	secret := filepath.Join(t.TempDir(), "secret")
+	must(0, os.WriteFile(secret, []byte("host secret\n"), 0o600))
+	dir := writeContext(t, t.TempDir(), map[string]string{
+		"leak":    "->" + secret,
+		"hostdir": "->" + filepath.Dir(secret),
+	})
+	c := cli{"berth", d.Berth}
+
+	writeContext(t, dir, map[string]string{"Dockerfile": "FROM busybox\nCOPY leak /x\n"})
+	out, errOut, code := d.Berth("build", "-t", "leak", dir)
+	if code == 0 {
+		if got := d.MustBerth("run", "--rm", "--network", "none", "leak", "sh", "-c", "readlink /x; cat /x 2>&1; true"); strings.Contains(got, "host secret") || !strings.HasPrefix(got, secret+"\n") {
+			t.Errorf("COPY of a symlink to a host file: the image has %q", got)
+		}
+	} else if !strings.Contains(errOut, "leak") || strings.Contains(out+errOut, "host secret") {
+		t.Errorf("COPY of a symlink to a host file refused without naming it: %s", errOut)
+	}
+	t.Logf("COPY leak: exit %d %s", code, errOut)
+
+	for _, df := range []struct{ dockerfile, want string }{
+		{"FROM busybox\nCOPY hostdir/secret /x\n", "hostdir/secret"},
+		{"FROM busybox\nCOPY ../x /x\n", "forbidden path outside the build context: ../x"},
+		{"FROM busybox\nADD ../x /x\n", "forbidden path outside the build context: ../x"},
+	} {
+		writeContext(t, dir, map[string]string{"Dockerfile": df.dockerfile})
+		out, errOut, code := c.run("build", dir)
+		if code != 1 || !strings.Contains(errOut, df.want) || strings.Contains(out, "host secret") {
+			t.Errorf("%q: exit %d, %q; want exit 1 and %q", df.dockerfile, code, errOut, df.want)
+		}
+	}
+
+	// A 200 MB sparse file: berthd's peak memory grows by far less.
+	big := filepath.Join(dir, "big")
+	f := must(os.Create(big))
+	must(0, f.Truncate(200<<20))
+	f.Close()
+	os.Remove(filepath.Join(dir, "leak"))
+	os.Remove(filepath.Join(dir, "hostdir"))
+	writeContext(t, dir, map[string]string{"Dockerfile": "FROM busybox\nCOPY big /big\n"})
+	pid := berthdPid(t, d)
+	before := memKB(t, pid, "VmRSS")
+	d.MustBerth("build", "-t", "big", dir)
+	peak := memKB(t, pid, "VmHWM")
+	t.Logf("berthd's RSS before: %d kB, peak after: %d kB", before, peak)
+	if peak-before > 100<<10 {
+		t.Errorf("berthd's peak RSS %d kB while building a 200 MB context, %d kB before", peak, before)
+	}
+	if got := d.MustBerth("run", "--rm", "--network", "none", "big", "stat", "-c", "%s", "/big"); got != "209715200\n" {
+		t.Errorf("size of /big in the image: %s", got)
+	}
+}
+
+// tarDir writes dir as a tar to path (with tar(1), as a user would).
+func tarDir(t *testing.T, dir, path string) {
+	t.Helper()
+	if out, err := exec.Command("tar", "-C", dir, "-cf", path, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v\n%s", err, out)
+	}
+}
+
+// The context's forms and the build's flags: a directory with
+// .dockerignore and -f elsewhere, a tarball by path and on stdin, a lone
+// Dockerfile on stdin; --iidfile, -q, --label, --build-arg; with both CLIs
+// where docker takes the form.
+func TestBuildContextsAndFlags(t *testing.T) {
+	d := startDaemon(t)
+	dir := writeContext(t, t.TempDir(), map[string]string{
+		"Dockerfile":    "FROM busybox\nARG WHO=nobody\nCOPY . /ctx/\nRUN echo \"built for $WHO\" > /who\n",
+		".dockerignore": "secret*\n**/*.log\n!keep.log\n",
+		"app.txt":       "app\n", "secret.key": "s\n", "sub/debug.log": "l\n", "sub/keep.txt": "k\n", "keep.log": "kept\n",
+	})
+	// ls of /ctx: the Dockerfile and .dockerignore are sent, as docker
+	// sends them.
+	const wantCtx = ".dockerignore\nDockerfile\napp.txt\nkeep.log\nsub\nsub/keep.txt\n"
+	listCtx := func(ref string) string {
+		return d.MustBerth("run", "--rm", "--network", "none", ref, "sh", "-c", "cd /ctx && find . -mindepth 1 | sed 's|^./||' | sort; cat /who")
+	}
+	for _, c := range []cli{{"berth", d.Berth}, classicDocker(t, d)} {
+		t.Run(c.name, func(t *testing.T) {
+			// Directory, .dockerignore, --build-arg, --label, --iidfile, -q.
+			iid := filepath.Join(t.TempDir(), "iid")
+			tag := "ctx:" + c.name
+			out := c.must(t, "build", "-q", "--iidfile", iid, "--build-arg", "WHO=tests", "--label", "team=berth", "--label", "tier=e2e", "-t", tag, dir)
+			// docker's CLI writes -q's line, newline and all.
+			id := strings.TrimSpace(string(must(os.ReadFile(iid))))
+			if !strings.HasPrefix(id, "sha256:") || strings.TrimSpace(out) != id {
+				t.Errorf("-q printed %q, --iidfile holds %q", out, id)
+			}
+			if got := listCtx(tag); got != wantCtx+"built for tests\n" {
+				t.Errorf("context with .dockerignore and --build-arg:\n%s", got)
+			}
+			if got := configOf(t, d, tag).Labels; fmt.Sprint(got) != "map[team:berth tier:e2e]" {
+				t.Errorf("--label: %v", got)
+			}
+			// dockerd 20.10 gives each --label a LABEL step of its own,
+			// after the Dockerfile's.
+			h := history(t, c, tag)
+			if want := []string{"/bin/sh -c #(nop)  LABEL tier=e2e|0B", "/bin/sh -c #(nop)  LABEL team=berth|0B"}; len(h) < 3 || !slices.Equal(h[:2], want) ||
+				!strings.HasPrefix(h[2], "|1 WHO=tests /bin/sh -c echo \"built for $WHO\" > /who|") {
+				t.Errorf("history with --label and a build arg: %q", h)
+			}
+
+			// -f pointing out of the context.
+			other := writeContext(t, t.TempDir(), map[string]string{"Other.dockerfile": "FROM busybox\nCOPY app.txt /from-f\n"})
+			out = c.must(t, "build", "-f", filepath.Join(other, "Other.dockerfile"), "-t", tag+"-f", dir)
+			if got := d.MustBerth("run", "--rm", "--network", "none", tag+"-f", "cat", "/from-f"); got != "app\n" {
+				t.Errorf("-f elsewhere: /from-f = %q\n%s", got, out)
+			}
+
+			// A tarball on stdin.
+			ctxTar := filepath.Join(t.TempDir(), "ctx.tar")
+			tarDir(t, dir, ctxTar)
+			stdinBuild := func(input string, args ...string) string {
+				t.Helper()
+				var run *exec.Cmd
+				if c.name == "berth" {
+					run = d.BerthCommand(args...)
+				} else {
+					run = exec.Command("docker", args...)
+					run.Env = append(os.Environ(), "DOCKER_HOST=unix://"+d.Socket, "DOCKER_CONFIG="+t.TempDir())
+				}
+				run.Stdin = must(os.Open(input))
+				defer run.Stdin.(*os.File).Close()
+				out, err := run.CombinedOutput()
+				if err != nil {
+					t.Fatalf("%s %v < %s: %v\n%s", c.name, args, input, err, out)
+				}
+				return string(out)
+			}
+			stdinBuild(ctxTar, "build", "--build-arg", "WHO=stdin", "-t", tag+"-stdin", "-")
+			// A tarball is the context as it is: .dockerignore is the
+			// CLI's to apply to a directory; dockerd 20.10 copies
+			// secret.key and sub/debug.log from a tar on stdin.
+			wantTar := ".dockerignore\nDockerfile\napp.txt\nkeep.log\nsecret.key\nsub\nsub/debug.log\nsub/keep.txt\nbuilt for stdin\n"
+			if got := listCtx(tag + "-stdin"); got != wantTar {
+				t.Errorf("context from a tar on stdin:\n%s\nwant (as dockerd 20.10):\n%s", got, wantTar)
+			}
+
+			// A lone Dockerfile on stdin: no context.
+			lone := filepath.Join(t.TempDir(), "Dockerfile")
+			must(0, os.WriteFile(lone, []byte("FROM busybox\nRUN echo lone > /lone\n"), 0o644))
+			stdinBuild(lone, "build", "-t", tag+"-lone", "-")
+			if got := d.MustBerth("run", "--rm", "--network", "none", tag+"-lone", "cat", "/lone"); got != "lone\n" {
+				t.Errorf("Dockerfile on stdin: /lone = %q", got)
+			}
+		})
+	}
+	// berth also takes a tarball by its path (docker only by URL).
+	ctxTar := filepath.Join(t.TempDir(), "ctx.tar")
+	tarDir(t, dir, ctxTar)
+	d.MustBerth("build", "--build-arg", "WHO=tarball", "-t", "ctx:tarball", ctxTar)
+	if got := listCtx("ctx:tarball"); !strings.HasSuffix(got, "built for tarball\n") {
+		t.Errorf("context from a tarball:\n%s", got)
+	}
+}
+
+// ADD of a URL: berthd fetches it (so a server on the host's 127.0.0.1
+// serves it, though RUN steps could not reach it); the file is mode 0600
+// and root's; a URL that cannot be fetched fails the build with an error
+// naming it.
+func TestBuildAddURL(t *testing.T) {
+	d := startDaemon(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/files/hello.txt" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Last-Modified", "Wed, 01 Jan 2020 00:00:00 GMT")
+		io.WriteString(w, "hello from the test's server\n")
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	for _, c := range []cli{{"berth", d.Berth}, classicDocker(t, d)} {
+		t.Run(c.name, func(t *testing.T) {
+			tag := "url:" + c.name
+			writeContext(t, dir, map[string]string{"Dockerfile": "FROM busybox\nADD " + srv.URL + "/files/hello.txt /dl/\n"})
+			c.must(t, "build", "-t", tag, dir)
+			if got := d.MustBerth("run", "--rm", "--network", "none", tag, "sh", "-c", "stat -c '%n %u:%g %a' /dl/hello.txt && cat /dl/hello.txt"); got != "/dl/hello.txt 0:0 600\nhello from the test's server\n" {
+				t.Errorf("ADD of a URL: %q", got)
+			}
+			closed := "http://127.0.0.1:" + freePort(t) + "/x.txt"
+			for _, url := range []string{srv.URL + "/missing.txt", closed} {
+				writeContext(t, dir, map[string]string{"Dockerfile": "FROM busybox\nADD " + url + " /x\n"})
+				_, errOut, code := c.run("build", dir)
+				if code != 1 || !strings.Contains(errOut, url) {
+					t.Errorf("ADD %s: exit %d, %q; want exit 1 and an error naming the URL", url, code, errOut)
+				}
+			}
+		})
+	}
+}
+
+// A Dockerfile that is wrong, or names what is not there, fails the build
+// with exit 1 and an error that says where.
+func TestBuildDockerfileErrors(t *testing.T) {
+	d := startDaemon(t)
+	dir := t.TempDir()
+	for _, c := range []struct {
+		dockerfile string
+		want       *regexp.Regexp
+	}{
+		{"FROM busybox\nRUN true\nFOO bar\n", regexp.MustCompile(`(Dockerfile:3|line 3): unknown instruction: FOO`)},
+		{"FROM busybox\nCOPY nosuch /x\n", regexp.MustCompile(`Dockerfile:2: COPY failed: file not found in build context or excluded by .dockerignore: stat nosuch`)},
+		{"FROM busybox\nWORKDIR /w\nRUN [\"/no/such/command\"]\n", regexp.MustCompile(`Dockerfile:3: .*/no/such/command`)},
+		{"RUN true\n", regexp.MustCompile(`Dockerfile:1: no build stage in current context`)},
+	} {
+		writeContext(t, dir, map[string]string{"Dockerfile": c.dockerfile})
+		out, errOut, code := d.Berth("build", dir)
+		if code == 0 || !c.want.MatchString(errOut) {
+			t.Errorf("%q: exit %d, %q; want an error matching %q\n%s", c.dockerfile, code, errOut, c.want, out)
+		}
+		t.Logf("%q: exit %d: %s", c.dockerfile, code, errOut)
+	}
+	if ps := d.MustBerth("ps", "-aq"); ps != "" {
+		t.Errorf("containers left: %s", ps)
+	}
 }
