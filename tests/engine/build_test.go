@@ -738,7 +738,7 @@ func TestBuildContextsAndFlags(t *testing.T) {
 			// A tarball on stdin.
 			ctxTar := filepath.Join(t.TempDir(), "ctx.tar")
 			tarDir(t, dir, ctxTar)
-			stdinBuild := func(input string, args ...string) string {
+			stdinBuild := func(input string, args ...string) {
 				t.Helper()
 				var run *exec.Cmd
 				if c.name == "berth" {
@@ -749,11 +749,9 @@ func TestBuildContextsAndFlags(t *testing.T) {
 				}
 				run.Stdin = must(os.Open(input))
 				defer run.Stdin.(*os.File).Close()
-				out, err := run.CombinedOutput()
-				if err != nil {
+				if out, err := run.CombinedOutput(); err != nil {
 					t.Fatalf("%s %v < %s: %v\n%s", c.name, args, input, err, out)
 				}
-				return string(out)
 			}
 			stdinBuild(ctxTar, "build", "--build-arg", "WHO=stdin", "-t", tag+"-stdin", "-")
 			// A tarball is the context as it is: .dockerignore is the
