@@ -84,6 +84,10 @@ type ExitError struct{ Code int }
 
 func (e *ExitError) Error() string { return "exit code " + strconv.Itoa(e.Code) }
 
+// ExitCode is the command's exit code: the API hands it to the client,
+// whose build then ends with it, as docker's does.
+func (e *ExitError) ExitCode() int { return e.Code }
+
 // An Executor gives the builder images, runs commands and makes layers.
 // The engine implements it; tests use a fake.
 type Executor interface {

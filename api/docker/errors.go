@@ -68,6 +68,9 @@ func clientMessage(err error) string {
 			case k == errdefs.ErrConflict && strings.HasPrefix(msg, "conflict: unable to "):
 			default:
 				msg = strings.TrimPrefix(msg, k.Error()+": ")
+				// A category wrapped inside a message of its own
+				// ("Dockerfile:1: not implemented: platform ...").
+				msg = strings.ReplaceAll(msg, ": "+k.Error()+": ", ": ")
 			}
 		}
 		if msg == before || msg == "" {

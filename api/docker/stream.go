@@ -2,6 +2,7 @@ package docker
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -34,8 +35,14 @@ type progressDetail struct {
 }
 
 type errorDetail struct {
+	// Code, when set, is the exit code the docker CLI ends with (a build
+	// whose RUN step failed ends with that step's code).
+	Code    int    `json:"code,omitempty"`
 	Message string `json:"message"`
 }
+
+// exitCoder is an error that carries a process's exit code.
+type exitCoder interface{ ExitCode() int }
 
 // jsonStream is a response of JSON lines, each flushed as it is written:
 // the backend.ProgressWriter of one request, and the events stream. The status line
@@ -106,7 +113,13 @@ func (s *jsonStream) finish(err error) error {
 	if !started {
 		return err
 	}
-	_ = s.send(jsonMessage{ErrorDetail: &errorDetail{Message: err.Error()}, Error: err.Error()})
+	msg := clientMessage(err)
+	detail := &errorDetail{Message: msg}
+	var ec exitCoder
+	if errors.As(err, &ec) {
+		detail.Code = ec.ExitCode()
+	}
+	_ = s.send(jsonMessage{ErrorDetail: detail, Error: msg})
 	return nil
 }
 
