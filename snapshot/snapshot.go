@@ -72,7 +72,9 @@ type Info struct {
 
 // Usage is the disk space a snapshot adds on top of its parents.
 type Usage struct {
-	// Size is the bytes allocated on disk (blocks, not file lengths).
+	// Size is the bytes of the contents: the lengths of files and
+	// symlinks (directories count nothing, hard links once), as docker
+	// reports the size of a layer or of a container's changes.
 	Size int64
 	// Inodes counts the distinct inodes; hard links count once.
 	Inodes int64

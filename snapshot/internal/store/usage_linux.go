@@ -10,7 +10,10 @@ import (
 	"berth.dev/snapshot"
 )
 
-// diskUsage counts the blocks and distinct inodes under dir, dir included.
+// diskUsage counts the distinct inodes under dir, dir included, and the
+// bytes of their contents: the lengths of files and symlinks, not of
+// directories, hard links once. That is what docker reports as a layer's
+// or a container's size (not the blocks they take on disk).
 func diskUsage(ctx context.Context, dir string) (snapshot.Usage, error) {
 	type inode struct{ dev, ino uint64 }
 	seen := make(map[inode]bool)
@@ -36,7 +39,9 @@ func diskUsage(ctx context.Context, dir string) (snapshot.Usage, error) {
 		}
 		seen[in] = true
 		u.Inodes++
-		u.Size += st.Blocks * 512
+		if !d.IsDir() {
+			u.Size += st.Size
+		}
 		return nil
 	})
 	return u, err
