@@ -12,8 +12,10 @@ import (
 	"net/url"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/client"
@@ -203,6 +205,14 @@ func TestHijackEndsOnShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer res.Close()
+	// The client has the upgraded connection as soon as the status line
+	// is out; the handler calls the backend's Attach just after: shut
+	// down once it is in it, as the test means to.
+	for deadline := time.Now().Add(10 * time.Second); !slices.ContainsFunc(fc.Calls(), func(c call) bool { return c.Method == "Attach" }); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the backend's Attach was not called")
+		}
+	}
 	cancel()
 	if err := <-served; err != nil {
 		t.Errorf("Serve: %v", err)
