@@ -20,12 +20,7 @@ func (s *Server) buildRoutes() []*route {
 
 // withBuilds answers 501 when the server has no build backend.
 func (s *Server) withBuilds(h handlerFunc) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		if s.b.Build == nil {
-			return newError(errdefs.ErrNotImplemented, "berth: the build API is not available")
-		}
-		return h(w, r)
-	}
+	return requireBackend(s.b.Build != nil, "berth: the build API is not available", h)
 }
 
 // build is POST /build as dockerd's classic builder answers it (what

@@ -56,12 +56,7 @@ func (s *Server) containerRoutes() []*route {
 
 // withContainers answers 501 when the server has no container backend.
 func (s *Server) withContainers(h handlerFunc) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		if s.b.Containers == nil {
-			return newError(errdefs.ErrNotImplemented, "berth: the container API is not available")
-		}
-		return h(w, r)
-	}
+	return requireBackend(s.b.Containers != nil, "berth: the container API is not available", h)
 }
 
 // readJSON decodes the request body into out as dockerd does: an empty body

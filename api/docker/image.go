@@ -117,12 +117,7 @@ func (s *Server) imageRoutes() []*route {
 
 // withImages answers 501 when the server has no image backend.
 func (s *Server) withImages(h handlerFunc) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		if s.b.Images == nil {
-			return newError(errdefs.ErrNotImplemented, "berth: the image API is not available")
-		}
-		return h(w, r)
-	}
+	return requireBackend(s.b.Images != nil, "berth: the image API is not available", h)
 }
 
 // searchImages is not offered: berth does not talk to Docker Hub's search

@@ -27,12 +27,7 @@ func (s *Server) networkRoutes() []*route {
 
 // withNetworks answers 501 when the server has no network backend.
 func (s *Server) withNetworks(h handlerFunc) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		if s.b.Networks == nil {
-			return newError(errdefs.ErrNotImplemented, "berth: the network API is not available")
-		}
-		return h(w, r)
-	}
+	return requireBackend(s.b.Networks != nil, "berth: the network API is not available", h)
 }
 
 var (

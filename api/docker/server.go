@@ -19,6 +19,8 @@ import (
 	"net/http"
 	"runtime"
 	"time"
+
+	"berth.dev/internal/errdefs"
 )
 
 // MaxAPIVersion is the highest API version served: the one dockerd 28.3 to
@@ -150,4 +152,15 @@ func serverStopping(ctx context.Context) <-chan struct{} {
 		return c.Done()
 	}
 	return nil
+}
+
+// requireBackend answers with h when its backend is there (present), else
+// 501 with msg: a server may be built with some backends only.
+func requireBackend(present bool, msg string, h handlerFunc) handlerFunc {
+	if present {
+		return h
+	}
+	return func(http.ResponseWriter, *http.Request) error {
+		return newError(errdefs.ErrNotImplemented, "%s", msg)
+	}
 }

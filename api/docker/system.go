@@ -77,12 +77,7 @@ func (s *Server) systemRoutes() []*route {
 
 // withSystem answers 501 when the server has no system backend.
 func (s *Server) withSystem(h handlerFunc) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		if s.b.System == nil {
-			return newError(errdefs.ErrNotImplemented, "berth: the system API is not available")
-		}
-		return h(w, r)
-	}
+	return requireBackend(s.b.System != nil, "berth: the system API is not available", h)
 }
 
 // ping answers GET and HEAD /_ping like dockerd: "OK", uncached, with the

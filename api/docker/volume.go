@@ -22,12 +22,7 @@ func (s *Server) volumeRoutes() []*route {
 
 // withVolumes answers 501 when the server has no volume backend.
 func (s *Server) withVolumes(h handlerFunc) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		if s.b.Volumes == nil {
-			return newError(errdefs.ErrNotImplemented, "berth: the volume API is not available")
-		}
-		return h(w, r)
-	}
+	return requireBackend(s.b.Volumes != nil, "berth: the volume API is not available", h)
 }
 
 var (
