@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -281,6 +282,7 @@ func MountAll(mounts []Mount, target string) error {
 // UnmountAll unmounts every mount stacked at target, top first, until
 // target is no mount point (or does not exist).
 func UnmountAll(target string) error {
+	busy := 0
 	for {
 		err := unix.Unmount(target, 0)
 		switch {
@@ -288,6 +290,12 @@ func UnmountAll(target string) error {
 			continue
 		case errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOENT):
 			return nil
+		case errors.Is(err, unix.EBUSY) && busy < 50:
+			// A process forked meanwhile holds a copy of a descriptor
+			// under target until it execs (its descriptors are
+			// close-on-exec): a moment, longer under emulation.
+			busy++
+			time.Sleep(10 * time.Millisecond)
 		default:
 			return &os.PathError{Op: "umount", Path: target, Err: err}
 		}
