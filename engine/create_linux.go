@@ -351,9 +351,10 @@ func (c *Containers) writeEtcFiles(rec *record) error {
 		dns = append(dns, a.String())
 	}
 	resolv := ocispec.ResolvConf(host, dns, hc.DNSSearch, hc.DNSOptions)
-	if len(rec.HostIfs) > 0 && len(dns) == 0 {
+	if len(rec.HostIfs) > 0 {
 		// On a bridge network the embedded DNS server answers: the
-		// containers' names, and the host's resolvers for the rest.
+		// containers' names, and for the rest the --dns servers or the
+		// host's resolvers.
 		resolv = netdns.ResolvConf(host, hc.DNSSearch, hc.DNSOptions)
 	}
 	return atomicfile.WriteBytes(filepath.Join(dir, "resolv.conf"), resolv, 0o644)

@@ -16,6 +16,7 @@ import (
 
 	"berth.dev/internal/errdefs"
 	"berth.dev/network/bridge"
+	netdns "berth.dev/network/dns"
 	"berth.dev/network/firewall"
 	"berth.dev/network/netns"
 )
@@ -193,7 +194,7 @@ func (c *Containers) setupNetwork(ctx context.Context, rec *record) (err error) 
 		rec.Ports = ports
 	}
 	if serveDNS {
-		if err := c.nets.dns.Serve(rec.ID, path); err != nil {
+		if err := c.nets.serveDNS(rec); err != nil {
 			return fmt.Errorf("embedded DNS server: %w", err)
 		}
 	}
@@ -528,7 +529,7 @@ func (n *Networks) restore(ctx context.Context, rec *record) {
 		}
 	}
 	n.mu.Unlock()
-	if err := n.dns.Serve(rec.ID, rec.NetNS); err != nil {
+	if err := n.serveDNS(rec); err != nil {
 		n.log.Warn("embedded DNS server for a running container", "id", rec.ID, "err", err)
 	}
 }
@@ -624,7 +625,7 @@ func (c *Containers) connect(ctx context.Context, name string, nr netRecord, set
 		}
 		x.rec.HostIfs[nr.ID] = ep.HostIf
 		fillEndpoint(es, ep, nr)
-		if err := c.nets.dns.Serve(x.rec.ID, x.rec.NetNS); err != nil {
+		if err := c.nets.serveDNS(&x.rec); err != nil {
 			c.log.Warn("embedded DNS server", "id", x.rec.ID, "err", err)
 		}
 	}
@@ -709,4 +710,19 @@ func (n *Networks) rename(containerID, name string) {
 			ep.Name = name
 		}
 	}
+}
+
+// serveDNS answers the container's DNS queries in its namespace: its
+// --dns servers, when given, get the names that are not the engine's (as
+// docker's embedded server forwards to them), else the host's resolvers.
+func (n *Networks) serveDNS(rec *record) error {
+	var opts []netdns.ServeOption
+	if len(rec.HostConfig.DNS) > 0 {
+		var ups []string
+		for _, a := range rec.HostConfig.DNS {
+			ups = append(ups, netip.AddrPortFrom(a, 53).String())
+		}
+		opts = append(opts, netdns.WithUpstreams(ups))
+	}
+	return n.dns.Serve(rec.ID, rec.NetNS, opts...)
 }

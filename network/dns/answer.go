@@ -9,8 +9,9 @@ import (
 	"github.com/miekg/dns"
 )
 
-// answer replies to one query of container.
-func (s *Server) answer(container string, w dns.ResponseWriter, req *dns.Msg) {
+// answer replies to one query of container; upstreams, when not nil, are
+// the container's own resolvers (else the server's).
+func (s *Server) answer(container string, upstreams []string, w dns.ResponseWriter, req *dns.Msg) {
 	if req.Opcode != dns.OpcodeQuery || len(req.Question) != 1 {
 		reply := new(dns.Msg)
 		reply.SetRcode(req, dns.RcodeNotImplemented)
@@ -25,7 +26,10 @@ func (s *Server) answer(container string, w dns.ResponseWriter, req *dns.Msg) {
 		write(w, req, reply, isUDP)
 		return
 	}
-	write(w, req, s.forward(req, isUDP), isUDP)
+	if upstreams == nil {
+		upstreams = *s.upstreams.Load()
+	}
+	write(w, req, s.forward(req, upstreams, isUDP), isUDP)
 }
 
 // write sends reply, truncated to what a UDP client can take.
@@ -149,9 +153,9 @@ func parseReverse(name string) (netip.Addr, bool) {
 // that is neither SERVFAIL nor REFUSED (else the last such one, else
 // SERVFAIL). A UDP query goes upstream over UDP and again over TCP when the
 // answer came back truncated; a TCP query goes over TCP.
-func (s *Server) forward(req *dns.Msg, isUDP bool) *dns.Msg {
+func (s *Server) forward(req *dns.Msg, upstreams []string, isUDP bool) *dns.Msg {
 	var last *dns.Msg
-	for _, up := range *s.upstreams.Load() {
+	for _, up := range upstreams {
 		client := s.tcp
 		if isUDP {
 			client = s.udp

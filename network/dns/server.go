@@ -92,7 +92,11 @@ func (s *Server) SetUpstreams(upstreams []string) {
 // ones are closed first, so the new namespace may be the same one). A
 // namespace path that does not exist: ErrNotFound; after Close:
 // ErrFailedPrecondition.
-func (s *Server) Serve(container, netnsPath string) error {
+func (s *Server) Serve(container, netnsPath string, opts ...ServeOption) error {
+	var o serveOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -118,7 +122,7 @@ func (s *Server) Serve(container, netnsPath string) error {
 	if err != nil {
 		return fmt.Errorf("dns server for %s in %s: %w", container, netnsPath, err)
 	}
-	h := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) { s.answer(container, w, req) })
+	h := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) { s.answer(container, o.upstreams, w, req) })
 	ep := &endpoint{
 		udp: &dns.Server{PacketConn: pc, Handler: h},
 		tcp: &dns.Server{Listener: ln, Handler: h},
@@ -128,6 +132,19 @@ func (s *Server) Serve(container, netnsPath string) error {
 	}
 	s.endpoints[container] = ep
 	return nil
+}
+
+// ServeOption changes how Serve answers one container.
+type ServeOption func(*serveOptions)
+
+type serveOptions struct{ upstreams []string }
+
+// WithUpstreams forwards the container's foreign names to these resolvers
+// ("ip:port") instead of the server's (docker run --dns on a network with
+// the embedded server).
+func WithUpstreams(upstreams []string) ServeOption {
+	u := append([]string{}, upstreams...)
+	return func(o *serveOptions) { o.upstreams = u }
 }
 
 // start runs both servers and returns once both listen (so that a shutdown

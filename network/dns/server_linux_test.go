@@ -326,6 +326,28 @@ func TestUpstreamDown(t *testing.T) {
 	mustQuery(t, ns, "udp", "example.com.", dns.TypeA, false, dns.RcodeSuccess)
 }
 
+// TestServeWithUpstreams: a container served with resolvers of its own
+// (docker run --dns) forwards to them, not to the server's.
+func TestServeWithUpstreams(t *testing.T) {
+	testutil.RequiresRoot(t)
+	own := startUpstream(t)
+	s, _ := testServer(t, []string{closedPort(t)})
+	mine, other := newNetns(t), newNetns(t)
+	if err := s.Serve("c1", mine, WithUpstreams([]string{own.addr})); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Serve("c2", other); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustQuery(t, mine, "udp", "example.com.", dns.TypeA, false, dns.RcodeSuccess); len(got) != 1 {
+		t.Errorf("own upstream: %v", got)
+	}
+	mustQuery(t, other, "udp", "example.com.", dns.TypeA, false, dns.RcodeServerFailure) // the server's is down
+	if own.udpQ.Load() != 1 {
+		t.Errorf("own upstream got %d queries, want 1", own.udpQ.Load())
+	}
+}
+
 // TestStop: after Stop nothing listens at 127.0.0.11:53 in the namespace.
 func TestStop(t *testing.T) {
 	testutil.RequiresRoot(t)
