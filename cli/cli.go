@@ -166,7 +166,7 @@ func (c *CLI) rootCommand() *cobra.Command {
 		&cobra.Group{ID: "management", Title: "Management Commands:"},
 		&cobra.Group{ID: "other", Title: "Commands:"},
 	)
-	for _, cmd := range []*cobra.Command{c.containerCommand(), c.imageCommand(), c.networkCommand(), c.systemCommand(), c.volumeCommand()} {
+	for _, cmd := range []*cobra.Command{c.containerCommand(), c.imageCommand(), c.builderCommand(), c.networkCommand(), c.systemCommand(), c.volumeCommand()} {
 		cmd.GroupID = "management"
 		root.AddCommand(cmd)
 	}

@@ -56,8 +56,10 @@ func (c *CLI) systemPrune(ctx context.Context, all, force, volumes bool, filterA
 		}
 		if all {
 			warning += "  - all images without at least one container associated to them\n"
+			warning += "  - all build cache\n"
 		} else {
 			warning += "  - all dangling images\n"
+			warning += "  - unused build cache\n"
 		}
 		ok, err := c.confirm(warning)
 		if err != nil || !ok {
@@ -93,8 +95,76 @@ func (c *CLI) systemPrune(ctx context.Context, all, force, volumes bool, filterA
 	}
 	c.printDeletedImages(res.Report.ImagesDeleted)
 	total += res.Report.SpaceReclaimed
+	space, err := c.pruneBuildCache(ctx, all, filterArgs)
+	if err != nil {
+		return err
+	}
+	total += space
 	fmt.Fprintf(c.out, "Total reclaimed space: %s\n", units.HumanSize(float64(total)))
 	return nil
+}
+
+func (c *CLI) builderCommand() *cobra.Command {
+	cmd := managementCommand("builder", "Manage builds")
+	cmd.AddCommand(c.buildCommand(), c.builderPruneCommand())
+	return cmd
+}
+
+func (c *CLI) builderPruneCommand() *cobra.Command {
+	var all, force bool
+	var filters []string
+	cmd := &cobra.Command{
+		Use:   "prune",
+		Short: "Remove build cache",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !force {
+				warning := "WARNING! This will remove all dangling build cache."
+				if all {
+					warning = "WARNING! This will remove all build cache."
+				}
+				if ok, err := c.confirm(warning); err != nil || !ok {
+					return err
+				}
+			}
+			space, err := c.pruneBuildCache(cmd.Context(), all, filters)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.out, "Total reclaimed space: %s\n", units.HumanSize(float64(space)))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&all, "all", "a", false, "Remove all unused build cache, not just dangling ones")
+	listVarP(f, &filters, "filter", "filter", "", `Provide filter values (e.g. "until=24h")`)
+	f.BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
+	return cmd
+}
+
+// pruneBuildCache removes the build cache the filters select, prints the
+// entries removed as docker does, and returns the space freed.
+func (c *CLI) pruneBuildCache(ctx context.Context, all bool, filterArgs []string) (uint64, error) {
+	f, err := parseFilters(filterArgs)
+	if err != nil {
+		return 0, err
+	}
+	api, err := c.client(ctx)
+	if err != nil {
+		return 0, err
+	}
+	res, err := api.BuildCachePrune(ctx, client.BuildCachePruneOptions{All: all, Filters: f})
+	if err != nil {
+		return 0, err
+	}
+	if ids := res.Report.CachesDeleted; len(ids) > 0 {
+		fmt.Fprintln(c.out, "Deleted build cache objects:")
+		for _, id := range ids {
+			fmt.Fprintln(c.out, id)
+		}
+		fmt.Fprintln(c.out)
+	}
+	return res.Report.SpaceReclaimed, nil
 }
 
 func (c *CLI) versionCommand() *cobra.Command {

@@ -5,18 +5,24 @@ import (
 	"bytes"
 	"compress/bzip2"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	mobybuild "github.com/moby/moby/api/types/build"
+	digest "github.com/opencontainers/go-digest"
 	"github.com/ulikunitz/xz"
+	bolt "go.etcd.io/bbolt"
 
+	"berth.dev/api/docker/backend"
 	"berth.dev/archive"
 	"berth.dev/internal/errdefs"
 	"berth.dev/metadata"
@@ -197,4 +203,62 @@ func decompressContext(r io.Reader) (io.ReadCloser, error) {
 	}
 	rc, _, err := archive.DecompressStream(br)
 	return rc, err
+}
+
+// PruneCache removes the build-cache entries (those cached before
+// opts.Until when set; entries carry no labels, so a label filter keeps
+// them all and a label! filter none), then the layers and blobs that no
+// image holds (those of stages and steps no image kept); a build in
+// progress keeps the blobs it uses. The report names the entries (their
+// keys' first 12 hex digits) and counts the bytes of the blobs that went.
+func (b *Builds) PruneCache(ctx context.Context, opts backend.BuildCachePruneOptions) (mobybuild.CachePruneReport, error) {
+	rep := mobybuild.CachePruneReport{CachesDeleted: []string{}}
+	var keys [][]byte
+	blobs := map[digest.Digest]int64{}
+	err := b.db.Update(ctx, func(tx *bolt.Tx) error {
+		bk := tx.Bucket(metadata.BucketBuildCache)
+		if len(opts.Labels) > 0 {
+			return nil
+		}
+		if err := bk.ForEach(func(k, v []byte) error {
+			var e cacheEntry
+			ok := json.Unmarshal(v, &e) == nil
+			if ok && !opts.Until.IsZero() && !e.Created.Before(opts.Until) {
+				return nil
+			}
+			keys = append(keys, slices.Clone(k))
+			if ok && e.Blob.Digest != "" {
+				blobs[e.Blob.Digest] = e.Blob.Size
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := bk.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return rep, err
+	}
+	b.images.mu.Lock()
+	err = b.images.collect(ctx)
+	b.images.mu.Unlock()
+	if err != nil {
+		return rep, fmt.Errorf("build cache prune: garbage collection: %w", err)
+	}
+	for _, k := range keys {
+		id := strings.TrimPrefix(string(k), "sha256:")
+		rep.CachesDeleted = append(rep.CachesDeleted, id[:min(12, len(id))])
+	}
+	slices.Sort(rep.CachesDeleted)
+	for d, size := range blobs {
+		if _, err := b.images.content.Info(ctx, d); errors.Is(err, errdefs.ErrNotFound) {
+			rep.SpaceReclaimed += uint64(size)
+		}
+	}
+	return rep, nil
 }

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -11,9 +12,13 @@ import (
 	"testing"
 	"time"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	bolt "go.etcd.io/bbolt"
+
 	"berth.dev/api/docker/backend"
 	"berth.dev/build"
 	"berth.dev/internal/errdefs"
+	"berth.dev/metadata"
 )
 
 // contextTar is a build context: files by name, content as given.
@@ -148,4 +153,87 @@ WORKDIR /made/by/workdir
 		t.Errorf("the final stage holds the first one's files: %v", err)
 	}
 	e.checkNothingLeft(t)
+}
+
+// PruneCache removes every cached step and the layers no image holds (the
+// first stage's RUN layer here), keeps the built image whole, and the next
+// build runs every step again.
+func TestBuildPruneCache(t *testing.T) {
+	e := newBuildEnv(t)
+	ctx := context.Background()
+	files := map[string]string{"Dockerfile": `FROM busybox AS b
+RUN mkdir -p /out && echo built > /out/x
+FROM busybox
+COPY --from=b /out/x /x
+`}
+	build := func() (string, string) {
+		var out bytes.Buffer
+		id, err := e.b.Build(ctx, backend.BuildOptions{Tags: []string{"pruned"}, Network: "none"}, contextTar(t, files), &out)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out.String())
+		}
+		return id, out.String()
+	}
+	id, _ := build()
+	entries := e.cacheEntries(t)
+	if len(entries) != 2 {
+		t.Fatalf("cache entries: %v, want the RUN's and the COPY's", entries)
+	}
+	for _, d := range entries {
+		if _, err := e.b.images.content.Info(ctx, d.Digest); err != nil {
+			t.Fatalf("cached layer %s not stored: %v", d.Digest, err)
+		}
+	}
+	// Filters: entries carry no labels, and these are younger than an hour.
+	for _, opts := range []backend.BuildCachePruneOptions{
+		{Labels: []string{"a=b"}},
+		{Until: time.Now().Add(-time.Hour)},
+	} {
+		if rep, err := e.b.PruneCache(ctx, opts); err != nil || len(rep.CachesDeleted) != 0 || len(e.cacheEntries(t)) != 2 {
+			t.Errorf("prune with %+v: %+v, %v; %d entries left, want 2", opts, rep, err, len(e.cacheEntries(t)))
+		}
+	}
+	rep, err := e.b.PruneCache(ctx, backend.BuildCachePruneOptions{LabelsAbsent: []string{"a=b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.CachesDeleted) != 2 || rep.SpaceReclaimed == 0 {
+		t.Errorf("report: %+v, want 2 entries and the RUN layer's bytes", rep)
+	}
+	if n := len(e.cacheEntries(t)); n != 0 {
+		t.Errorf("%d cache entries left", n)
+	}
+	// The image is whole: its layers stay.
+	s, err := e.x.Image(ctx, id, false, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, err := e.x.ReadFile(ctx, s, "/x"); err != nil || string(data) != "built\n" {
+		t.Errorf("/x after the prune: %q, %v", data, err)
+	}
+	id2, out := build()
+	if strings.Contains(out, "Using cache") || id2 != id {
+		t.Errorf("build after the prune: %s (first %s), output:\n%s", id2, id, out)
+	}
+	e.checkNothingLeft(t)
+}
+
+// cacheEntries lists the blobs of the build cache's entries.
+func (e *buildEnv) cacheEntries(t *testing.T) []ocispec.Descriptor {
+	t.Helper()
+	var out []ocispec.Descriptor
+	err := e.b.db.View(context.Background(), func(tx *bolt.Tx) error {
+		return tx.Bucket(metadata.BucketBuildCache).ForEach(func(_, v []byte) error {
+			var c cacheEntry
+			if err := json.Unmarshal(v, &c); err != nil {
+				return err
+			}
+			out = append(out, c.Blob)
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

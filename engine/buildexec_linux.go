@@ -683,6 +683,8 @@ func (x *executor) Commit(ctx context.Context, s build.State, tags []string) (st
 type cacheEntry struct {
 	DiffID digest.Digest      `json:"diffID"`
 	Blob   ocispec.Descriptor `json:"blob"`
+	// Created is when the step was cached (prune's until filter).
+	Created time.Time `json:"created,omitzero"`
 }
 
 // CacheGet returns the layer cached under key when its blob is still in
@@ -717,7 +719,7 @@ func (x *executor) CacheGet(ctx context.Context, key digest.Digest) (build.Layer
 
 // CachePut records the layer a step made under its cache key.
 func (x *executor) CachePut(ctx context.Context, key digest.Digest, l build.Layer) error {
-	data, err := json.Marshal(cacheEntry{DiffID: l.DiffID, Blob: l.Blob})
+	data, err := json.Marshal(cacheEntry{DiffID: l.DiffID, Blob: l.Blob, Created: time.Now().UTC()})
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 func (s *Server) buildRoutes() []*route {
 	return []*route{
 		{method: http.MethodPost, pattern: "/build", handler: s.withBuilds(s.build)},
+		{method: http.MethodPost, pattern: "/build/prune", handler: s.withBuilds(s.pruneBuildCache)},
 	}
 }
 
@@ -179,4 +180,41 @@ func boolValue(v string) bool {
 		return false
 	}
 	return true
+}
+
+// pruneBuildCache is POST /build/prune (docker builder prune, and docker
+// system prune's last step), with the until and label filters that
+// system prune passes on; other filters and size targets berth cannot
+// honour are refused rather than answered with more deleted than asked.
+func (s *Server) pruneBuildCache(w http.ResponseWriter, r *http.Request) error {
+	f, err := parseFilters(r.URL.Query().Get("filters"), "until", "label", "label!", "id", "parent", "type", "description", "inuse", "shared", "private")
+	if err != nil {
+		return err
+	}
+	opts := backend.BuildCachePruneOptions{All: boolParam(r, "all"), Labels: f["label"], LabelsAbsent: f["label!"]}
+	for k := range f {
+		switch k {
+		case "label", "label!":
+		case "until":
+			if opts.Until, err = f.timeValue("until", s.now()); err != nil {
+				return err
+			}
+		default:
+			return newError(errdefs.ErrNotImplemented, "berth's build cache prune has no %s filter", k)
+		}
+	}
+	for _, k := range []string{"keep-storage", "reserved-space", "max-used-space", "min-free-space"} {
+		if v := r.URL.Query().Get(k); v != "" && v != "0" {
+			return newError(errdefs.ErrNotImplemented, "berth's build cache prune has no %s", k)
+		}
+	}
+	report, err := s.b.Build.PruneCache(r.Context(), opts)
+	if err != nil {
+		return err
+	}
+	if report.CachesDeleted == nil {
+		report.CachesDeleted = []string{}
+	}
+	writeJSON(w, http.StatusOK, report)
+	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 
+	"github.com/moby/moby/api/types/build"
+
 	"berth.dev/api/docker/backend"
 )
 
@@ -16,6 +18,11 @@ import (
 // the error, whose message names the Dockerfile line ("Dockerfile:3 ...")
 // or, for a RUN that failed, says "The command '/bin/sh -c false' returned
 // a non-zero code: 1" as docker's classic builder does.
+//
+// PruneCache removes the build cache (POST /build/prune): every cached
+// step, and the layers and blobs no image holds any more; a build in
+// progress keeps what it uses.
 type BuildBackend interface {
 	Build(ctx context.Context, opts backend.BuildOptions, buildContext io.Reader, out io.Writer) (imageID string, err error)
+	PruneCache(ctx context.Context, opts backend.BuildCachePruneOptions) (build.CachePruneReport, error)
 }

@@ -20,7 +20,9 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/client"
 
 	"berth.dev/api/docker/backend"
@@ -36,6 +38,11 @@ const builtImageID = "sha256:2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7
 // nosuch" fails after its first step.
 type fakeBuild struct {
 	recorder
+}
+
+func (f *fakeBuild) PruneCache(ctx context.Context, opts backend.BuildCachePruneOptions) (build.CachePruneReport, error) {
+	f.record("PruneCache", opts)
+	return build.CachePruneReport{CachesDeleted: []string{"0123456789ab"}, SpaceReclaimed: 4096}, nil
 }
 
 func (f *fakeBuild) Build(ctx context.Context, opts backend.BuildOptions, buildContext io.Reader, out io.Writer) (string, error) {
@@ -423,5 +430,48 @@ func TestBuildDockerCLI(t *testing.T) {
 	}
 	if got := b.last(t).Args[0].(backend.BuildOptions).Dockerfile; got != "bad/Dockerfile" {
 		t.Errorf("dockerfile %q", got)
+	}
+}
+
+// POST /build/prune answers the backend's report; filters and size targets
+// berth cannot honour are refused, not ignored. docker builder prune and
+// docker system prune (its last step) work through it.
+func TestBuildCachePrune(t *testing.T) {
+	b := &fakeBuild{}
+	base := httptestServer(t, NewServer(Backends{Build: b}).Handler())
+	for _, tc := range []struct {
+		query string
+		code  int
+		body  string
+	}{
+		{"", 200, `{"CachesDeleted":["0123456789ab"],"SpaceReclaimed":4096}`},
+		{"?all=1", 200, `{"CachesDeleted":["0123456789ab"],"SpaceReclaimed":4096}`},
+		{"?filters=" + url.QueryEscape(`{"until":{"24h":true},"label":{"a=b":true}}`), 200, `"SpaceReclaimed":4096`},
+		{"?filters=" + url.QueryEscape(`{"type":{"regular":true}}`), 501, "has no type filter"},
+		{"?keep-storage=1000", 501, "has no keep-storage"},
+		{"?filters=" + url.QueryEscape(`{"bogus":{"x":true}}`), 400, "invalid filter"},
+	} {
+		resp, err := http.Post(base+"/build/prune"+tc.query, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.code || !strings.Contains(string(body), tc.body) {
+			t.Errorf("%s: %d %s, want %d with %q", tc.query, resp.StatusCode, body, tc.code, tc.body)
+		}
+	}
+	var alls []bool
+	for _, c := range b.Calls() {
+		if c.Method == "PruneCache" {
+			alls = append(alls, c.Args[0].(backend.BuildCachePruneOptions).All)
+		}
+	}
+	if fmt.Sprint(alls) != "[false true false]" {
+		t.Errorf("backend calls with all = %v, want [false true false] (refused requests reach nothing)", alls)
+	}
+	last := b.last(t).Args[0].(backend.BuildCachePruneOptions)
+	if last.Until.IsZero() || time.Since(last.Until) < 23*time.Hour || fmt.Sprint(last.Labels) != "[a=b]" {
+		t.Errorf("filters reached the backend as %+v", last)
 	}
 }

@@ -297,3 +297,16 @@ type BuildOptions struct {
 	// leaves intermediate containers.
 	Remove, ForceRemove bool
 }
+
+// BuildCachePruneOptions are the query parameters of POST /build/prune.
+type BuildCachePruneOptions struct {
+	// All removes every entry (berth's cache has no entries in use once
+	// no build runs, so all or not, every entry goes).
+	All bool
+	// Until, when set, keeps the entries made at or after it (the until
+	// filter); LabelFilters are the label and label! filters (entries
+	// carry no labels).
+	Until        time.Time
+	Labels       []string
+	LabelsAbsent []string
+}
