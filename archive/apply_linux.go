@@ -524,7 +524,7 @@ func (a *applier) hardlink(dir, rel, base string, hdr *tar.Header) error {
 	}
 	tdir, tbase := splitPath(target)
 	// Its own descriptor: create may drop the cached ones.
-	tfd, err := openat2(a.root.fd, tdir, unix.O_PATH|unix.O_DIRECTORY, inRoot)
+	tfd, err := openRel(a.root.fd, tdir, unix.O_PATH|unix.O_DIRECTORY, inRoot)
 	if err != nil {
 		return fmt.Errorf("hard link target %q: %w", hdr.Linkname, err)
 	}

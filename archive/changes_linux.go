@@ -274,7 +274,7 @@ func (cw *changeWriter) parents(dir string) error {
 }
 
 func (cw *changeWriter) entry(dir, base, rel string) error {
-	pfd, err := openat2(cw.ufd, dir, unix.O_PATH|unix.O_DIRECTORY,
+	pfd, err := openRel(cw.ufd, dir, unix.O_PATH|unix.O_DIRECTORY,
 		unix.RESOLVE_BENEATH|unix.RESOLVE_NO_SYMLINKS|unix.RESOLVE_NO_MAGICLINKS)
 	if err != nil {
 		return wrapPath("open", dir, err)

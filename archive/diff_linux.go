@@ -139,7 +139,7 @@ func (d *differ) inLowers(rel string) bool {
 	}
 	dir, base := splitPath(rel)
 	for _, lfd := range d.lowers {
-		pfd, err := openat2(lfd, dir, unix.O_PATH|unix.O_DIRECTORY,
+		pfd, err := openRel(lfd, dir, unix.O_PATH|unix.O_DIRECTORY,
 			unix.RESOLVE_BENEATH|unix.RESOLVE_NO_SYMLINKS|unix.RESOLVE_NO_MAGICLINKS)
 		switch err {
 		case nil:

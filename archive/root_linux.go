@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"berth.dev/internal/errdefs"
+	"berth.dev/internal/openat2"
 )
 
 // maxSymlinks bounds the symlinks followed while creating missing parents,
@@ -58,18 +59,9 @@ func (r *root) forget() {
 	clear(r.dirs)
 }
 
-// openat2 opens rel under dirfd with the given resolve flags, retrying the
-// EAGAIN that the kernel returns when a concurrent rename might have made a
-// ".." lookup unsafe.
-func openat2(dirfd int, rel string, flags, resolve uint64) (int, error) {
-	how := unix.OpenHow{Flags: flags | unix.O_CLOEXEC, Resolve: resolve}
-	for i := 0; ; i++ {
-		fd, err := unix.Openat2(dirfd, rel, &how)
-		if (err == unix.EAGAIN || err == unix.EINTR) && i < 128 {
-			continue
-		}
-		return fd, err
-	}
+// openRel opens rel under dirfd with the given resolve flags.
+func openRel(dirfd int, rel string, flags, resolve uint64) (int, error) {
+	return openat2.Open(dirfd, rel, &unix.OpenHow{Flags: flags | unix.O_CLOEXEC, Resolve: resolve})
 }
 
 const inRoot = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
@@ -82,7 +74,7 @@ func (r *root) dir(rel string, create bool) (dirHandle, error) {
 	if h, ok := r.dirs[rel]; ok {
 		return h, nil
 	}
-	fd, err := openat2(r.fd, rel, unix.O_PATH|unix.O_DIRECTORY, inRoot)
+	fd, err := openRel(r.fd, rel, unix.O_PATH|unix.O_DIRECTORY, inRoot)
 	if err == unix.ENOENT && create {
 		fd, err = r.mkdirAll(rel)
 	}
@@ -123,7 +115,7 @@ func (r *root) mkdirAll(rel string) (int, error) {
 			}
 			continue
 		}
-		parent, err := openat2(r.fd, joinRel(resolved), unix.O_PATH|unix.O_DIRECTORY, inRoot)
+		parent, err := openRel(r.fd, joinRel(resolved), unix.O_PATH|unix.O_DIRECTORY, inRoot)
 		if err != nil {
 			return -1, err
 		}
@@ -144,7 +136,7 @@ func (r *root) mkdirAll(rel string) (int, error) {
 		}
 		queue = append(strings.Split(target, "/"), queue...)
 	}
-	return openat2(r.fd, joinRel(resolved), unix.O_PATH|unix.O_DIRECTORY, inRoot)
+	return openRel(r.fd, joinRel(resolved), unix.O_PATH|unix.O_DIRECTORY, inRoot)
 }
 
 // mkdirOrFollow makes sure name in parent is a directory: it creates it when

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"berth.dev/internal/openat2"
 )
 
 // File access to cgroupfs shared by both drivers.
@@ -30,13 +32,7 @@ func openFile(dir, name string, flags int) (*os.File, error) {
 		Flags:   uint64(flags | unix.O_CLOEXEC),
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_SYMLINKS,
 	}
-	var fd int
-	for range 5 {
-		fd, err = unix.Openat2(dirFd, name, &how)
-		if err != unix.EAGAIN && err != unix.EINTR {
-			break
-		}
-	}
+	fd, err := openat2.Open(dirFd, name, &how)
 	if err == unix.ENOSYS {
 		fd, err = unix.Openat(dirFd, name, flags|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	}

@@ -22,6 +22,7 @@ import (
 	"berth.dev/api/docker/backend"
 	"berth.dev/archive"
 	"berth.dev/internal/errdefs"
+	"berth.dev/internal/openat2"
 	"berth.dev/snapshot"
 )
 
@@ -146,7 +147,7 @@ func resolveFollow(root, p string) (string, error) {
 	if rel == "" {
 		rel = "."
 	}
-	fd, err := unix.Openat2(rfd, rel, &unix.OpenHow{
+	fd, err := openat2.Open(rfd, rel, &unix.OpenHow{
 		Flags:   unix.O_PATH | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
 	})

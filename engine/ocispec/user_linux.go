@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"berth.dev/internal/errdefs"
+	"berth.dev/internal/openat2"
 )
 
 // maxAccountFile bounds how much of /etc/passwd or /etc/group is read: the
@@ -213,11 +214,7 @@ func openInRoot(rootfs, rel string) (*os.File, error) {
 		Flags:   unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
 	}
-	// EAGAIN means a rename raced with the lookup: try again, a few times.
-	fd, err := unix.Openat2(root, rel, how)
-	for i := 0; i < 8 && (err == unix.EINTR || err == unix.EAGAIN); i++ {
-		fd, err = unix.Openat2(root, rel, how)
-	}
+	fd, err := openat2.Open(root, rel, how)
 	if err != nil {
 		return nil, &os.PathError{Op: "openat2", Path: rootfs + "/" + rel, Err: err}
 	}

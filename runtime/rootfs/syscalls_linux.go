@@ -1,12 +1,13 @@
 package rootfs
 
 import (
-	"errors"
 	"os"
 	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"berth.dev/internal/openat2"
 )
 
 // Syscalls is every kernel call the root filesystem setup makes. The real
@@ -116,16 +117,8 @@ func (kernel) Fchdir(fd int) error { return pathErr("fchdir", fdPath(fd, ""), un
 func (kernel) Openat2(dirfd int, path string, how *unix.OpenHow) (int, error) {
 	h := *how
 	h.Flags |= unix.O_CLOEXEC
-	for range 16 {
-		fd, err := unix.Openat2(dirfd, path, &h)
-		// RESOLVE_IN_ROOT fails with EAGAIN when a concurrent rename
-		// could have let ".." escape; retrying is the documented answer.
-		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-			continue
-		}
-		return fd, pathErr("openat2", fdPath(dirfd, path), err)
-	}
-	return -1, pathErr("openat2", fdPath(dirfd, path), unix.EAGAIN)
+	fd, err := openat2.Open(dirfd, path, &h)
+	return fd, pathErr("openat2", fdPath(dirfd, path), err)
 }
 
 func (kernel) Close(fd int) error { return pathErr("close", fdPath(fd, ""), unix.Close(fd)) }
