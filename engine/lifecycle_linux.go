@@ -813,13 +813,17 @@ func (c *Containers) removeOrphans(ctx context.Context) {
 	}
 	// Cgroups under the default parent that no container owns (a crash
 	// between the runtime's create and berthd's record, or a runtime state
-	// lost with /run).
+	// lost with /run). One made less than a minute ago may be a container
+	// that another berthd sharing the parent is creating: it stays.
 	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/berth/*")
 	more, _ := filepath.Glob("/sys/fs/cgroup/berth/*")
 	seen := map[string]bool{}
 	for _, d := range append(dirs, more...) {
 		id := filepath.Base(d)
 		if seen[id] || !isContainerID(id) || known(id) {
+			continue
+		}
+		if fi, err := os.Stat(d); err != nil || time.Since(fi.ModTime()) < time.Minute {
 			continue
 		}
 		seen[id] = true

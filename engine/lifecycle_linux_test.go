@@ -429,6 +429,17 @@ func TestRecover(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.Remove(orphan) })
+	// Left by a crash, so not made a moment ago (a younger empty cgroup
+	// may be a container another berthd is creating: it stays).
+	young := filepath.Join(filepath.Dir(orphan), newID())
+	if err := os.Mkdir(young, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(young) })
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(orphan, old, old); err != nil {
+		t.Fatal(err)
+	}
 	cs2 := NewContainers(ContainersConfig{Config: env.cfg, Images: env.imgs, Snaps: env.snaps, DB: env.db, Shim: env.cs.shimBin})
 	if err := cs2.Recover(ctx); err != nil {
 		t.Fatal(err)
@@ -436,6 +447,9 @@ func TestRecover(t *testing.T) {
 	env.cs = cs2
 	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
 		t.Errorf("orphan cgroup %s left: %v", orphan, err)
+	}
+	if _, err := os.Stat(young); err != nil {
+		t.Errorf("a cgroup made a moment ago was removed: %v", err)
 	}
 	info, err := cs2.Inspect(ctx, gone, false)
 	if err != nil || info.State.Status != container.StateExited || info.State.ExitCode != 5 {
