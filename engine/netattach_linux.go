@@ -323,18 +323,18 @@ func (n *Networks) attach(ctx context.Context, name string, rec *record, es *net
 }
 
 // detach forgets the container's endpoint on the network: its address and
-// published ports go back (the firewall is rebuilt when it had ports). The
-// caller removes the veth.
-func (n *Networks) detach(ctx context.Context, netID, containerID string) {
+// published ports go back (the firewall is rebuilt when it had ports),
+// and says whether it had ports. The caller removes the veth.
+func (n *Networks) detach(ctx context.Context, netID, containerID string) (hadPorts bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	w := n.nets[netID]
 	if w == nil {
-		return
+		return false
 	}
 	ep := w.eps[containerID]
 	if ep == nil {
-		return
+		return false
 	}
 	delete(w.eps, containerID)
 	if w.alloc != nil {
@@ -344,7 +344,7 @@ func (n *Networks) detach(ctx context.Context, netID, containerID string) {
 		w.alloc6.Release(ep.Addr6)
 	}
 	if len(ep.Ports) == 0 {
-		return
+		return false
 	}
 	// The ports are free at once; their rules go in the background (a
 	// rule left for some milliseconds leads to an address nobody has).
@@ -352,6 +352,7 @@ func (n *Networks) detach(ctx context.Context, netID, containerID string) {
 		p.res.Close()
 	}
 	n.applyLater()
+	return true
 }
 
 // publishPorts reserves the host ports of the container's bindings (and,
@@ -659,14 +660,14 @@ func (c *Containers) disconnect(ctx context.Context, name string, nr netRecord, 
 		return fmt.Errorf("%w: container %s is not connected to network %s", errdefs.ErrForbidden, x.rec.ID[:12], nr.Name)
 	}
 	if hostIf, ok := x.rec.HostIfs[nr.ID]; ok {
-		c.nets.detach(ctx, nr.ID, x.rec.ID)
+		if c.nets.detach(ctx, nr.ID, x.rec.ID) {
+			// The ports were published on this network: they are gone.
+			x.rec.Ports = nil
+		}
 		if err := bridge.Detach(ctx, hostIf); err != nil {
 			return err
 		}
 		delete(x.rec.HostIfs, nr.ID)
-		if len(x.rec.Ports) > 0 && len(x.rec.HostIfs) == 0 {
-			x.rec.Ports = nil
-		}
 	}
 	delete(x.rec.Networks, nr.Name)
 	if err := c.save(ctx, &x.rec); err != nil {

@@ -353,22 +353,22 @@ func (n *Networks) find(name string) (*netw, error) {
 			return w, nil
 		}
 	}
-	var found *netw
+	var found []*netw
 	for id, w := range n.nets {
 		if strings.HasPrefix(id, name) {
-			if found != nil {
-				return nil, fmt.Errorf("%w: network %s is ambiguous (%d matches found based on ID prefix)", errdefs.ErrInvalidArgument, name, 2)
-			}
-			found = w
+			found = append(found, w)
 		}
 	}
-	if found == nil {
+	switch len(found) {
+	case 0:
 		return nil, fmt.Errorf("%w: network %s not found", errdefs.ErrNotFound, name)
+	case 1:
+		return found[0], nil
 	}
-	return found, nil
+	return nil, fmt.Errorf("%w: network %s is ambiguous (%d matches found based on ID prefix)", errdefs.ErrInvalidArgument, name, len(found))
 }
 
-// Lookup returns a copy of the named network's record.
+// lookupRecord returns a copy of the named network's record.
 func (n *Networks) lookupRecord(name string) (netRecord, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()

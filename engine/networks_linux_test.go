@@ -517,3 +517,36 @@ func TestNetworkIPv6(t *testing.T) {
 		t.Errorf("exit %d: %s", code, out)
 	}
 }
+
+// Disconnecting a running container from the network its ports were
+// published on frees them and inspect shows none, while it stays on its
+// other network.
+func TestNetworkDisconnectPublished(t *testing.T) {
+	env := newNetEnv(t)
+	ctx := context.Background()
+	env.createNet(t, "pubnet", nil)
+	env.createNet(t, "othernet", nil)
+	id := env.runCtr(t, "pub", "pubnet", []string{"sleep", "60"}, func(_ *container.Config, hc *container.HostConfig, _ *network.NetworkingConfig) {
+		hc.PortBindings = network.PortMap{network.MustParsePort("80/tcp"): {{}}}
+	})
+	if err := env.nets.Connect(ctx, "othernet", "pub", nil); err != nil {
+		t.Fatal(err)
+	}
+	bindings := env.inspect(t, id).NetworkSettings.Ports[network.MustParsePort("80/tcp")]
+	if len(bindings) != 1 {
+		t.Fatalf("bindings: %+v", bindings)
+	}
+	if err := env.nets.Disconnect(ctx, "pubnet", "pub", false); err != nil {
+		t.Fatal(err)
+	}
+	ns := env.inspect(t, id).NetworkSettings
+	if len(ns.Ports) != 0 || ns.Networks["othernet"] == nil {
+		t.Errorf("after disconnect: ports %+v, networks %v", ns.Ports, ns.Networks)
+	}
+	l, err := net.Listen("tcp", "0.0.0.0:"+bindings[0].HostPort)
+	if err != nil {
+		t.Errorf("the port of the network left is still held: %v", err)
+	} else {
+		l.Close()
+	}
+}
