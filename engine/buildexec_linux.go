@@ -219,7 +219,7 @@ func (x *executor) Run(ctx context.Context, s build.State, r build.RunSpec, epoc
 	if code != 0 {
 		return build.Layer{}, &build.ExitError{Code: code}
 	}
-	return x.storeDiff(ctx, top, cs.rootfs(id), run.mounts, initSnapshot(id), epoch, "build-"+id)
+	return x.storeDiff(ctx, top, cs.rootfs(id), run.mounts, run.init, epoch, "build-"+id)
 }
 
 // ephemeral is one RUN's container: its record (never saved), snapshots,
@@ -232,7 +232,9 @@ type ephemeral struct {
 	rec    record
 	mounts []snapshot.Mount
 
-	prepared, mounted, inited, started bool
+	init string // the init layer under the container's snapshot
+
+	prepared, mounted, started bool
 }
 
 // prepare makes the init layer over top and the container's snapshot over
@@ -243,7 +245,7 @@ func (e *ephemeral) prepare(ctx context.Context, top digest.Digest) error {
 	if err != nil {
 		return err
 	}
-	e.inited = true
+	e.init = init
 	if e.mounts, err = cs.snaps.Prepare(ctx, snapshotKey(e.id), init); err != nil {
 		return fmt.Errorf("build container snapshot: %w", err)
 	}
@@ -384,11 +386,6 @@ func (e *ephemeral) cleanup(ctx context.Context) {
 	if e.prepared {
 		if err := cs.snaps.Remove(ctx, snapshotKey(e.id)); err != nil {
 			cs.log.Warn("build: remove snapshot", "id", e.id, "err", err)
-		}
-	}
-	if e.inited {
-		if err := cs.snaps.Remove(ctx, initSnapshot(e.id)); err != nil {
-			cs.log.Warn("build: remove init snapshot", "id", e.id, "err", err)
 		}
 	}
 	os.RemoveAll(cs.dir(e.id))

@@ -48,6 +48,8 @@ type Containers struct {
 	// ctx ends when the service closes: it bounds monitors and restarts.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// background counts the removals finishing after Remove returned.
+	background sync.WaitGroup
 
 	mu     sync.Mutex
 	byID   map[string]*ctr
@@ -102,8 +104,12 @@ func NewContainers(c ContainersConfig) *Containers {
 	return cs
 }
 
-// Close stops following the shims; the containers keep running.
-func (c *Containers) Close() { c.cancel() }
+// Close stops following the shims; the containers keep running. It waits
+// for the removals still finishing in the background.
+func (c *Containers) Close() {
+	c.cancel()
+	c.background.Wait()
+}
 
 // record is a container as the database keeps it.
 type record struct {

@@ -92,7 +92,6 @@ func (c *Containers) Create(ctx context.Context, name string, req container.Crea
 	if err != nil {
 		return resp, err
 	}
-	undo = append(undo, func() { c.snaps.Remove(bg, initLayer) })
 	if _, err := c.snaps.Prepare(ctx, snapshotKey(id), initLayer); err != nil {
 		return resp, fmt.Errorf("container snapshot: %w", err)
 	}

@@ -26,14 +26,40 @@ import (
 	"berth.dev/snapshot"
 )
 
+// initSnapshot is the name of a container's own init layer, as containers
+// made before init layers were shared have; it goes with the container.
 func initSnapshot(id string) string { return "init-" + id }
 
-// prepareInit makes the container's init layer on top of the image's top
-// layer: the mount points the runtime needs (/proc, /sys, /dev, and the
-// files /etc/hosts, /etc/hostname and /etc/resolv.conf are bind-mounted
-// on), so that they never show in the container's own changes, its diff or
-// a commit. It returns the init layer's name.
+// sharedInit is the name of the init layer over the committed snapshot
+// parent (an image's top layer; "" for an image without layers).
+func sharedInit(parent string) string {
+	if parent == "" {
+		return "init-empty"
+	}
+	return "init-" + parent
+}
+
+// isSharedInit tells a shared init layer's name from a container's own.
+func isSharedInit(name string) bool {
+	return name == "init-empty" || strings.HasPrefix(name, "init-sha256:")
+}
+
+// prepareInit returns the init layer over the image's top layer parent,
+// making it the first time: the mount points the runtime needs (/proc,
+// /sys, /dev, and the files /etc/hosts, /etc/hostname and
+// /etc/resolv.conf are bind-mounted on), so that they never show in a
+// container's own changes, its diff or a commit. Its content depends on
+// the image alone, so every container of the image shares it (docker makes
+// one per container): a create then costs no mount, unmount or commit, and
+// a removal one snapshot less. id names the temporary snapshot while it is
+// made; creates racing for the same image each make one and all but the
+// first commit give theirs up. The images' garbage collection removes an
+// init layer with its image.
 func (c *Containers) prepareInit(ctx context.Context, id, parent string) (string, error) {
+	name := sharedInit(parent)
+	if _, err := c.snaps.Stat(ctx, name); err == nil {
+		return name, nil
+	}
 	key := initSnapshot(id) + "-active"
 	mounts, err := c.snaps.Prepare(ctx, key, parent)
 	if err != nil {
@@ -58,13 +84,17 @@ func (c *Containers) prepareInit(ctx context.Context, id, parent string) (string
 		err = uerr
 	}
 	if err == nil {
-		err = c.snaps.Commit(ctx, initSnapshot(id), key)
+		err = c.snaps.Commit(ctx, name, key)
+		if errors.Is(err, errdefs.ErrAlreadyExists) {
+			err = nil // made meanwhile by another create: use that one
+			c.snaps.Remove(bg, key)
+		}
 	}
 	if err != nil {
 		c.snaps.Remove(bg, key)
 		return "", fmt.Errorf("init layer: %w", err)
 	}
-	return initSnapshot(id), nil
+	return name, nil
 }
 
 // makeMountPoints creates the mount points of a container's init layer

@@ -594,7 +594,13 @@ func (s *Images) collect(ctx context.Context) error {
 			return err
 		}
 		for _, info := range all {
-			if info.Kind == snapshot.Committed && !keep[info.Name] && !parents[info.Name] && strings.HasPrefix(info.Name, "sha256:") {
+			if info.Kind != snapshot.Committed || parents[info.Name] {
+				continue
+			}
+			layer := strings.HasPrefix(info.Name, "sha256:") && !keep[info.Name]
+			// The containers' shared init layer over a layer that goes.
+			init := isSharedInit(info.Name) && !keep[info.Parent]
+			if layer || init {
 				leaves = append(leaves, info.Name)
 			}
 		}

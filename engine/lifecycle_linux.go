@@ -680,22 +680,55 @@ func (c *Containers) removeFiles(ctx context.Context, x *ctr, rec *record) error
 	if err := snapshot.UnmountAll(c.rootfs(rec.ID)); err != nil {
 		errs = append(errs, err)
 	}
+	// The init layer under the container's snapshot is shared by the
+	// image's containers, unless the container predates that.
+	info, serr := c.snaps.Stat(ctx, snapshotKey(rec.ID))
 	if err := c.snaps.Remove(ctx, snapshotKey(rec.ID)); ignoreNotFound(err) != nil {
 		errs = append(errs, err)
-	} else if err := c.snaps.Remove(ctx, initSnapshot(rec.ID)); ignoreNotFound(err) != nil {
-		errs = append(errs, err)
-	}
-	// delete --force succeeds for a container the runtime no longer knows
-	// (berth-runtime, runc and crun alike); it is not run again when the
-	// runtime's state directory is gone already (deleted after the exit).
-	c.waitRuntimeDeleted(x)
-	if _, err := os.Stat(filepath.Join(c.runtimeRoot(), rec.ID)); !errors.Is(err, os.ErrNotExist) {
-		if out, err := exec.CommandContext(ctx, rec.Runtime, "--root", c.runtimeRoot(), "delete", "--force", rec.ID).CombinedOutput(); err != nil {
-			errs = append(errs, fmt.Errorf("runtime delete: %v: %s", err, out))
+	} else if serr == nil && info.Parent == initSnapshot(rec.ID) {
+		if err := c.snaps.Remove(ctx, info.Parent); ignoreNotFound(err) != nil {
+			errs = append(errs, err)
 		}
 	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
+	}
+	x.mu.Lock()
+	deleting := x.deleting
+	x.mu.Unlock()
+	select {
+	case <-deleting:
+	default:
+		if deleting != nil {
+			// The runtime's delete after the exit is still running (a
+			// process of its own, a few milliseconds): the rest goes when
+			// it ends, so that a --rm container is gone once its exit is
+			// recorded. Close waits for it; should berthd die first, its
+			// next start removes what no record owns.
+			c.background.Add(1)
+			go func() {
+				defer c.background.Done()
+				<-deleting
+				if err := c.removeRuntimeFiles(context.WithoutCancel(ctx), rec); err != nil {
+					c.log.Warn("remove the container's files", "id", rec.ID, "err", err)
+				}
+			}()
+			return nil
+		}
+	}
+	return c.removeRuntimeFiles(ctx, rec)
+}
+
+// removeRuntimeFiles deletes the container from the runtime, when it still
+// knows it, and removes its directories.
+func (c *Containers) removeRuntimeFiles(ctx context.Context, rec *record) error {
+	// delete --force succeeds for a container the runtime no longer knows
+	// (berth-runtime, runc and crun alike); it is not run again when the
+	// runtime's state directory is gone already (deleted after the exit).
+	if _, err := os.Stat(filepath.Join(c.runtimeRoot(), rec.ID)); !errors.Is(err, os.ErrNotExist) {
+		if out, err := exec.CommandContext(ctx, rec.Runtime, "--root", c.runtimeRoot(), "delete", "--force", rec.ID).CombinedOutput(); err != nil {
+			return fmt.Errorf("runtime delete: %v: %s", err, out)
+		}
 	}
 	os.RemoveAll(c.dir(rec.ID))
 	os.RemoveAll(c.shimDir(rec.ID))
@@ -841,7 +874,7 @@ func (c *Containers) removeOrphans(ctx context.Context) {
 		if id, ok := strings.CutPrefix(info.Name, "container-"); ok && !known(id) {
 			orphans = append(orphans, info.Name)
 		}
-		if id, ok := strings.CutPrefix(info.Name, "init-"); ok && !known(strings.TrimSuffix(id, "-active")) {
+		if id, ok := strings.CutPrefix(info.Name, "init-"); ok && !isSharedInit(info.Name) && !known(strings.TrimSuffix(id, "-active")) {
 			inits = append(inits, info.Name)
 		}
 		return nil

@@ -547,7 +547,8 @@ func TestCreateFailureLeavesNothing(t *testing.T) {
 	}
 	var left []string
 	env.snaps.Walk(ctx, func(_ context.Context, info snapshot.Info) error {
-		if !strings.HasPrefix(info.Name, "sha256:") {
+		// Layers and the image's shared init layer stay with the image.
+		if !strings.HasPrefix(info.Name, "sha256:") && !isSharedInit(info.Name) {
 			left = append(left, info.Name)
 		}
 		return nil
@@ -564,5 +565,69 @@ func TestCreateFailureLeavesNothing(t *testing.T) {
 	// The name is free again.
 	if _, err := env.cs.Create(ctx, "berth-test-half", container.CreateRequest{Config: &container.Config{Image: "busybox"}}); err != nil {
 		t.Errorf("the name stayed taken: %v", err)
+	}
+}
+
+// The containers of an image share one init layer: made by the first
+// create, kept when its containers go, holding the mount points that never
+// show in a container's diff, and removed with the image.
+func TestSharedInitLayer(t *testing.T) {
+	env := newContainerEnv(t)
+	ctx := context.Background()
+	a := env.create(t, []string{"true"}, nil)
+	b := env.create(t, []string{"true"}, nil)
+	parent := func(id string) string {
+		info, err := env.snaps.Stat(ctx, snapshotKey(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.Parent
+	}
+	init := parent(a)
+	if !isSharedInit(init) || parent(b) != init {
+		t.Fatalf("init layers %q and %q: want one shared init-sha256:... layer", init, parent(b))
+	}
+	mounts, err := env.snaps.View(ctx, "berth-test-init-view", init)
+	if err != nil {
+		t.Fatal(err)
+	}
+	view := t.TempDir()
+	if err := snapshot.MountAll(mounts, view); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"proc", "sys", "dev", "etc/hosts", "etc/hostname", "etc/resolv.conf"} {
+		if _, err := os.Lstat(filepath.Join(view, p)); err != nil {
+			t.Errorf("init layer: %v", err)
+		}
+	}
+	snapshot.UnmountAll(view)
+	if err := env.snaps.Remove(ctx, "berth-test-init-view"); err != nil {
+		t.Fatal(err)
+	}
+	changes, err := env.cs.Changes(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 0 {
+		t.Errorf("a new container's changes: %+v, want none", changes)
+	}
+	for _, id := range []string{a, b} {
+		if err := env.cs.Remove(ctx, id, backend.ContainerRemoveOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := env.snaps.Stat(ctx, init); err != nil {
+		t.Errorf("the init layer went with the containers, not the image: %v", err)
+	}
+	if _, err := env.imgs.Remove(ctx, "busybox", backend.RemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	env.snaps.Walk(ctx, func(_ context.Context, info snapshot.Info) error {
+		left = append(left, info.Name)
+		return nil
+	})
+	if len(left) > 0 {
+		t.Errorf("snapshots left after the image's removal: %v", left)
 	}
 }
