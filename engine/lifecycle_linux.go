@@ -105,7 +105,7 @@ func (c *Containers) start(ctx context.Context, x *ctr) (err error) {
 		return err
 	}
 	snapshot.UnmountAll(c.rootfs(id)) // a mount left by a crash
-	if err := snapshot.MountAll(mounts, c.rootfs(id)); err != nil {
+	if err := mountRootfs(mounts, c.rootfs(id), rec.HostConfig.AutoRemove); err != nil {
 		return fmt.Errorf("mount the container's rootfs: %w", err)
 	}
 	if c.volumes != nil {

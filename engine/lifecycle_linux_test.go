@@ -631,3 +631,59 @@ func TestSharedInitLayer(t *testing.T) {
 		t.Errorf("snapshots left after the image's removal: %v", left)
 	}
 }
+
+// A --rm container's overlay is volatile (nothing of it is kept, so
+// nothing is synced); another container's is not. A stopped container whose
+// snapshot was mounted volatile mounts again (cp, diff, a restart).
+func TestVolatileRootfs(t *testing.T) {
+	env := newContainerEnv(t)
+	ctx := context.Background()
+	options := func(id string) string {
+		mi, err := os.ReadFile("/proc/self/mountinfo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(string(mi), "\n") {
+			if f := strings.Fields(l); len(f) > 4 && f[4] == env.cs.rootfs(id) {
+				return l
+			}
+		}
+		t.Fatalf("%s is not mounted", env.cs.rootfs(id))
+		return ""
+	}
+	rm := env.create(t, []string{"sleep", "100"}, func(_ *container.Config, hc *container.HostConfig) { hc.AutoRemove = true })
+	kept := env.create(t, []string{"sleep", "100"}, nil)
+	for _, id := range []string{rm, kept} {
+		if _, err := env.cs.Start(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if o := options(rm); !strings.Contains(o, "volatile") {
+		t.Errorf("--rm container's rootfs not volatile: %s", o)
+	}
+	if o := options(kept); strings.Contains(o, "volatile") {
+		t.Errorf("a kept container's rootfs is volatile: %s", o)
+	}
+	// The marker a volatile mount leaves does not stop the next mount.
+	x, err := env.cs.find(rm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.cs.Kill(ctx, kept, "KILL"); err != nil {
+		t.Fatal(err)
+	}
+	waitExit(t, env.cs, kept)
+	x.mu.Lock()
+	x.rec.HostConfig.AutoRemove = false // so that it stays after its exit
+	x.mu.Unlock()
+	if err := env.cs.Kill(ctx, rm, "KILL"); err != nil {
+		t.Fatal(err)
+	}
+	waitExit(t, env.cs, rm)
+	if _, err := env.cs.Changes(ctx, rm); err != nil {
+		t.Errorf("diff after a volatile run: %v", err)
+	}
+	if _, err := env.cs.Start(ctx, rm); err != nil {
+		t.Errorf("start after a volatile run: %v", err)
+	}
+}
