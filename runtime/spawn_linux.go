@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -78,8 +79,12 @@ func (b *bootstrap) encode() string {
 type initProcess struct {
 	pid  int
 	sock *os.File
-	enc  *json.Encoder
-	dec  *json.Decoder
+	// r buffers what the init sends: stage 0's report lines, then the
+	// JSON messages (the decoder reads through it, so nothing read ahead
+	// is lost).
+	r   *bufio.Reader
+	enc *json.Encoder
+	dec *json.Decoder
 }
 
 type spawnConfig struct {
@@ -192,8 +197,9 @@ func runBootstrap(cmd *exec.Cmd, sock *os.File, c *spawnConfig, joined bool) (*i
 		cmd.Process.Kill()
 		return nil, fmt.Errorf("send bootstrap: %w", err)
 	}
+	r := bufio.NewReader(sock)
 	for {
-		line, err := readLine(sock)
+		line, err := readLine(r)
 		if err != nil {
 			cmd.Process.Kill()
 			return nil, fmt.Errorf("container init stage 0 exited without reporting: %w", err)
@@ -214,7 +220,7 @@ func runBootstrap(cmd *exec.Cmd, sock *os.File, c *spawnConfig, joined bool) (*i
 				cmd.Process.Kill()
 				return nil, fmt.Errorf("container init stage 0: bad report %q", line)
 			}
-			return &initProcess{pid: pid, sock: sock, enc: json.NewEncoder(sock), dec: json.NewDecoder(sock)}, nil
+			return &initProcess{pid: pid, sock: sock, r: r, enc: json.NewEncoder(sock), dec: json.NewDecoder(r)}, nil
 		case strings.HasPrefix(line, "error "):
 			return nil, errors.New(line[6:])
 		default:
@@ -224,24 +230,13 @@ func runBootstrap(cmd *exec.Cmd, sock *os.File, c *spawnConfig, joined bool) (*i
 	}
 }
 
-// readLine reads up to a newline one byte at a time, so that nothing meant
-// for the JSON decoder that follows is consumed.
-func readLine(f *os.File) (string, error) {
-	var b []byte
-	one := make([]byte, 1)
-	for {
-		n, err := f.Read(one)
-		if n == 1 {
-			if one[0] == '\n' {
-				return string(b), nil
-			}
-			b = append(b, one[0])
-			continue
-		}
-		if err != nil {
-			return "", err
-		}
+// readLine reads one report line of stage 0, without its newline.
+func readLine(r *bufio.Reader) (string, error) {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return "", err
 	}
+	return line[:len(line)-1], nil
 }
 
 func writeIDMaps(pid int, uids, gids []specs.LinuxIDMapping) error {
