@@ -92,6 +92,16 @@ func pathErr(op, path string, err error) error {
 	return &os.PathError{Op: op, Path: path, Err: err}
 }
 
+// fdErr is pathErr for a call on dirfd and name. The path is worked out
+// (a readlink of /proc/self/fd/N) only when there is an error to report:
+// done for every call, it was most of the system calls of a create.
+func fdErr(op string, dirfd int, name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &os.PathError{Op: op, Path: fdPath(dirfd, name), Err: err}
+}
+
 func (kernel) Mount(source, target, fstype string, flags uintptr, data string) error {
 	return pathErr("mount", target, unix.Mount(source, target, fstype, flags, data))
 }
@@ -101,7 +111,7 @@ func (kernel) Unmount(target string, flags int) error {
 }
 
 func (kernel) MountSetattr(dirfd int, path string, flags uint, attr *unix.MountAttr) error {
-	return pathErr("mount_setattr", fdPath(dirfd, path), unix.MountSetattr(dirfd, path, flags, attr))
+	return fdErr("mount_setattr", dirfd, path, unix.MountSetattr(dirfd, path, flags, attr))
 }
 
 func (kernel) PivotRoot(newRoot, putOld string) error {
@@ -112,23 +122,23 @@ func (kernel) Chroot(path string) error { return pathErr("chroot", path, unix.Ch
 
 func (kernel) Chdir(path string) error { return pathErr("chdir", path, unix.Chdir(path)) }
 
-func (kernel) Fchdir(fd int) error { return pathErr("fchdir", fdPath(fd, ""), unix.Fchdir(fd)) }
+func (kernel) Fchdir(fd int) error { return fdErr("fchdir", fd, "", unix.Fchdir(fd)) }
 
 func (kernel) Openat2(dirfd int, path string, how *unix.OpenHow) (int, error) {
 	h := *how
 	h.Flags |= unix.O_CLOEXEC
 	fd, err := openat2.Open(dirfd, path, &h)
-	return fd, pathErr("openat2", fdPath(dirfd, path), err)
+	return fd, fdErr("openat2", dirfd, path, err)
 }
 
-func (kernel) Close(fd int) error { return pathErr("close", fdPath(fd, ""), unix.Close(fd)) }
+func (kernel) Close(fd int) error { return fdErr("close", fd, "", unix.Close(fd)) }
 
 func (kernel) Readlinkat(dirfd int, name string) (string, error) {
 	for size := 256; ; size *= 2 {
 		buf := make([]byte, size)
 		n, err := unix.Readlinkat(dirfd, name, buf)
 		if err != nil {
-			return "", pathErr("readlinkat", fdPath(dirfd, name), err)
+			return "", fdErr("readlinkat", dirfd, name, err)
 		}
 		if n < size {
 			return string(buf[:n]), nil
@@ -137,35 +147,35 @@ func (kernel) Readlinkat(dirfd int, name string) (string, error) {
 }
 
 func (kernel) Mkdirat(dirfd int, name string, mode uint32) error {
-	return pathErr("mkdirat", fdPath(dirfd, name), unix.Mkdirat(dirfd, name, mode))
+	return fdErr("mkdirat", dirfd, name, unix.Mkdirat(dirfd, name, mode))
 }
 
 func (kernel) Mknodat(dirfd int, name string, mode uint32, dev uint64) error {
-	return pathErr("mknodat", fdPath(dirfd, name), unix.Mknodat(dirfd, name, mode, int(dev)))
+	return fdErr("mknodat", dirfd, name, unix.Mknodat(dirfd, name, mode, int(dev)))
 }
 
 func (kernel) Fchmodat(dirfd int, name string, mode uint32) error {
-	return pathErr("fchmodat", fdPath(dirfd, name), unix.Fchmodat(dirfd, name, mode, 0))
+	return fdErr("fchmodat", dirfd, name, unix.Fchmodat(dirfd, name, mode, 0))
 }
 
 func (kernel) Fchownat(dirfd int, name string, uid, gid int) error {
-	return pathErr("fchownat", fdPath(dirfd, name), unix.Fchownat(dirfd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW))
+	return fdErr("fchownat", dirfd, name, unix.Fchownat(dirfd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW))
 }
 
 func (kernel) Symlinkat(target string, dirfd int, name string) error {
-	return pathErr("symlinkat", fdPath(dirfd, name), unix.Symlinkat(target, dirfd, name))
+	return fdErr("symlinkat", dirfd, name, unix.Symlinkat(target, dirfd, name))
 }
 
 func (kernel) Unlinkat(dirfd int, name string, flags int) error {
-	return pathErr("unlinkat", fdPath(dirfd, name), unix.Unlinkat(dirfd, name, flags))
+	return fdErr("unlinkat", dirfd, name, unix.Unlinkat(dirfd, name, flags))
 }
 
 func (kernel) Fstat(fd int, st *unix.Stat_t) error {
-	return pathErr("fstat", fdPath(fd, ""), unix.Fstat(fd, st))
+	return fdErr("fstat", fd, "", unix.Fstat(fd, st))
 }
 
 func (kernel) Fstatat(dirfd int, name string, st *unix.Stat_t, flags int) error {
-	return pathErr("fstatat", fdPath(dirfd, name), unix.Fstatat(dirfd, name, st, flags))
+	return fdErr("fstatat", dirfd, name, unix.Fstatat(dirfd, name, st, flags))
 }
 
 func (kernel) Stat(path string, st *unix.Stat_t) error {
@@ -177,13 +187,13 @@ func (kernel) Statfs(path string, st *unix.Statfs_t) error {
 }
 
 func (kernel) Fstatfs(fd int, st *unix.Statfs_t) error {
-	return pathErr("fstatfs", fdPath(fd, ""), unix.Fstatfs(fd, st))
+	return fdErr("fstatfs", fd, "", unix.Fstatfs(fd, st))
 }
 
 func (kernel) ReadFile(path string) ([]byte, error) { return os.ReadFile(path) }
 
 func (kernel) Dup3(oldfd, newfd, flags int) error {
-	return pathErr("dup3", fdPath(newfd, ""), unix.Dup3(oldfd, newfd, flags))
+	return fdErr("dup3", newfd, "", unix.Dup3(oldfd, newfd, flags))
 }
 
 func (kernel) CopyTree(srcDir, dstDir int) error { return copyTree(srcDir, dstDir) }
