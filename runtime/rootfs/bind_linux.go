@@ -34,6 +34,9 @@ func (p *preparer) bindOnto(m mountEntry, t target) error {
 	if err := p.sys.Mount(m.source, procFd(t.fd), "", unix.MS_BIND|m.opts.flags&unix.MS_REC, ""); err != nil {
 		return err
 	}
+	if !m.opts.needsRemount() && len(m.opts.propagation) == 0 && !m.opts.hasRecAttr {
+		return nil
+	}
 	top, err := p.root.reopen(t.path, unix.O_PATH)
 	if err != nil {
 		return fmt.Errorf("reopen after mount: %w", err)

@@ -150,12 +150,33 @@ func (p *preparer) mountCgroupV1(m mountEntry, hs []cgroupHierarchy) error {
 	if err := p.mountFilesystem(tmpfs); err != nil {
 		return err
 	}
+	attr, oneCall := treeAttr(m.opts)
+	oneCall = oneCall && !p.cfg.CgroupNS
+	each := m
+	if oneCall {
+		// Plain binds now; their flags all at once below.
+		each.opts = mountOptions{flags: unix.MS_BIND | unix.MS_REC}
+	}
 	for _, h := range hs {
-		if err := p.mountHierarchy(m, path.Join(m.dest, h.name), h); err != nil {
+		if err := p.mountHierarchy(each, path.Join(m.dest, h.name), h); err != nil {
 			return fmt.Errorf("hierarchy %s: %w", h.data, err)
 		}
 		if err := p.coMountLinks(m.dest, h.name); err != nil {
 			return err
+		}
+	}
+	if oneCall {
+		err := p.setTreeAttr(m.dest, attr)
+		if err == nil {
+			return nil
+		}
+		// Refused (a user namespace whose host mounts carry locked
+		// flags, a kernel before 5.12): the remount of each bind, which
+		// knows how to keep locked flags, and of the tmpfs.
+		for _, h := range hs {
+			if err := p.remountAt(path.Join(m.dest, h.name), m.opts); err != nil {
+				return fmt.Errorf("hierarchy %s: %w", h.data, err)
+			}
 		}
 	}
 	if m.opts.flags&unix.MS_RDONLY == 0 {
@@ -167,6 +188,57 @@ func (p *preparer) mountCgroupV1(m mountEntry, hs []cgroupHierarchy) error {
 	}
 	defer p.sys.Close(t.fd)
 	return p.sys.Mount("", procFd(t.fd), "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|tmpfs.opts.flags, "")
+}
+
+// treeAttr turns the options of a read-only cgroup mount into the
+// attributes one recursive mount_setattr(2) gives the tmpfs and every bind
+// under it: nine binds then cost one call instead of nine remounts and
+// the tmpfs's own (each remount about 0.1 ms). ok is false when the
+// options hold anything else (propagation, other flags, or not the
+// usual ro,nosuid,nodev,noexec that the tmpfs has too), which keeps the
+// remount of each mount.
+func treeAttr(o mountOptions) (attr unix.MountAttr, ok bool) {
+	const need = unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+	const known = need | atimeFlags | unix.MS_BIND | unix.MS_REC
+	if o.flags&need != need || o.flags&^known != 0 || o.cleared&^atimeFlags != 0 ||
+		len(o.propagation) > 0 || o.hasRecAttr || o.copyUp {
+		return attr, false
+	}
+	attr.Attr_set = unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC
+	attr.Attr_clr = unix.MOUNT_ATTR__ATIME | unix.MOUNT_ATTR_NODIRATIME
+	// The atime mode a remount without one gets is relatime.
+	switch {
+	case o.flags&unix.MS_NOATIME != 0:
+		attr.Attr_set |= unix.MOUNT_ATTR_NOATIME
+	case o.flags&unix.MS_STRICTATIME != 0:
+		attr.Attr_set |= unix.MOUNT_ATTR_STRICTATIME
+	default:
+		attr.Attr_set |= unix.MOUNT_ATTR_RELATIME
+	}
+	if o.flags&unix.MS_NODIRATIME != 0 {
+		attr.Attr_set |= unix.MOUNT_ATTR_NODIRATIME
+	}
+	return attr, true
+}
+
+// setTreeAttr sets attr on the mount at dest and every mount below it.
+func (p *preparer) setTreeAttr(dest string, attr unix.MountAttr) error {
+	top, err := p.root.reopen(dest, unix.O_PATH)
+	if err != nil {
+		return err
+	}
+	defer p.sys.Close(top)
+	return p.sys.MountSetattr(top, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr)
+}
+
+// remountAt gives the bind mount at dest the flags of opts.
+func (p *preparer) remountAt(dest string, opts mountOptions) error {
+	top, err := p.root.reopen(dest, unix.O_PATH)
+	if err != nil {
+		return err
+	}
+	defer p.sys.Close(top)
+	return p.remountBind(opts, top)
 }
 
 // mountHierarchy mounts one hierarchy at dest: a real cgroup filesystem

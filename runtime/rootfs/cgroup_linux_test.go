@@ -85,27 +85,96 @@ const (
 	cgRoot  = "/rootfs/sys/fs/cgroup"
 )
 
+// cgHierarchies are the host directories cgroupFake's hierarchies bind.
+var cgHierarchies = [][2]string{
+	{"systemd", "/sys/fs/cgroup/systemd/user.slice"},
+	{"memory", "/sys/fs/cgroup/memory/box/c1"},
+	{"cpu,cpuacct", "/sys/fs/cgroup/cpu,cpuacct/box/c1"},
+	{"unified", "/sys/fs/cgroup/unified/box/c1"},
+}
+
 func TestCgroupV1WithoutNamespaceBindsOwnCgroups(t *testing.T) {
 	f := cgroupFake(t)
 	mustPrepare(t, f, fakeConfig(f, cgroupSpec()))
+	// Plain binds, then one recursive mount_setattr makes the tmpfs and
+	// every bind read-only, nosuid, nodev, noexec and relatime.
 	var want []call
 	want = append(want, mnt("tmpfs", cgRoot, "tmpfs", cgFlags, "mode=755"))
-	for _, h := range [][2]string{
-		{"systemd", "/sys/fs/cgroup/systemd/user.slice"},
-		{"memory", "/sys/fs/cgroup/memory/box/c1"},
-		{"cpu,cpuacct", "/sys/fs/cgroup/cpu,cpuacct/box/c1"},
-		{"unified", "/sys/fs/cgroup/unified/box/c1"},
-	} {
-		want = append(want,
-			mnt(h[1], cgRoot+"/"+h[0], "", unix.MS_BIND|unix.MS_REC, ""),
-			mnt("", cgRoot+"/"+h[0], "", cgRo|unix.MS_BIND|unix.MS_REMOUNT, ""))
+	for _, h := range cgHierarchies {
+		want = append(want, mnt(h[1], cgRoot+"/"+h[0], "", unix.MS_BIND|unix.MS_REC, ""))
 	}
-	want = append(want, mnt("", cgRoot, "", cgFlags|unix.MS_RDONLY|unix.MS_BIND|unix.MS_REMOUNT, ""))
+	want = append(want, call{op: "mount_setattr", target: cgRoot, flags: unix.AT_EMPTY_PATH | unix.AT_RECURSIVE,
+		attr: unix.MountAttr{
+			Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC | unix.MOUNT_ATTR_RELATIME,
+			Attr_clr: unix.MOUNT_ATTR__ATIME | unix.MOUNT_ATTR_NODIRATIME,
+		}})
 	checkCalls(t, f.mountsUnder(cgRoot), want)
 	checkCalls(t, f.only("symlink")[:2], []call{
 		{op: "symlink", source: "cpu,cpuacct", target: cgRoot + "/cpu"},
 		{op: "symlink", source: "cpu,cpuacct", target: cgRoot + "/cpuacct"},
 	})
+}
+
+// remountedCgroupV1 is what the v1 cgroup mount does without the
+// recursive mount_setattr: each bind remounted with flags, then the tmpfs.
+func remountedCgroupV1(flags uintptr) []call {
+	var want []call
+	want = append(want, mnt("tmpfs", cgRoot, "tmpfs", cgFlags, "mode=755"))
+	for _, h := range cgHierarchies {
+		want = append(want,
+			mnt(h[1], cgRoot+"/"+h[0], "", unix.MS_BIND|unix.MS_REC, ""),
+			mnt("", cgRoot+"/"+h[0], "", flags|unix.MS_BIND|unix.MS_REMOUNT, ""))
+	}
+	if flags&unix.MS_RDONLY != 0 {
+		want = append(want, mnt("", cgRoot, "", cgFlags|unix.MS_RDONLY|unix.MS_BIND|unix.MS_REMOUNT, ""))
+	}
+	return want
+}
+
+func TestCgroupV1SetattrRefusedRemountsEach(t *testing.T) {
+	f := cgroupFake(t)
+	f.fail = func(c call) error {
+		if c.op == "mount_setattr" {
+			return unix.ENOSYS
+		}
+		return nil
+	}
+	mustPrepare(t, f, fakeConfig(f, cgroupSpec()))
+	var got []call
+	for _, c := range f.mountsUnder(cgRoot) {
+		if c.op != "mount_setattr" {
+			got = append(got, c)
+		}
+	}
+	// The binds are made plain first, then remounted one by one.
+	var want []call
+	want = append(want, mnt("tmpfs", cgRoot, "tmpfs", cgFlags, "mode=755"))
+	for _, h := range cgHierarchies {
+		want = append(want, mnt(h[1], cgRoot+"/"+h[0], "", unix.MS_BIND|unix.MS_REC, ""))
+	}
+	for _, h := range cgHierarchies {
+		want = append(want, mnt("", cgRoot+"/"+h[0], "", cgRo|unix.MS_BIND|unix.MS_REMOUNT, ""))
+	}
+	want = append(want, mnt("", cgRoot, "", cgFlags|unix.MS_RDONLY|unix.MS_BIND|unix.MS_REMOUNT, ""))
+	checkCalls(t, got, want)
+}
+
+func TestCgroupV1OtherOptionsRemountEach(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		opts  []string
+		flags uintptr
+	}{
+		{"read-write", []string{"nosuid", "noexec", "nodev", "relatime"}, cgFlags | unix.MS_RELATIME},
+		{"without noexec", []string{"nosuid", "nodev", "ro"}, unix.MS_NOSUID | unix.MS_NODEV | unix.MS_RDONLY},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := cgroupFake(t)
+			s := fakeSpec(specs.Mount{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: tt.opts})
+			mustPrepare(t, f, fakeConfig(f, s))
+			checkCalls(t, f.mountsUnder(cgRoot), remountedCgroupV1(tt.flags))
+		})
+	}
 }
 
 func TestCgroupV1WithNamespaceMountsHierarchies(t *testing.T) {
