@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -104,6 +104,59 @@ func spawn(c *spawnConfig) (*initProcess, error) {
 		return nil, err
 	}
 	defer exe.Close()
+	joined, cgroupDir, err := c.cgroupEntry()
+	if err != nil {
+		return nil, err
+	}
+	if cgroupDir != nil {
+		defer cgroupDir.Close()
+	}
+	s, err := c.startStage0(exe, cgroupDir, joined)
+	if err != nil && cgroupDir != nil {
+		// A kernel without clone3(CLONE_INTO_CGROUP) (before 5.7): start
+		// outside and move the process in by pid.
+		joined = false
+		s, err = c.startStage0(exe, nil, false)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("start container init: %w", err)
+	}
+	p, err := s.bootstrap(c, joined)
+	// Stage 0 exits once it has forked; reap it.
+	if werr := s.wait(); err == nil && werr != nil {
+		err = fmt.Errorf("container init stage 0: %w", werr)
+	}
+	if err != nil {
+		s.sock.Close()
+		if p != nil {
+			p.kill()
+		}
+		return nil, err
+	}
+	return p, nil
+}
+
+// stage0 is a started stage 0 process and the runtime's end of its socket.
+type stage0 struct {
+	pid  int
+	sock *os.File
+	// sent: the bootstrap went into the socket before the process
+	// started.
+	sent bool
+}
+
+// maxEarlyBootstrap bounds the bootstrap written before stage 0 exists:
+// the socket buffer must take it without blocking.
+const maxEarlyBootstrap = 32 << 10
+
+// startStage0 starts the sealed binary as stage 0, born in cgroupDir if
+// not nil. When the init's cgroup needs no move by pid (joined), the
+// bootstrap is written into the socket first, so stage 0 finds it there
+// instead of waiting for this process to come back from the fork. The
+// process is started with syscall.ForkExec rather than os/exec, whose
+// first start in a process checks pidfd support with an extra fork
+// (0.3 ms).
+func (c *spawnConfig) startStage0(exe *os.File, cgroupDir *os.File, joined bool) (*stage0, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socketpair: %w", err)
@@ -111,57 +164,59 @@ func spawn(c *spawnConfig) (*initProcess, error) {
 	parent := os.NewFile(uintptr(fds[0]), "init-sock-parent")
 	child := os.NewFile(uintptr(fds[1]), "init-sock-child")
 	defer child.Close()
+	s := &stage0{sock: parent}
+	if msg := c.boot.encode(); (joined || c.cgroup == nil) && len(msg) <= maxEarlyBootstrap {
+		if _, err := parent.WriteString(msg); err != nil {
+			parent.Close()
+			return nil, fmt.Errorf("send bootstrap: %w", err)
+		}
+		s.sent = true
+	}
+	files := append([]*os.File{c.stdin, c.stdout, c.stderr}, c.files...)
+	files = append(files, child)
+	attr := &syscall.ProcAttr{
+		Env:   []string{nsenter.Env + "=" + strconv.Itoa(len(files)-1)},
+		Files: make([]uintptr, len(files)),
+	}
+	for i, f := range files {
+		attr.Files[i] = f.Fd()
+	}
+	if cgroupDir != nil {
+		attr.Sys = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgroupDir.Fd())}
+	}
+	path := "/proc/self/fd/" + strconv.Itoa(int(exe.Fd()))
+	s.pid, err = syscall.ForkExec(path, []string{"berth-runtime", "init"}, attr)
+	goruntime.KeepAlive(files)
+	if err != nil {
+		parent.Close()
+		return nil, &os.PathError{Op: "fork/exec", Path: path, Err: err}
+	}
+	return s, nil
+}
 
-	files := append(append([]*os.File(nil), c.files...), child)
-	sockFD := 3 + len(files) - 1
-	joined, cgroupDir, err := c.cgroupEntry()
-	if err != nil {
-		parent.Close()
-		return nil, err
-	}
-	if cgroupDir != nil {
-		defer cgroupDir.Close()
-	}
-	newCmd := func() *exec.Cmd {
-		return &exec.Cmd{
-			Path:       "/proc/self/fd/" + strconv.Itoa(int(exe.Fd())),
-			Args:       []string{"berth-runtime", "init"},
-			Env:        []string{nsenter.Env + "=" + strconv.Itoa(sockFD)},
-			Stdin:      c.stdin,
-			Stdout:     c.stdout,
-			Stderr:     c.stderr,
-			ExtraFiles: files,
+// kill ends stage 0 (which wait then reaps).
+func (s *stage0) kill() { unix.Kill(s.pid, unix.SIGKILL) }
+
+// wait reaps stage 0 and reports an unsuccessful exit.
+func (s *stage0) wait() error {
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(s.pid, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
 		}
-	}
-	cmd := newCmd()
-	if cgroupDir != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgroupDir.Fd())}
-	}
-	err = cmd.Start()
-	if err != nil && cgroupDir != nil {
-		// A kernel without clone3(CLONE_INTO_CGROUP) (before 5.7): start
-		// outside and move the process in by pid.
-		cmd, joined = newCmd(), false
-		err = cmd.Start()
-	}
-	if err != nil {
-		parent.Close()
-		return nil, fmt.Errorf("start container init: %w", err)
-	}
-	child.Close()
-	p, err := runBootstrap(cmd, parent, c, joined)
-	// Stage 0 exits once it has forked; reap it.
-	if werr := cmd.Wait(); err == nil && werr != nil {
-		err = fmt.Errorf("container init stage 0: %w", werr)
-	}
-	if err != nil {
-		parent.Close()
-		if p != nil {
-			p.kill()
+		if err != nil {
+			return os.NewSyscallError("wait4", err)
 		}
-		return nil, err
+		break
 	}
-	return p, nil
+	switch {
+	case ws.Signaled():
+		return fmt.Errorf("signal: %v", ws.Signal())
+	case ws.ExitStatus() != 0:
+		return fmt.Errorf("exit status %d", ws.ExitStatus())
+	}
+	return nil
 }
 
 // cgroupEntry decides how the init enters its cgroup without being moved
@@ -185,46 +240,50 @@ func (c *spawnConfig) cgroupEntry() (joined bool, dir *os.File, err error) {
 	return false, nil, nil
 }
 
-func runBootstrap(cmd *exec.Cmd, sock *os.File, c *spawnConfig, joined bool) (*initProcess, error) {
-	stage0 := cmd.Process.Pid
+// bootstrap sends stage 0 its bootstrap (unless it is there already),
+// answers its requests, and returns the init once stage 0 reports it.
+func (s *stage0) bootstrap(c *spawnConfig, joined bool) (*initProcess, error) {
 	if c.cgroup != nil && !joined {
-		if err := c.cgroup.Apply(stage0); err != nil {
-			cmd.Process.Kill()
+		if err := c.cgroup.Apply(s.pid); err != nil {
+			s.kill()
 			return nil, fmt.Errorf("join cgroup: %w", err)
 		}
 	}
-	if _, err := sock.WriteString(c.boot.encode()); err != nil {
-		cmd.Process.Kill()
-		return nil, fmt.Errorf("send bootstrap: %w", err)
+	sock := s.sock
+	if !s.sent {
+		if _, err := sock.WriteString(c.boot.encode()); err != nil {
+			s.kill()
+			return nil, fmt.Errorf("send bootstrap: %w", err)
+		}
 	}
 	r := bufio.NewReader(sock)
 	for {
 		line, err := readLine(r)
 		if err != nil {
-			cmd.Process.Kill()
+			s.kill()
 			return nil, fmt.Errorf("container init stage 0 exited without reporting: %w", err)
 		}
 		switch {
 		case line == "usermap":
-			if err := writeIDMaps(stage0, c.boot.uidMappings, c.boot.gidMappings); err != nil {
-				cmd.Process.Kill()
+			if err := writeIDMaps(s.pid, c.boot.uidMappings, c.boot.gidMappings); err != nil {
+				s.kill()
 				return nil, err
 			}
 			if _, err := sock.Write([]byte{'u'}); err != nil {
-				cmd.Process.Kill()
+				s.kill()
 				return nil, err
 			}
 		case strings.HasPrefix(line, "pid "):
 			pid, err := strconv.Atoi(line[4:])
 			if err != nil || pid <= 0 {
-				cmd.Process.Kill()
+				s.kill()
 				return nil, fmt.Errorf("container init stage 0: bad report %q", line)
 			}
 			return &initProcess{pid: pid, sock: sock, r: r, enc: json.NewEncoder(sock), dec: json.NewDecoder(r)}, nil
 		case strings.HasPrefix(line, "error "):
 			return nil, errors.New(line[6:])
 		default:
-			cmd.Process.Kill()
+			s.kill()
 			return nil, fmt.Errorf("container init stage 0: unexpected report %q", line)
 		}
 	}
