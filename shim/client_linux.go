@@ -69,6 +69,9 @@ func Start(ctx context.Context, o StartOptions) (*Client, int, error) {
 	if o.Tty {
 		args = append(args, "--tty")
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, 0, fmt.Errorf("start shim for %s: %w", o.ID, err)
+	}
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, 0, fmt.Errorf("start shim for %s: %w", o.ID, err)
 	}
@@ -119,7 +122,11 @@ func Start(ctx context.Context, o StartOptions) (*Client, int, error) {
 	select {
 	case res = <-got:
 	case <-ctx.Done():
-		r.Close()
+		// The shim goes on with the create: its answer (or its exit)
+		// comes soon, and once it is in, the caller's cleanup (the
+		// runtime's delete) finds whatever the create made; returning
+		// before it would leave a container created after that cleanup.
+		<-got
 		return nil, 0, fmt.Errorf("start shim for %s: %w", o.ID, ctx.Err())
 	}
 	if res.err != nil {
