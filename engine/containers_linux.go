@@ -48,8 +48,8 @@ type Containers struct {
 	// ctx ends when the service closes: it bounds monitors and restarts.
 	ctx    context.Context
 	cancel context.CancelFunc
-	// background counts the removals finishing after Remove returned.
-	background sync.WaitGroup
+	// backlog is the removal work still running after its call returned.
+	backlog backlog
 
 	mu     sync.Mutex
 	byID   map[string]*ctr
@@ -108,7 +108,45 @@ func NewContainers(c ContainersConfig) *Containers {
 // for the removals still finishing in the background.
 func (c *Containers) Close() {
 	c.cancel()
-	c.background.Wait()
+	c.backlog.settle()
+}
+
+// backlog tracks work that outlives the call that started it.
+type backlog struct {
+	mu      sync.Mutex
+	next    int
+	pending map[int]chan struct{}
+}
+
+// add registers a piece of work; the function it returns marks it done.
+func (b *backlog) add() func() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.pending == nil {
+		b.pending = map[int]chan struct{}{}
+	}
+	b.next++
+	n, done := b.next, make(chan struct{})
+	b.pending[n] = done
+	return func() {
+		b.mu.Lock()
+		delete(b.pending, n)
+		b.mu.Unlock()
+		close(done)
+	}
+}
+
+// settle waits for the work registered before it was called.
+func (b *backlog) settle() {
+	b.mu.Lock()
+	var waits []chan struct{}
+	for _, done := range b.pending {
+		waits = append(waits, done)
+	}
+	b.mu.Unlock()
+	for _, done := range waits {
+		<-done
+	}
 }
 
 // record is a container as the database keeps it.
@@ -365,8 +403,12 @@ func (c *Containers) removeRecord(ctx context.Context, id string) error {
 	})
 }
 
-// ImageInUse returns the IDs of the containers made from the image id.
+// ImageInUse returns the IDs of the containers made from the image id. It
+// first waits for the removals finishing in the background, so that the
+// image's layers have no container snapshot left on them when it says
+// none.
 func (c *Containers) ImageInUse(imageID string) []string {
+	c.backlog.settle()
 	var ids []string
 	for _, x := range c.all() {
 		if x.snapshotRecord().Image == imageID {

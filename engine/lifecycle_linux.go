@@ -336,7 +336,7 @@ func (c *Containers) exited(x *ctr, exit shim.Exit) {
 	c.publish(&rec, events.ActionDie, map[string]string{"exitCode": strconv.Itoa(exit.Code)})
 	switch {
 	case rec.HostConfig.AutoRemove:
-		if err := c.Remove(bg, rec.ID, backend.ContainerRemoveOptions{RemoveVolumes: true}); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		if err := c.remove(bg, rec.ID, backend.ContainerRemoveOptions{RemoveVolumes: true}, true); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 			c.log.Warn("auto-remove", "id", rec.ID, "err", err)
 		}
 	case restart:
@@ -601,6 +601,12 @@ func (c *Containers) Wait(ctx context.Context, name string, cond container.WaitC
 
 // Remove deletes a container and everything it used.
 func (c *Containers) Remove(ctx context.Context, name string, opts backend.ContainerRemoveOptions) error {
+	return c.remove(ctx, name, opts, false)
+}
+
+// remove is Remove; with later the container's files go in the background
+// (see removeFiles).
+func (c *Containers) remove(ctx context.Context, name string, opts backend.ContainerRemoveOptions, later bool) error {
 	x, err := c.find(name)
 	if err != nil {
 		return err
@@ -645,7 +651,7 @@ func (c *Containers) Remove(ctx context.Context, name string, opts backend.Conta
 		return nil
 	}
 	x.mu.Unlock()
-	if err := c.removeFiles(ctx, x, &rec); err != nil {
+	if err := c.removeFiles(ctx, x, &rec, later); err != nil {
 		return err // the record stays: a retry finishes the job
 	}
 	if c.volumes != nil && slices.ContainsFunc(rec.Mounts, func(m container.MountPoint) bool { return m.Type == mount.TypeVolume }) {
@@ -674,49 +680,54 @@ func (c *Containers) Remove(ctx context.Context, name string, opts backend.Conta
 }
 
 // removeFiles deletes the container's runtime state, mount, snapshot and
-// directories.
-func (c *Containers) removeFiles(ctx context.Context, x *ctr, rec *record) error {
-	var errs []error
+// directories. With later (a --rm container's removal, which nobody waits
+// to hear the errors of) only the unmount is done before it returns: the
+// snapshot, the runtime's delete and the directories follow in the
+// background, so that the container is gone (its record, its name) as soon
+// as its exit is recorded. Close and the image service's removals wait for
+// that work (settle); should berthd die first, its next start removes what
+// no record owns. Otherwise it all goes before it returns, after the
+// runtime's delete that the exit started.
+func (c *Containers) removeFiles(ctx context.Context, x *ctr, rec *record, later bool) error {
 	if err := snapshot.UnmountAll(c.rootfs(rec.ID)); err != nil {
-		errs = append(errs, err)
+		return err
 	}
-	// The init layer under the container's snapshot is shared by the
-	// image's containers, unless the container predates that.
+	if !later {
+		c.waitRuntimeDeleted(x)
+		if err := c.removeSnapshots(ctx, rec); err != nil {
+			return err
+		}
+		return c.removeRuntimeFiles(ctx, rec)
+	}
+	done := c.backlog.add()
+	go func() {
+		defer done()
+		bg := context.WithoutCancel(ctx)
+		err := c.removeSnapshots(bg, rec)
+		c.waitRuntimeDeleted(x)
+		if err == nil {
+			err = c.removeRuntimeFiles(bg, rec)
+		}
+		if err != nil {
+			c.log.Warn("remove the container's files", "id", rec.ID, "err", err)
+		}
+	}()
+	return nil
+}
+
+// removeSnapshots removes the container's snapshot and, for a container
+// made before the image's containers shared their init layer, its own.
+func (c *Containers) removeSnapshots(ctx context.Context, rec *record) error {
 	info, serr := c.snaps.Stat(ctx, snapshotKey(rec.ID))
 	if err := c.snaps.Remove(ctx, snapshotKey(rec.ID)); ignoreNotFound(err) != nil {
-		errs = append(errs, err)
-	} else if serr == nil && info.Parent == initSnapshot(rec.ID) {
+		return err
+	}
+	if serr == nil && info.Parent == initSnapshot(rec.ID) {
 		if err := c.snaps.Remove(ctx, info.Parent); ignoreNotFound(err) != nil {
-			errs = append(errs, err)
+			return err
 		}
 	}
-	if len(errs) > 0 {
-		return errors.Join(errs...)
-	}
-	x.mu.Lock()
-	deleting := x.deleting
-	x.mu.Unlock()
-	select {
-	case <-deleting:
-	default:
-		if deleting != nil {
-			// The runtime's delete after the exit is still running (a
-			// process of its own, a few milliseconds): the rest goes when
-			// it ends, so that a --rm container is gone once its exit is
-			// recorded. Close waits for it; should berthd die first, its
-			// next start removes what no record owns.
-			c.background.Add(1)
-			go func() {
-				defer c.background.Done()
-				<-deleting
-				if err := c.removeRuntimeFiles(context.WithoutCancel(ctx), rec); err != nil {
-					c.log.Warn("remove the container's files", "id", rec.ID, "err", err)
-				}
-			}()
-			return nil
-		}
-	}
-	return c.removeRuntimeFiles(ctx, rec)
+	return nil
 }
 
 // removeRuntimeFiles deletes the container from the runtime, when it still
