@@ -50,7 +50,15 @@ func (c *Container) ID() string { return c.s.ID }
 func (c *Container) Pid() int { return c.s.Pid }
 
 // Spec returns the config the container was created with.
-func (c *Container) Spec() *specs.Spec { return c.s.Spec }
+func (c *Container) Spec() (*specs.Spec, error) { return c.s.loadSpec(c.dir) }
+
+// hooks returns the container's hooks (empty lists when it has none).
+func (c *Container) hooks() *specs.Hooks {
+	if c.s.Hooks == nil {
+		return &specs.Hooks{}
+	}
+	return c.s.Hooks
+}
 
 // Status reads the container's current status from the kernel.
 func (c *Container) Status() Status {
@@ -129,7 +137,7 @@ func (c *Container) Start() error {
 		return fmt.Errorf("container init did not start the process: %v", err)
 	}
 	os.Remove(fifo)
-	if err := runHooks("poststart", hooksOf(c.s.Spec).Poststart, c.ociState(Running, c.s.Pid)); err != nil {
+	if err := runHooks("poststart", c.hooks().Poststart, c.ociState(Running, c.s.Pid)); err != nil {
 		// The specification: a failing poststart hook is logged, and the
 		// lifecycle continues.
 		fmt.Fprintf(os.Stderr, "warning: %v\n", err)
@@ -185,14 +193,7 @@ func (c *Container) Signal(sig syscall.Signal, all bool) error {
 	return nil
 }
 
-func (c *Container) sharesPIDNamespace() bool {
-	for _, ns := range c.s.Spec.Linux.Namespaces {
-		if ns.Type == specs.PIDNamespace && ns.Path == "" {
-			return false
-		}
-	}
-	return true
-}
+func (c *Container) sharesPIDNamespace() bool { return c.s.SharedPIDNS }
 
 // Delete removes a stopped (or created) container: kills what is left,
 // runs the poststop hooks, removes the cgroup and the state. With force it
@@ -248,7 +249,7 @@ func (c *Container) destroy() error {
 			errs = append(errs, fmt.Errorf("unmount the container's filesystems: %w", err))
 		}
 	}
-	if err := runHooksWarn("poststop", hooksOf(c.s.Spec).Poststop, c.ociState(Stopped, 0)); err != nil {
+	if err := runHooksWarn("poststop", c.hooks().Poststop, c.ociState(Stopped, 0)); err != nil {
 		fmt.Fprintf(os.Stderr, "warning: %v\n", err)
 	}
 	if err := os.RemoveAll(c.dir); err != nil {
@@ -270,7 +271,7 @@ func (c *Container) Pause() error {
 		return err
 	}
 	c.s.Paused = true
-	return c.s.save(c.dir)
+	return c.s.save(c.dir, false)
 }
 
 // Resume thaws a paused container.
@@ -286,7 +287,7 @@ func (c *Container) Resume() error {
 		return err
 	}
 	c.s.Paused = false
-	return c.s.save(c.dir)
+	return c.s.save(c.dir, false)
 }
 
 // Processes lists the pids in the container's cgroup.
@@ -315,8 +316,12 @@ func (c *Container) Update(r *specs.LinuxResources) error {
 	if err := cg.Set(r); err != nil {
 		return err
 	}
-	c.s.Spec.Linux.Resources = mergeResources(c.s.Spec.Linux.Resources, r)
-	return c.s.save(c.dir)
+	s, err := c.Spec()
+	if err != nil {
+		return err
+	}
+	s.Linux.Resources = mergeResources(s.Linux.Resources, r)
+	return c.s.save(c.dir, true)
 }
 
 // Stats reads the container's cgroup statistics.

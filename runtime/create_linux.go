@@ -84,15 +84,12 @@ func Create(o CreateOptions) (c *Container, err error) {
 		}
 		return nil, err
 	}
-	c = &Container{root: o.Root, dir: dir, s: &saved{
-		ID:          o.ID,
-		Bundle:      bundle,
-		Rootfs:      s.Root.Path,
-		Created:     time.Now().UTC(),
-		CgroupPath:  cgroupPath(s, o.ID),
-		Annotations: s.Annotations,
-		Spec:        s,
-	}}
+	c = &Container{root: o.Root, dir: dir, s: newSaved(s)}
+	c.s.ID = o.ID
+	c.s.Bundle = bundle
+	c.s.Rootfs = s.Root.Path
+	c.s.Created = time.Now().UTC()
+	c.s.CgroupPath = cgroupPath(s, o.ID)
 	if !hasNamespace(s, specs.MountNamespace) {
 		c.s.SharedMountNS = true
 		if c.s.RootfsMountID, err = rootfs.MountID(c.s.rootfsPath()); err != nil {
@@ -135,7 +132,7 @@ func Create(o CreateOptions) (c *Container, err error) {
 	}
 	c.s.Pid = init.pid
 	c.s.StartTime = st.StartTime
-	if err := c.s.save(dir); err != nil {
+	if err := c.s.save(dir, true); err != nil {
 		return nil, err
 	}
 	if o.PidFile != "" {

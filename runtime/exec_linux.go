@@ -55,7 +55,10 @@ func (c *Container) Exec(o ExecOptions) (int, error) {
 	if p.Terminal && o.ConsoleSocket == "" && o.ConsoleConn == nil {
 		return 0, fmt.Errorf("%w: the process has a terminal but no --console-socket was given", ErrInvalid)
 	}
-	s := c.s.Spec
+	s, err := c.Spec()
+	if err != nil {
+		return 0, err
+	}
 	var boot bootstrap
 	for _, ns := range s.Linux.Namespaces {
 		boot.joins = append(boot.joins, nsJoin{

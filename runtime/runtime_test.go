@@ -143,3 +143,75 @@ func BenchmarkSealedExe(b *testing.B) {
 		})
 	}
 }
+
+func TestStateKeepsConfigApart(t *testing.T) {
+	dir := t.TempDir()
+	hooks := &specs.Hooks{Poststop: []specs.Hook{{Path: "/bin/true"}}}
+	limit := int64(7)
+	spec := &specs.Spec{Hooks: hooks, Linux: &specs.Linux{
+		Namespaces: []specs.LinuxNamespace{{Type: specs.PIDNamespace}},
+		Resources:  &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: &limit}},
+	}}
+	s := newSaved(spec)
+	s.ID = "c1"
+	if err := s.save(dir, true); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(dir + "/" + stateFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(data, []byte("resources")) {
+		t.Errorf("state.json holds the config: %s", data)
+	}
+	got, err := loadSaved(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.SharedPIDNS || got.Hooks == nil || len(got.Hooks.Poststop) != 1 {
+		t.Errorf("loaded state: shared pid ns %v, hooks %+v", got.SharedPIDNS, got.Hooks)
+	}
+	cfg, err := got.loadSpec(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Linux.Resources == nil || *cfg.Linux.Resources.Pids.Limit != 7 {
+		t.Errorf("config read back: %+v", cfg.Linux)
+	}
+}
+
+// A state file written before the config had its own file holds it as
+// "config"; such a container is still started, deleted and updated.
+func TestStateReadsLegacyConfig(t *testing.T) {
+	dir := t.TempDir()
+	legacy := `{"id":"c1","pid":1,"config":{"hooks":{"poststart":[{"path":"/bin/true"}]},` +
+		`"linux":{"namespaces":[{"type":"mount"}],"resources":{"pids":{"limit":3}}}}}`
+	if err := os.WriteFile(dir+"/"+stateFile, []byte(legacy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := loadSaved(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.SharedPIDNS || s.Hooks == nil || len(s.Hooks.Poststart) != 1 {
+		t.Errorf("legacy state: shared pid ns %v, hooks %+v", s.SharedPIDNS, s.Hooks)
+	}
+	// The next save moves the config to its own file.
+	if err := s.save(dir, false); err != nil {
+		t.Fatal(err)
+	}
+	s, err = loadSaved(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.LegacySpec != nil || s.spec != nil {
+		t.Error("state.json still holds the config after a save")
+	}
+	cfg, err := s.loadSpec(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Linux.Resources == nil || *cfg.Linux.Resources.Pids.Limit != 3 {
+		t.Errorf("config moved to its own file: %+v", cfg.Linux.Resources)
+	}
+}

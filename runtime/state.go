@@ -50,7 +50,11 @@ func ValidateID(id string) error {
 }
 
 // saved is what state.json holds: enough to rebuild a Container in a later
-// runtime process.
+// runtime process. The config the container was created with is kept
+// beside it in its own file (configFile), read only by the commands that
+// need more of it than its hooks: start, delete, state and kill read
+// state.json alone, which stays small whatever the config holds (a
+// seccomp profile is most of an engine's).
 type saved struct {
 	ID     string `json:"id"`
 	Bundle string `json:"bundle"`
@@ -62,9 +66,15 @@ type saved struct {
 	Created     time.Time         `json:"created"`
 	CgroupPath  string            `json:"cgroup_path"`
 	Annotations map[string]string `json:"annotations,omitempty"`
-	// Spec is the bundle's config as it was at create: later commands run
-	// its hooks and join its namespaces even if the bundle changes.
-	Spec *specs.Spec `json:"config"`
+	// Hooks are the config's hooks, for start (poststart) and delete
+	// (poststop).
+	Hooks *specs.Hooks `json:"hooks,omitempty"`
+	// SharedPIDNS: the container has no PID namespace of its own, so the
+	// death of its init does not end its other processes.
+	SharedPIDNS bool `json:"shared_pid_ns,omitempty"`
+	// LegacySpec is the config as state files written before it had a
+	// file of its own held it; it is read, never written.
+	LegacySpec *specs.Spec `json:"config,omitempty"`
 	// Paused records a pause so that a frozen container reads as paused
 	// even where the freezer state cannot be read back cheaply.
 	Paused bool `json:"paused,omitempty"`
@@ -73,6 +83,25 @@ type saved struct {
 	// down to the mount RootfsMountID the rootfs was on before.
 	SharedMountNS bool   `json:"shared_mount_ns,omitempty"`
 	RootfsMountID uint64 `json:"rootfs_mount_id,omitempty"`
+
+	// spec is the config, once read (or given at create).
+	spec *specs.Spec
+}
+
+// configFile holds the config the container was created with: later
+// commands run its hooks and join its namespaces even if the bundle
+// changes.
+const configFile = "config.json"
+
+// newSaved starts the state of a container created from spec s.
+func newSaved(s *specs.Spec) *saved {
+	shared := true
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type == specs.PIDNamespace && ns.Path == "" {
+			shared = false
+		}
+	}
+	return &saved{Annotations: s.Annotations, Hooks: s.Hooks, SharedPIDNS: shared, spec: s}
 }
 
 // rootfsPath is the container's rootfs as an absolute host path.
@@ -83,7 +112,20 @@ func (s *saved) rootfsPath() string {
 	return filepath.Join(s.Bundle, s.Rootfs)
 }
 
-func (s *saved) save(dir string) error {
+// save writes the state. The config is written too when withSpec is set
+// (at create, and after an update changed it), before state.json, whose
+// presence says the container's files are complete.
+func (s *saved) save(dir string, withSpec bool) error {
+	if withSpec || s.LegacySpec != nil {
+		data, err := json.Marshal(s.spec)
+		if err != nil {
+			return err
+		}
+		if err := atomicfile.WriteBytes(filepath.Join(dir, configFile), data, 0o600); err != nil {
+			return err
+		}
+		s.LegacySpec = nil
+	}
 	data, err := json.Marshal(s)
 	if err != nil {
 		return err
@@ -100,7 +142,32 @@ func loadSaved(dir string) (*saved, error) {
 	if err := json.Unmarshal(data, &s); err != nil {
 		return nil, fmt.Errorf("read %s: %w", filepath.Join(dir, stateFile), err)
 	}
+	if s.LegacySpec != nil {
+		legacy := newSaved(s.LegacySpec)
+		s.Hooks, s.SharedPIDNS, s.spec = legacy.Hooks, legacy.SharedPIDNS, s.LegacySpec
+	}
 	return &s, nil
+}
+
+// loadSpec returns the config, reading it on first use.
+func (s *saved) loadSpec(dir string) (*specs.Spec, error) {
+	if s.spec != nil {
+		return s.spec, nil
+	}
+	path := filepath.Join(dir, configFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if spec.Linux == nil {
+		spec.Linux = &specs.Linux{}
+	}
+	s.spec = &spec
+	return s.spec, nil
 }
 
 // State is what `state` prints: the runtime specification's state plus the

@@ -70,7 +70,11 @@ func runExec(g *globals, args []string) error {
 			p.Args = pos[1:]
 		}
 	} else {
-		p = copyProcess(c.Spec().Process)
+		s, err := c.Spec()
+		if err != nil {
+			return err
+		}
+		p = copyProcess(s.Process)
 		p.Args = pos[1:]
 		p.Terminal = tty
 		p.ConsoleSize = nil
