@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -366,11 +366,27 @@ func ownerOf(dir string) string {
 	if err != nil {
 		return ""
 	}
-	uid := fi.Sys().(*syscall.Stat_t).Uid
-	if u, err := user.LookupId(strconv.Itoa(int(uid))); err == nil {
-		return u.Username
+	uid := strconv.Itoa(int(fi.Sys().(*syscall.Stat_t).Uid))
+	if name := userName("/etc/passwd", uid); name != "" {
+		return name
 	}
-	return "#" + strconv.Itoa(int(uid))
+	return "#" + uid
+}
+
+// userName looks uid up in the passwd file at path, as os/user does for a
+// static binary (without the package and its start-up cost).
+func userName(path, uid string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.SplitN(line, ":", 4)
+		if len(f) == 4 && f[2] == uid && !strings.HasPrefix(f[0], "#") {
+			return f[0]
+		}
+	}
+	return ""
 }
 
 // mergeResources records an update in the saved spec so that later reads

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -375,12 +374,11 @@ func consoleSocket(o *CreateOptions) (*os.File, error) {
 	if o.ConsoleConn != nil {
 		return o.ConsoleConn, nil
 	}
-	conn, err := net.Dial("unix", o.ConsoleSocket)
+	conn, err := dialUnix(o.ConsoleSocket)
 	if err != nil {
 		return nil, fmt.Errorf("connect to console socket: %w", err)
 	}
-	defer conn.Close()
-	return conn.(*net.UnixConn).File()
+	return conn, nil
 }
 
 func orStdio(f, def *os.File) *os.File {

@@ -3,7 +3,6 @@ package runtime
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 
@@ -199,12 +198,11 @@ func dialSeccompAgent(s *specs.Spec) (*os.File, error) {
 	if s.Linux.Seccomp == nil || s.Linux.Seccomp.ListenerPath == "" {
 		return nil, nil
 	}
-	conn, err := net.Dial("unix", s.Linux.Seccomp.ListenerPath)
+	conn, err := dialUnix(s.Linux.Seccomp.ListenerPath)
 	if err != nil {
 		return nil, fmt.Errorf("connect to seccomp agent: %w", err)
 	}
-	defer conn.Close()
-	return conn.(*net.UnixConn).File()
+	return conn, nil
 }
 
 // seccompCacheDir is where, under the state root, built seccomp programs are

@@ -18,7 +18,7 @@ func TestValidateID(t *testing.T) {
 			t.Errorf("ValidateID(%q): %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"", ".", "..", "a/b", "../x", "a b", "x\n"} {
+	for _, bad := range []string{"", ".", "..", "a/b", "../x", "a b", "x\n", "é", "a:b"} {
 		if err := ValidateID(bad); !errors.Is(err, ErrInvalid) {
 			t.Errorf("ValidateID(%q) = %v, want ErrInvalid", bad, err)
 		}
@@ -213,5 +213,18 @@ func TestStateReadsLegacyConfig(t *testing.T) {
 	}
 	if cfg.Linux.Resources == nil || *cfg.Linux.Resources.Pids.Limit != 3 {
 		t.Errorf("config moved to its own file: %+v", cfg.Linux.Resources)
+	}
+}
+
+func TestUserName(t *testing.T) {
+	passwd := t.TempDir() + "/passwd"
+	data := "root:x:0:0:root:/root:/bin/sh\n#x:x:5:5::/:/bin/sh\nbob:x:1000:1000::/home/bob:/bin/sh\n"
+	if err := os.WriteFile(passwd, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for uid, want := range map[string]string{"0": "root", "1000": "bob", "5": "", "7": ""} {
+		if got := userName(passwd, uid); got != want {
+			t.Errorf("userName(%s) = %q, want %q", uid, got, want)
+		}
 	}
 }
