@@ -44,27 +44,40 @@ void err_set(struct err *e, enum kind k, const char *format, ...)
 	e->kind = k;
 }
 
+void err_clear(struct err *e)
+{
+	e->kind = KIND_NONE;
+	e->msg[0] = 0;
+}
+
 void err_prefix(struct err *e, const char *format, ...)
 {
-	char prefix[1024];
-	char old[ERR_MSG_SIZE];
+	char prefix[256];
 	va_list ap;
 	va_start(ap, format);
-	vsnprintf(prefix, sizeof prefix, format, ap);
+	int n = vsnprintf(prefix, sizeof prefix - 2, format, ap);
 	va_end(ap);
-	memcpy(old, e->msg, sizeof old);
-	old[sizeof old - 1] = 0;
-	fmt(e->msg, sizeof e->msg, "%s: %s", prefix, old);
+	if (n < 0)
+		return;
+	size_t plen = strnlen(prefix, sizeof prefix - 3);
+	memcpy(prefix + plen, ": ", 3);
+	plen += 2;
+	size_t mlen = strnlen(e->msg, sizeof e->msg - 1);
+	if (mlen > sizeof e->msg - 1 - plen)
+		mlen = sizeof e->msg - 1 - plen;
+	memmove(e->msg + plen, e->msg, mlen);
+	memcpy(e->msg, prefix, plen);
+	e->msg[plen + mlen] = 0;
 }
 
 void err_errno(struct err *e, int errnum, const char *format, ...)
 {
-	char what[1024];
 	va_list ap;
 	va_start(ap, format);
-	vsnprintf(what, sizeof what, format, ap);
+	int n = vsnprintf(e->msg, sizeof e->msg, format, ap);
 	va_end(ap);
-	fmt(e->msg, sizeof e->msg, "%s: %s", what, strerror(errnum));
+	if (n >= 0 && (size_t)n < sizeof e->msg)
+		fmt(e->msg + n, sizeof e->msg - (size_t)n, ": %s", strerror(errnum));
 	e->kind = KIND_NONE;
 }
 

@@ -20,7 +20,7 @@
 
 int write_file(const char *dir, const char *name, const char *data, size_t len, struct err *e)
 {
-	char path[PATH_MAX], tmp[PATH_MAX];
+	char path[SHIM_PATH_MAX], tmp[SHIM_PATH_MAX];
 	if (path_join(path, sizeof path, dir, name) < 0 ||
 	    snprintf(tmp, sizeof tmp, "%s/.%s-XXXXXX", dir, name) >= (int)sizeof tmp) {
 		err_errno(e, ENAMETOOLONG, "write %s", name);

@@ -298,7 +298,8 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &chld, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	struct err e = {0};
+	struct err e;
+	err_clear(&e);
 	const char *daemon_env = getenv(DAEMON_ENV);
 	if (daemon_env)
 		unset_daemon_env(daemon_env);

@@ -108,7 +108,7 @@ fail:;
 
 int run_runtime(struct shim *s, const int stdio_in[3], const char *const *args, struct err *e)
 {
-	char logpath[PATH_MAX];
+	char logpath[SHIM_PATH_MAX];
 	if (path_join(logpath, sizeof logpath, s->cfg.dir, "runtime.log") < 0) {
 		err_errno(e, errno, "shim: runtime log");
 		return -1;
@@ -180,7 +180,7 @@ int run_runtime(struct shim *s, const int stdio_in[3], const char *const *args, 
 	}
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
 		return 0;
-	char msg[ERR_MSG_SIZE / 2];
+	char msg[ERR_MSG_SIZE - 512];
 	bool found;
 	runtime_log_error(logpath, before, msg, sizeof msg, &found);
 	if (!msg[0])
@@ -240,7 +240,7 @@ int read_pid(const char *path, pid_t *pid, struct err *e)
 void memory_cgroup(pid_t pid, char *out, size_t cap)
 {
 	out[0] = 0;
-	char path[64], data[8192];
+	char path[64], data[4096];
 	snprintf(path, sizeof path, "/proc/%d/cgroup", (int)pid);
 	if (read_small(path, data, sizeof data) < 0)
 		return;

@@ -372,7 +372,7 @@ static int run_with_io(struct shim *s, bool tty, bool with_stdin, const char *na
 {
 	struct pio *p;
 	struct console con = {.fd = -1};
-	char con_path[PATH_MAX], pid_file[PATH_MAX], pid_name[PATH_MAX];
+	char con_path[SHIM_PATH_MAX], pid_file[SHIM_PATH_MAX], pid_name[SHIM_PATH_MAX];
 	const char *argv[24];
 	size_t argc = 0;
 	for (; args[argc] && argc < 16; argc++)
@@ -423,7 +423,8 @@ static int run_with_io(struct shim *s, bool tty, bool with_stdin, const char *na
 
 static void do_control(struct shim *s, struct conn *c, struct request *req)
 {
-	struct err e = {0};
+	struct err e;
+	err_clear(&e);
 	const char *op = req->op.data ? req->op.data : "";
 	if (strcmp(op, "state") == 0) {
 		reply_state(s, c);
@@ -536,7 +537,7 @@ static struct exec *exec_start(struct shim *s, struct request *req, struct err *
 		err_set(e, KIND_ALREADY_EXISTS, "exec %s: already exists", id);
 		return NULL;
 	}
-	char name[PATH_MAX], json_name[PATH_MAX], json_path[PATH_MAX];
+	char name[SHIM_PATH_MAX], json_name[SHIM_PATH_MAX], json_path[SHIM_PATH_MAX];
 	if (snprintf(name, sizeof name, "exec-%s", id) >= 256 ||
 	    snprintf(json_name, sizeof json_name, "%s.json", name) >= 256 ||
 	    path_join(json_path, sizeof json_path, s->cfg.dir, json_name) < 0) {
@@ -575,7 +576,8 @@ static struct exec *exec_start(struct shim *s, struct request *req, struct err *
 
 static void do_exec(struct shim *s, struct conn *c, struct request *req, const char *rest, size_t rest_len)
 {
-	struct err e = {0};
+	struct err e;
+	err_clear(&e);
 	struct exec *x = exec_start(s, req, &e);
 	if (!x) {
 		reply_err(s, c, &e);
@@ -619,14 +621,15 @@ static void exec_finish(struct shim *s, struct exec *x)
 			pio_detach(s, c->pio, c);
 		c->exec = NULL;
 	}
-	char name[PATH_MAX], line[32];
+	char name[SHIM_PATH_MAX], line[32];
 	int n = snprintf(line, sizeof line, "%d\n", exit_code(x->status));
-	struct err e = {0};
+	struct err e;
+	err_clear(&e);
 	snprintf(name, sizeof name, "exec-%s.exit", x->id);
 	if (write_file(s->cfg.dir, name, line, (size_t)n, &e) < 0)
 		diag("%s", e.msg);
 	pio_free(s, x->pio);
-	char path[PATH_MAX];
+	char path[SHIM_PATH_MAX];
 	snprintf(name, sizeof name, "exec-%s.json", x->id);
 	if (path_join(path, sizeof path, s->cfg.dir, name) == 0)
 		unlink(path);
@@ -649,7 +652,8 @@ static void exec_output_done(struct shim *s, struct pio *p)
 static void handle_line(struct shim *s, struct conn *c, size_t line_len)
 {
 	struct request req;
-	struct err e = {0};
+	struct err e;
+	err_clear(&e);
 	const char *rest = c->req.data + line_len;
 	size_t rest_len = c->req.len - line_len;
 	if (request_decode(&req, c->req.data, line_len, &e) < 0) {
@@ -772,7 +776,8 @@ static void accept_ready(struct shim *s)
 
 static void finalize(struct shim *s)
 {
-	struct err e = {0};
+	struct err e;
+	err_clear(&e);
 	s->drain_deadline = 0;
 	pio_detach_all(s, s->io);
 	if (write_exit(s->cfg.dir, &s->exit, &e) < 0) {
@@ -794,7 +799,7 @@ static void finalize(struct shim *s)
 		}
 	}
 	watch_close(s, &s->listener);
-	char sock[PATH_MAX];
+	char sock[SHIM_PATH_MAX];
 	if (path_join(sock, sizeof sock, s->cfg.dir, "shim.sock") == 0)
 		unlink(sock);
 	s->close_deadline = now_ms() + DRAIN_TIMEOUT_MS;
@@ -887,7 +892,7 @@ int shim_mkdir(const char *path)
 static int listen_socket(struct shim *s, struct err *e)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	char path[PATH_MAX];
+	char path[SHIM_PATH_MAX];
 	if (path_join(path, sizeof path, s->cfg.dir, "shim.sock") < 0 || strlen(path) >= sizeof sa.sun_path) {
 		err_errno(e, EINVAL, "shim: listen: bind %s/shim.sock", s->cfg.dir);
 		return -1;
@@ -967,7 +972,7 @@ int shim_new(struct shim *s, struct err *e)
 	memory_cgroup(s->pid, s->cgroup, sizeof s->cgroup);
 	return 0;
 fail:;
-	char sock[PATH_MAX];
+	char sock[SHIM_PATH_MAX];
 	close(s->listener.fd);
 	s->listener.fd = -1;
 	if (path_join(sock, sizeof sock, cfg->dir, "shim.sock") == 0)

@@ -37,7 +37,11 @@
  * entry (every byte escaped as \u00XX) and its envelope. */
 #define LOG_PENDING_SIZE (128 * 1024)
 /* The most bytes of an error message kept. */
-#define ERR_MSG_SIZE 8192
+#define ERR_MSG_SIZE 4096
+/* The longest path of a file in the shim's directory: the directory must
+ * fit a socket address (108 bytes) anyway. Small, like every buffer on
+ * the stack: the pages a stack ever touched stay with an idle shim. */
+#define SHIM_PATH_MAX 512
 /* The longest line of the runtime's JSON log read (bufio.Scanner's). */
 #define RUNTIME_LOG_LINE_MAX (64 * 1024)
 
@@ -69,6 +73,8 @@ void err_prefix(struct err *e, const char *fmt, ...) __attribute__((format(print
 /* err_errno sets "what: strerror(errnum)" without a kind. */
 void err_errno(struct err *e, int errnum, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* err_clear empties e without touching all of it. */
+void err_clear(struct err *e);
 
 /* buf is a byte buffer that grows up to max, or lives in fixed storage. */
 struct buf {
@@ -236,7 +242,7 @@ int pio_resize(struct pio *p, unsigned width, unsigned height, struct err *e);
 
 /* console is the socket on which the runtime sends a pty master. */
 struct console {
-	char path[PATH_MAX];
+	char path[SHIM_PATH_MAX];
 	int fd;
 };
 int console_listen(struct console *c, const char *path, struct err *e);

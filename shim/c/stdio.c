@@ -422,7 +422,7 @@ int console_listen(struct console *c, const char *path, struct err *e)
  * it carries; any others are closed. */
 static int receive_fd(int conn, struct err *e)
 {
-	char data[4096];
+	char data[512];
 	union {
 		struct cmsghdr h;
 		char space[CMSG_SPACE(8 * sizeof(int))];
