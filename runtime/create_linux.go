@@ -212,6 +212,7 @@ func (c *Container) startInit(s *specs.Spec, cg cgroups.Manager, o *CreateOption
 	if err := withSeccompProgram(s, cfg, c.root); err != nil {
 		return nil, err
 	}
+	cfg.Spec = initSpec(s, len(cfg.SeccompBPF) > 0)
 	files = append(files, fifoFile)
 	if s.Process.Terminal {
 		console, err := consoleSocket(o)

@@ -89,6 +89,7 @@ func (c *Container) Exec(o ExecOptions) (int, error) {
 	if err := withSeccompProgram(s, cfg, c.root); err != nil {
 		return 0, err
 	}
+	cfg.Spec = initSpec(s, len(cfg.SeccompBPF) > 0)
 	if c.s.SharedMountNS {
 		root, err := os.OpenFile("/proc/"+strconv.Itoa(c.s.Pid)+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {

@@ -222,3 +222,33 @@ func withSeccompProgram(s *specs.Spec, cfg *initConfig, root string) error {
 	cfg.SeccompBPF = seccomp.EncodeProgram(prog)
 	return nil
 }
+
+// initSpec is the part of s the init works from, which is what it decodes
+// before anything else (JSON decoding is a good part of its start): no
+// process (initConfig carries it, once), no resources (the runtime applies
+// them to the cgroup), and with a built seccomp program only what
+// installing it needs of the profile (its flags, and the listener and the
+// rules that ask for one), not the hundreds of rules an engine's profile
+// holds.
+func initSpec(s *specs.Spec, haveProgram bool) *specs.Spec {
+	t := *s
+	t.Process = nil
+	l := *s.Linux
+	l.Resources = nil
+	if sc := l.Seccomp; sc != nil && haveProgram {
+		l.Seccomp = &specs.LinuxSeccomp{
+			DefaultAction:    sc.DefaultAction,
+			DefaultErrnoRet:  sc.DefaultErrnoRet,
+			Flags:            sc.Flags,
+			ListenerPath:     sc.ListenerPath,
+			ListenerMetadata: sc.ListenerMetadata,
+		}
+		for _, r := range sc.Syscalls {
+			if r.Action == specs.ActNotify {
+				l.Seccomp.Syscalls = append(l.Seccomp.Syscalls, r)
+			}
+		}
+	}
+	t.Linux = &l
+	return &t
+}

@@ -228,3 +228,41 @@ func TestUserName(t *testing.T) {
 		}
 	}
 }
+
+func TestInitSpecKeepsWhatTheInitUses(t *testing.T) {
+	s := &specs.Spec{
+		Process:  &specs.Process{Args: []string{"sh"}},
+		Hostname: "h",
+		Linux: &specs.Linux{
+			Resources:   &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}},
+			MaskedPaths: []string{"/proc/kcore"},
+			Seccomp: &specs.LinuxSeccomp{
+				DefaultAction: specs.ActErrno,
+				Flags:         []specs.LinuxSeccompFlag{"SECCOMP_FILTER_FLAG_LOG"},
+				ListenerPath:  "/run/agent.sock",
+				Syscalls: []specs.LinuxSyscall{
+					{Names: []string{"read"}, Action: specs.ActAllow},
+					{Names: []string{"mkdir"}, Action: specs.ActNotify},
+				},
+			},
+		},
+	}
+	got := initSpec(s, true)
+	if got.Process != nil || got.Linux.Resources != nil {
+		t.Errorf("process %v, resources %v: want neither", got.Process, got.Linux.Resources)
+	}
+	if got.Hostname != "h" || len(got.Linux.MaskedPaths) != 1 {
+		t.Errorf("lost what the init uses: %+v", got)
+	}
+	sc := got.Linux.Seccomp
+	if sc.ListenerPath != "/run/agent.sock" || len(sc.Flags) != 1 || len(sc.Syscalls) != 1 || sc.Syscalls[0].Action != specs.ActNotify {
+		t.Errorf("seccomp for the init: %+v", sc)
+	}
+	if s.Process == nil || s.Linux.Resources == nil || len(s.Linux.Seccomp.Syscalls) != 2 {
+		t.Error("initSpec changed the spec it was given")
+	}
+	// Without a built program the init builds the filter: all rules go.
+	if n := len(initSpec(s, false).Linux.Seccomp.Syscalls); n != 2 {
+		t.Errorf("without a program: %d rules, want 2", n)
+	}
+}
