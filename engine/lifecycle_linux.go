@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -79,10 +80,19 @@ func (c *Containers) start(ctx context.Context, x *ctr) (err error) {
 	rec := x.snapshotRecord()
 	id := rec.ID
 	bg := context.WithoutCancel(ctx)
+	// The network (a namespace; on a bridge a veth, an address, ports) is
+	// set up while the rootfs is mounted: both are mostly kernel work, and
+	// there is a CPU for each. setupNetwork writes only rec's network
+	// fields, which nothing reads before network() returns.
+	netDone := make(chan error, 1)
+	go func() { netDone <- c.setupNetwork(ctx, &rec) }()
+	network := sync.OnceValue(func() error { return <-netDone })
 	defer func() {
 		if err == nil {
 			return
 		}
+		network() // joined: what it made is torn down below
+
 		go reapShim(c.shimDir(id)) // a shim whose create failed exits
 		c.cleanupRun(bg, id, rec.Runtime)
 		c.teardownNetwork(bg, &rec)
@@ -127,7 +137,7 @@ func (c *Containers) start(ctx context.Context, x *ctr) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := c.setupNetwork(ctx, &rec); err != nil {
+	if err := network(); err != nil {
 		return err
 	}
 	if rec.NetNS != "" {
