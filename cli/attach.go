@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -192,9 +193,27 @@ func (c *CLI) watchResize(ctx context.Context, resize resizer) (stop func()) {
 // proxySignals forwards the signals berth receives to the container until
 // stopped (docker's --sig-proxy, used when there is no tty: with one, the
 // terminal delivers keys such as ctrl-c to the container itself).
+//
+// Each signal's delivery is switched on and off by a round trip to the Go
+// runtime's signal thread, about 20 µs: all of them took 1.5 ms of every
+// run before the start, and as much again before the exit. So the signals
+// a user sends to a foreground berth are proxied at once, the others from
+// a moment later, and stop switches them off in the background.
 func (c *CLI) proxySignals(ctx context.Context, api *client.Client, id string) (stop func()) {
 	ch := make(chan os.Signal, 16)
-	signal.Notify(ch)
+	signal.Notify(ch, proxiedFirst...)
+	enabled := make(chan struct{})
+	go func() {
+		defer close(enabled)
+		var rest []os.Signal
+		for n := 1; n <= maxSignal; n++ {
+			sig := syscall.Signal(n)
+			if !slices.Contains(proxiedFirst, os.Signal(sig)) && sig != syscall.SIGKILL && sig != syscall.SIGSTOP {
+				rest = append(rest, sig)
+			}
+		}
+		signal.Notify(ch, rest...)
+	}()
 	done := make(chan struct{})
 	go func() {
 		for {
@@ -213,10 +232,19 @@ func (c *CLI) proxySignals(ctx context.Context, api *client.Client, id string) (
 		}
 	}()
 	return func() {
-		signal.Stop(ch)
 		close(done)
+		go func() {
+			<-enabled
+			signal.Stop(ch)
+		}()
 	}
 }
+
+// proxiedFirst are the signals a user sends to a foreground berth.
+var proxiedFirst = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2}
+
+// maxSignal is the last real-time signal (SIGRTMAX).
+const maxSignal = 64
 
 func (c *CLI) attachCommand() *cobra.Command {
 	var noStdin, sigProxy bool
