@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 /* The deepest nesting of arrays and objects read. */
-#define MAX_DEPTH 512
+#define MAX_DEPTH 100
 
 #define RUNE_ERROR 0xFFFDu
 

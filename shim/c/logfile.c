@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -50,7 +51,8 @@ static void log_report(struct logfile *l, const char *what)
 	diag("json-file log %s: %s: %s", l->path, what, strerror(errno));
 }
 
-int log_open(struct logfile *l, const char *path, long long max_size, int max_files, struct err *e)
+int log_open(struct logfile *l, struct logstore *store, const char *path, long long max_size, int max_files,
+	     struct err *e)
 {
 	l->enabled = false;
 	l->fd = -1;
@@ -61,16 +63,20 @@ int log_open(struct logfile *l, const char *path, long long max_size, int max_fi
 			max_size, max_files);
 		return -1;
 	}
-	if (snprintf(l->path, sizeof l->path, "%s", path) >= (int)sizeof l->path) {
-		err_set(e, KIND_INVALID_ARGUMENT, "json-file log %s: path too long: invalid argument", path);
+	if (!(l->path = strdup(path))) {
+		err_errno(e, ENOMEM, "json-file log %s", path);
 		return -1;
 	}
 	l->max_size = max_size;
 	l->max_files = max_files == 0 ? 1 : max_files;
-	l->pending = (struct buf){.data = l->pending_store, .cap = sizeof l->pending_store,
-				  .max = sizeof l->pending_store, .fixed = true};
+	l->partial[0] = store->partial[0];
+	l->partial[1] = store->partial[1];
+	l->pending = (struct buf){.data = store->pending, .cap = sizeof store->pending,
+				  .max = sizeof store->pending, .fixed = true};
 	if (log_open_file(l) < 0) {
 		err_errno(e, errno, "open json-file log");
+		free(l->path);
+		l->path = NULL;
 		return -1;
 	}
 	l->enabled = true;

@@ -180,12 +180,13 @@ int run_runtime(struct shim *s, const int stdio_in[3], const char *const *args, 
 	}
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
 		return 0;
-	char msg[ERR_MSG_SIZE - 512];
+	/* "runtime op: " and then the message, read straight into e. */
+	err_set(e, KIND_NONE, "%.256s %.64s: ", base_name(s->cfg.runtime), args[0]);
+	size_t n = strlen(e->msg);
 	bool found;
-	runtime_log_error(logpath, before, msg, sizeof msg, &found);
-	if (!msg[0])
-		snprintf(msg, sizeof msg, "exit status %d", exit_code(st));
-	err_set(e, KIND_NONE, "%s %s: %s", base_name(s->cfg.runtime), args[0], msg);
+	runtime_log_error(logpath, before, e->msg + n, sizeof e->msg - n, &found);
+	if (!e->msg[n])
+		snprintf(e->msg + n, sizeof e->msg - n, "exit status %d", exit_code(st));
 	return -1;
 }
 
@@ -237,13 +238,23 @@ int read_pid(const char *path, pid_t *pid, struct err *e)
 	return 0;
 }
 
-void memory_cgroup(pid_t pid, char *out, size_t cap)
+/* cgroup_dir joins a hierarchy's mount point and a cgroup path. */
+static char *cgroup_dir(const char *mount, const char *cg)
 {
-	out[0] = 0;
+	const char *sep = cg[0] == '/' ? "" : "/";
+	size_t n = strlen(mount) + strlen(sep) + strlen(cg) + 1;
+	char *out = malloc(n);
+	if (out)
+		snprintf(out, n, "%s%s%s", mount, sep, cg);
+	return out;
+}
+
+char *memory_cgroup(pid_t pid)
+{
 	char path[64], data[4096];
 	snprintf(path, sizeof path, "/proc/%d/cgroup", (int)pid);
 	if (read_small(path, data, sizeof data) < 0)
-		return;
+		return NULL;
 	char *save = NULL;
 	for (char *line = strtok_r(data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char *c1 = strchr(line, ':');
@@ -256,24 +267,23 @@ void memory_cgroup(pid_t pid, char *out, size_t cap)
 		*c2 = 0;
 		const char *hier = line, *ctrls = c1 + 1, *cg = c2 + 1;
 		if (strcmp(hier, "0") == 0 && ctrls[0] == 0) {
-			snprintf(out, cap, "/sys/fs/cgroup%s%s", cg[0] == '/' ? "" : "/", cg);
-			return;
+			return cgroup_dir("/sys/fs/cgroup", cg);
 		}
 		char list[256];
 		snprintf(list, sizeof list, "%s", ctrls);
 		char *s2 = NULL;
 		for (char *c = strtok_r(list, ",", &s2); c; c = strtok_r(NULL, ",", &s2)) {
 			if (strcmp(c, "memory") == 0) {
-				snprintf(out, cap, "/sys/fs/cgroup/memory%s%s", cg[0] == '/' ? "" : "/", cg);
-				return;
+				return cgroup_dir("/sys/fs/cgroup/memory", cg);
 			}
 		}
 	}
+	return NULL;
 }
 
 bool oom_killed(const char *dir)
 {
-	if (!dir[0])
+	if (!dir || !dir[0])
 		return false;
 	static const char *const names[] = {"memory.events", "memory.oom_control"};
 	for (size_t i = 0; i < 2; i++) {

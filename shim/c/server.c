@@ -421,10 +421,10 @@ static int run_with_io(struct shim *s, bool tty, bool with_stdin, const char *na
 	return 0;
 }
 
-static void do_control(struct shim *s, struct conn *c, struct request *req)
+/* The request handlers share their caller's err: each error message is
+ * kilobytes, and the stack pages a request touches stay with the shim. */
+static void do_control(struct shim *s, struct conn *c, struct request *req, struct err *e)
 {
-	struct err e;
-	err_clear(&e);
 	const char *op = req->op.data ? req->op.data : "";
 	if (strcmp(op, "state") == 0) {
 		reply_state(s, c);
@@ -433,17 +433,17 @@ static void do_control(struct shim *s, struct conn *c, struct request *req)
 	int rc = 0;
 	if (strcmp(op, "start") == 0) {
 		if (s->status != ST_CREATED) {
-			err_set(&e, KIND_CONFLICT, "container is %s: conflict", status_name(s->status));
+			err_set(e, KIND_CONFLICT, "container is %s: conflict", status_name(s->status));
 			rc = -1;
 		} else {
 			const char *args[] = {"start", s->cfg.id, NULL};
-			rc = run_runtime(s, (int[3]){-1, -1, -1}, args, &e);
+			rc = run_runtime(s, (int[3]){-1, -1, -1}, args, e);
 			if (rc == 0 && s->status == ST_CREATED)
 				s->status = ST_RUNNING;
 		}
 	} else if (strcmp(op, "kill") == 0) {
 		if (s->status == ST_STOPPED) {
-			err_set(&e, KIND_FAILED_PRECONDITION, "container has exited: failed precondition");
+			err_set(e, KIND_FAILED_PRECONDITION, "container has exited: failed precondition");
 			rc = -1;
 		} else {
 			char sig[32];
@@ -454,7 +454,7 @@ static void do_control(struct shim *s, struct conn *c, struct request *req)
 				args[2] = s->cfg.id;
 				args[3] = sig;
 			}
-			rc = run_runtime(s, (int[3]){-1, -1, -1}, args, &e);
+			rc = run_runtime(s, (int[3]){-1, -1, -1}, args, e);
 		}
 	} else if (strcmp(op, "resize") == 0) {
 		struct pio *p = s->io;
@@ -464,31 +464,31 @@ static void do_control(struct shim *s, struct conn *c, struct request *req)
 				if (strcmp(x->id, req->exec.data) == 0)
 					p = x->pio;
 			if (!p) {
-				err_set(&e, KIND_NOT_FOUND, "exec %s: not found", req->exec.data);
+				err_set(e, KIND_NOT_FOUND, "exec %s: not found", req->exec.data);
 				rc = -1;
 			}
 		}
 		if (p)
-			rc = pio_resize(p, (unsigned)req->width, (unsigned)req->height, &e);
+			rc = pio_resize(p, (unsigned)req->width, (unsigned)req->height, e);
 	} else {
 		struct buf q = {.max = 512};
 		json_append_string(&q, op, strlen(op));
-		err_set(&e, KIND_NOT_IMPLEMENTED, "unknown op %.*s: not implemented", (int)q.len, q.data ? q.data : "\"\"");
+		err_set(e, KIND_NOT_IMPLEMENTED, "unknown op %.*s: not implemented", (int)q.len, q.data ? q.data : "\"\"");
 		buf_free(&q);
 		rc = -1;
 	}
 	if (rc < 0)
-		reply_err(s, c, &e);
+		reply_err(s, c, e);
 	else
 		reply_state(s, c);
 }
 
-static void do_attach(struct shim *s, struct conn *c, struct request *req, const char *rest, size_t rest_len)
+static void do_attach(struct shim *s, struct conn *c, struct request *req, const char *rest, size_t rest_len,
+		      struct err *e)
 {
 	if (req->stdin_ && !pio_has_stdin(s->io)) {
-		struct err e;
-		err_set(&e, KIND_FAILED_PRECONDITION, "container has no stdin: failed precondition");
-		reply_err(s, c, &e);
+		err_set(e, KIND_FAILED_PRECONDITION, "container has no stdin: failed precondition");
+		reply_err(s, c, e);
 		conn_finish(s, c);
 		return;
 	}
@@ -574,13 +574,12 @@ static struct exec *exec_start(struct shim *s, struct request *req, struct err *
 	return x;
 }
 
-static void do_exec(struct shim *s, struct conn *c, struct request *req, const char *rest, size_t rest_len)
+static void do_exec(struct shim *s, struct conn *c, struct request *req, const char *rest, size_t rest_len,
+		    struct err *e)
 {
-	struct err e;
-	err_clear(&e);
-	struct exec *x = exec_start(s, req, &e);
+	struct exec *x = exec_start(s, req, e);
 	if (!x) {
-		reply_err(s, c, &e);
+		reply_err(s, c, e);
 		conn_finish(s, c);
 		return;
 	}
@@ -664,9 +663,9 @@ static void handle_line(struct shim *s, struct conn *c, size_t line_len)
 	const char *op = req.op.data ? req.op.data : "";
 	c->state = C_CLOSING;
 	if (strcmp(op, "attach") == 0) {
-		do_attach(s, c, &req, rest, rest_len);
+		do_attach(s, c, &req, rest, rest_len, &e);
 	} else if (strcmp(op, "exec") == 0) {
-		do_exec(s, c, &req, rest, rest_len);
+		do_exec(s, c, &req, rest, rest_len, &e);
 	} else if (strcmp(op, "wait") == 0) {
 		if (s->finished) {
 			reply_state(s, c);
@@ -679,7 +678,7 @@ static void handle_line(struct shim *s, struct conn *c, size_t line_len)
 			conn_update(s, c);
 		}
 	} else {
-		do_control(s, c, &req);
+		do_control(s, c, &req, &e);
 		conn_finish(s, c);
 	}
 	request_free(&req);
@@ -919,6 +918,19 @@ static int listen_socket(struct shim *s, struct err *e)
 	return 0;
 }
 
+/* find_runtime resolves the runtime's path (malloc'd); a function of its
+ * own, so that its buffer is on the stack only while it runs. */
+static char *find_runtime(const char *name, struct err *e)
+{
+	char found[PATH_MAX];
+	if (look_path(name, found, sizeof found, e) < 0)
+		return NULL;
+	char *p = strdup(found);
+	if (!p)
+		err_errno(e, ENOMEM, "shim");
+	return p;
+}
+
 int shim_new(struct shim *s, struct err *e)
 {
 	const struct config *cfg = &s->cfg;
@@ -945,7 +957,7 @@ int shim_new(struct shim *s, struct err *e)
 		err_prefix(e, "shim");
 		return -1;
 	}
-	if (look_path(cfg->runtime, s->runtime_path, sizeof s->runtime_path, e) < 0)
+	if (!(s->runtime_path = find_runtime(cfg->runtime, e)))
 		return -1;
 	sigset_t chld;
 	sigemptyset(&chld);
@@ -957,7 +969,7 @@ int shim_new(struct shim *s, struct err *e)
 	}
 	if (listen_socket(s, e) < 0)
 		return -1;
-	if (log_open(&s->log, cfg->log_path, cfg->log_max_size, (int)cfg->log_max_files, e) < 0) {
+	if (log_open(&s->log, &s->logstore, cfg->log_path, cfg->log_max_size, (int)cfg->log_max_files, e) < 0) {
 		err_prefix(e, "shim");
 		goto fail;
 	}
@@ -969,7 +981,7 @@ int shim_new(struct shim *s, struct err *e)
 	s->io->log = s->log.enabled ? &s->log : NULL;
 	s->io->on_done = init_output_done;
 	s->status = ST_CREATED;
-	memory_cgroup(s->pid, s->cgroup, sizeof s->cgroup);
+	s->cgroup = memory_cgroup(s->pid);
 	return 0;
 fail:;
 	char sock[SHIM_PATH_MAX];

@@ -163,17 +163,23 @@ void runtime_log_error(const char *path, off_t offset, char *msg, size_t cap, bo
 /* logfile writes a json-file log: one JSON object per line of output. */
 struct logfile {
 	bool enabled, closed, reported;
-	char path[PATH_MAX];
+	char *path;
 	long long max_size;
 	int max_files;
 	int fd;
 	long long size;
-	size_t plen[2]; /* unterminated output per stream: 0 stdout, 1 stderr */
-	char partial[2][MAX_ENTRY_SIZE];
+	size_t plen[2];    /* unterminated output per stream: 0 stdout, 1 stderr */
+	char *partial[2];  /* MAX_ENTRY_SIZE bytes each */
 	struct buf pending; /* entries encoded, not yet written */
-	char pending_store[LOG_PENDING_SIZE];
 };
-int log_open(struct logfile *l, const char *path, long long max_size, int max_files, struct err *e);
+/* logstore is a log's fixed buffers: only what output touches of them
+ * becomes resident. */
+struct logstore {
+	char partial[2][MAX_ENTRY_SIZE];
+	char pending[LOG_PENDING_SIZE];
+};
+int log_open(struct logfile *l, struct logstore *store, const char *path, long long max_size, int max_files,
+	     struct err *e);
 /* log_write records a chunk of output of stream (STREAM_STDOUT or
  * STREAM_STDERR) read at t. */
 void log_write(struct logfile *l, int stream, const char *data, size_t n, const struct timespec *t);
@@ -258,7 +264,9 @@ int look_path(const char *name, char *out, size_t cap, struct err *e);
  * /dev/null) and waits for it; a failure carries its logged error. */
 int run_runtime(struct shim *s, const int stdio[3], const char *const *args, struct err *e);
 int read_pid(const char *path, pid_t *pid, struct err *e);
-void memory_cgroup(pid_t pid, char *out, size_t cap);
+/* memory_cgroup returns pid's memory cgroup directory (malloc'd), NULL
+ * if unknown. */
+char *memory_cgroup(pid_t pid);
 bool oom_killed(const char *dir);
 
 /* ---- server.c ---- */
@@ -321,8 +329,8 @@ struct config {
 
 struct shim {
 	struct config cfg;
-	char runtime_path[PATH_MAX];
-	char cgroup[PATH_MAX];
+	char *runtime_path;
+	char *cgroup; /* the container's memory cgroup directory, or NULL */
 	int epfd;
 	struct watch sig, listener;
 	struct pio *io;
@@ -337,7 +345,9 @@ struct shim {
 	unsigned consoles;
 	int result;
 	struct logfile log;
+	/* Big buffers last: pages that nothing touched cost nothing. */
 	char iobuf[OUTPUT_BUF_SIZE]; /* output and input pass through here */
+	struct logstore logstore;
 };
 
 int shim_new(struct shim *s, struct err *e);
