@@ -1,11 +1,12 @@
 package cgroups
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"testing"
 
-	"github.com/cilium/ebpf/asm"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -59,15 +60,12 @@ func v1Decision(rules []deviceRule, d device) bool {
 	return true
 }
 
-// runDeviceProgram interprets the instructions deviceProgram emits, with
-// the context the kernel passes.
-func runDeviceProgram(t *testing.T, insns asm.Instructions, d device) bool {
+// runDeviceProgram assembles the instructions deviceProgram emits and
+// interprets them, with the context the kernel passes.
+func runDeviceProgram(t *testing.T, insns []bpfInsn, d device) bool {
 	t.Helper()
-	labels := make(map[string]int)
-	for i, in := range insns {
-		if s := in.Symbol(); s != "" {
-			labels[s] = i
-		}
+	if _, err := assemble(insns); err != nil {
+		t.Fatal(err)
 	}
 	typ := uint64(bpfDevChar)
 	if d.typ == 'b' {
@@ -82,52 +80,68 @@ func runDeviceProgram(t *testing.T, insns asm.Instructions, d device) bool {
 	ctx := []uint64{access<<16 | typ, uint64(d.major), uint64(d.minor)}
 	var reg [11]uint64
 	for pc, steps := 0, 0; steps < 10000; steps++ {
+		if pc < 0 || pc >= len(insns) {
+			t.Fatalf("pc %d outside the program", pc)
+		}
 		in := insns[pc]
 		pc++
 		jump := func(cond bool) {
 			if cond {
-				target, ok := labels[in.Reference()]
-				if !ok {
-					t.Fatalf("jump to unknown label %q", in.Reference())
-				}
-				pc = target
+				pc += int(in.off)
 			}
 		}
-		switch op := in.OpCode; {
-		case op == asm.LoadMemOp(asm.Word):
-			reg[in.Dst] = ctx[in.Offset/4]
-		case op.Class().IsALU():
-			src := uint64(in.Constant)
-			if op.Source() == asm.RegSource {
-				src = reg[in.Src]
+		imm := uint64(uint32(in.imm))
+		switch in.op {
+		case bpfLdxMemW:
+			if in.src != r1 {
+				t.Fatalf("load from r%d, not the context", in.src)
 			}
-			switch op.ALUOp() {
-			case asm.Mov:
-				reg[in.Dst] = src
-			case asm.And:
-				reg[in.Dst] &= src
-			case asm.RSh:
-				reg[in.Dst] >>= src
-			default:
-				t.Fatalf("unexpected ALU op %v", in)
-			}
-			if op.Class() == asm.ALUClass {
-				reg[in.Dst] = uint64(uint32(reg[in.Dst]))
-			}
-		case op.JumpOp() == asm.Exit:
-			return reg[asm.R0] == 1
-		case op.JumpOp() == asm.Ja:
+			reg[in.dst] = ctx[in.off/4]
+		case bpfMov32Reg:
+			reg[in.dst] = uint64(uint32(reg[in.src]))
+		case bpfAnd32Imm:
+			reg[in.dst] = uint64(uint32(reg[in.dst] & imm))
+		case bpfRsh32Imm:
+			reg[in.dst] = uint64(uint32(reg[in.dst]) >> imm)
+		case bpfMov64Imm:
+			reg[in.dst] = uint64(int64(in.imm))
+		case bpfExit:
+			return reg[r0] == 1
+		case bpfJa:
 			jump(true)
-		case op.JumpOp() == asm.JEq:
-			jump(reg[in.Dst] == uint64(in.Constant))
-		case op.JumpOp() == asm.JNE:
-			jump(reg[in.Dst] != uint64(in.Constant))
+		case bpfJeqImm:
+			jump(reg[in.dst] == uint64(int64(in.imm)))
+		case bpfJneImm:
+			jump(reg[in.dst] != uint64(int64(in.imm)))
 		default:
-			t.Fatalf("unexpected instruction %v", in)
+			t.Fatalf("unexpected instruction %+v", in)
 		}
 	}
 	t.Fatal("program does not terminate")
 	return false
+}
+
+func TestAssembleLayout(t *testing.T) {
+	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
+		t.Skip("byte layout written for little-endian hosts")
+	}
+	insns := []bpfInsn{ldxW(r2, r1, 4), jne(r3, 2, "end"), movImm(r0, -1), {op: bpfExit, label: "end"}}
+	got, err := assemble(insns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []byte{
+		0x61, 0x12, 4, 0, 0, 0, 0, 0, // r2 = *(u32 *)(r1 + 4)
+		0x55, 0x03, 1, 0, 2, 0, 0, 0, // if r3 != 2 goto +1
+		0xb7, 0x00, 0, 0, 0xff, 0xff, 0xff, 0xff, // r0 = -1
+		0x95, 0, 0, 0, 0, 0, 0, 0, // exit
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("assemble:\n got % x\nwant % x", got, want)
+	}
+	if _, err := assemble([]bpfInsn{ja("nowhere")}); err == nil {
+		t.Error("jump to an unknown label: want an error")
+	}
 }
 
 func TestDeviceProgramMatchesV1Semantics(t *testing.T) {
@@ -186,8 +200,10 @@ func TestDeviceProgramHasNoDeadCode(t *testing.T) {
 	})
 	prog := deviceProgram(rules)
 	for i := range bpfAccessBits() {
-		if strings.Contains(fmt.Sprint(prog), fmt.Sprintf("bit%d_default", i)) {
-			t.Errorf("bit %d: default emitted after an unconditional rule:\n%v", i, prog)
+		for _, in := range prog {
+			if in.label == fmt.Sprintf("bit%d_default", i) {
+				t.Errorf("bit %d: default emitted after an unconditional rule:\n%+v", i, prog)
+			}
 		}
 	}
 }
