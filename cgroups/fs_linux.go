@@ -202,6 +202,15 @@ func removeCgroup(dir string, deadline time.Time) error {
 }
 
 func removeOnce(dir string, deadline time.Time) error {
+	// A container's cgroup seldom has sub-cgroups: try the rmdir first
+	// and list the directory only when it is refused.
+	switch err := unix.Rmdir(dir); err {
+	case nil, unix.ENOENT:
+		return nil
+	case unix.EBUSY, unix.ENOTEMPTY:
+	default:
+		return &os.PathError{Op: "rmdir", Path: dir, Err: err}
+	}
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
