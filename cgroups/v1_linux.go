@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -341,7 +342,9 @@ func (m *v1Manager) Kill(sig int) error {
 	if err == nil {
 		err = signalAll(pids, s)
 	}
-	if thawErr := m.Freeze(Thawed); err == nil {
+	// The killed processes may be gone, and their cgroup removed by
+	// whoever waited for them, before the thaw: nothing is left to thaw.
+	if thawErr := m.Freeze(Thawed); err == nil && !errors.Is(thawErr, fs.ErrNotExist) {
 		err = thawErr
 	}
 	if err != nil && freezeErr != nil {

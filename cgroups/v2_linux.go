@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -278,7 +279,11 @@ func (m *v2Manager) Kill(sig int) error {
 		err = signalAll(pids, s)
 	}
 	if frozen {
-		err = errors.Join(err, m.Freeze(Thawed))
+		// Gone already (the killed processes reaped, their cgroup
+		// removed): nothing is left to thaw.
+		if thawErr := m.Freeze(Thawed); !errors.Is(thawErr, fs.ErrNotExist) {
+			err = errors.Join(err, thawErr)
+		}
 	}
 	return err
 }
