@@ -295,8 +295,10 @@ int main(int argc, char **argv)
 	sigset_t chld;
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &chld, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	if (sigprocmask(SIG_BLOCK, &chld, NULL) < 0 || signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+		diag("signals: %s", strerror(errno));
+		return 1;
+	}
 
 	struct err e;
 	err_clear(&e);
@@ -307,8 +309,8 @@ int main(int argc, char **argv)
 		report(cfg->ready_fd, 0, e.msg);
 		return 1;
 	}
-	if (cfg->ready_fd >= 0)
-		fcntl(cfg->ready_fd, F_SETFD, FD_CLOEXEC);
+	if (cfg->ready_fd >= 0 && fcntl(cfg->ready_fd, F_SETFD, FD_CLOEXEC) < 0)
+		diag("--ready-fd %d: %s", cfg->ready_fd, strerror(errno));
 	if (shim_new(s, &e) < 0) {
 		report(cfg->ready_fd, 0, e.msg);
 		diag("%s", e.msg);
