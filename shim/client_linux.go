@@ -37,6 +37,11 @@ type StartOptions struct {
 	Log         LogOptions
 	Stdin       bool
 	Tty         bool
+	// Deferred leaves the container uncreated until StartProcess, which
+	// creates and starts it with one `runtime run --detach`: one runtime
+	// process per start instead of two (create, then start). Start then
+	// reports pid 0.
+	Deferred bool
 }
 
 // Client talks to the shim of one container through <dir>/shim.sock. Each
@@ -46,9 +51,9 @@ type Client struct {
 }
 
 // Start execs berth-shim detached (in a session of its own, so that it
-// outlives the caller) and waits until the container is created. A
-// failed create returns the runtime's message, wrapped with
-// errdefs.ErrFailedPrecondition.
+// outlives the caller) and waits until the container is created (with
+// o.Deferred, until the shim is ready to create it). A failed create
+// returns the runtime's message, wrapped with errdefs.ErrFailedPrecondition.
 func Start(ctx context.Context, o StartOptions) (*Client, int, error) {
 	bin := o.Binary
 	if bin == "" {
@@ -68,6 +73,9 @@ func Start(ctx context.Context, o StartOptions) (*Client, int, error) {
 	}
 	if o.Tty {
 		args = append(args, "--tty")
+	}
+	if o.Deferred {
+		args = append(args, "--deferred")
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, 0, fmt.Errorf("start shim for %s: %w", o.ID, err)
@@ -197,10 +205,19 @@ func (c *Client) call(ctx context.Context, req Request, keep bool) (Response, *o
 	return resp, conn, br, nil
 }
 
-// StartContainer runs `runtime start`.
+// StartContainer runs `runtime start` (for a deferred shim, `runtime run
+// --detach`).
 func (c *Client) StartContainer(ctx context.Context) error {
-	_, _, _, err := c.call(ctx, Request{Op: OpStart}, false)
+	_, err := c.StartProcess(ctx)
 	return err
+}
+
+// StartProcess is StartContainer returning the container's pid. A failed
+// create of a deferred shim returns the runtime's message, wrapped with
+// errdefs.ErrFailedPrecondition, and the shim exits.
+func (c *Client) StartProcess(ctx context.Context) (int, error) {
+	resp, _, _, err := c.call(ctx, Request{Op: OpStart}, false)
+	return resp.Pid, err
 }
 
 // Kill sends sig to the container's init (to every process with all).

@@ -32,6 +32,9 @@ type Config struct {
 	Log         LogOptions
 	Stdin       bool // keep a stdin pipe for attach -i
 	Tty         bool // give the container a terminal
+	// Deferred: the container is created and started by the start
+	// request, with `runtime run --detach`, not created by New.
+	Deferred bool
 }
 
 // Shim monitors one container: New creates it through the runtime, Serve
@@ -49,7 +52,11 @@ type Shim struct {
 	status string
 	exit   *Exit
 	exited chan struct{} // closed once exit is recorded
-	execs  map[string]*processIO
+	// started is closed once the container runs, or, deferred, once its
+	// start failed (startErr) or never came (startTimeout).
+	started  chan struct{}
+	startErr error
+	execs    map[string]*processIO
 	// consoles numbers the console sockets.
 	consoles atomic.Int64
 	conns    sync.WaitGroup
@@ -90,6 +97,19 @@ func New(ctx context.Context, cfg Config) (_ *Shim, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("shim: %w", err)
 	}
+	s.started = make(chan struct{})
+	if cfg.Deferred {
+		if s.io, err = newIO(cfg.Tty, cfg.Stdin); err != nil {
+			log.Close()
+			return nil, err
+		}
+		s.io.log = log
+		// An engine gone before the start leaves no shim behind for long.
+		time.AfterFunc(startTimeout, func() {
+			s.startFailed(fmt.Errorf("not started within %v", startTimeout), false)
+		})
+		return s, nil
+	}
 	pio, pid, err := s.runWithIO(ctx, cfg.Tty, cfg.Stdin, "init", "create", "--bundle", cfg.Bundle)
 	if err != nil {
 		log.Close()
@@ -99,7 +119,49 @@ func New(ctx context.Context, cfg Config) (_ *Shim, err error) {
 	s.io, s.pid = pio, pid
 	s.cgroup = memoryCgroup(pid)
 	pio.start()
+	close(s.started)
 	return s, nil
+}
+
+// startTimeout bounds how long a deferred shim waits for its start.
+const startTimeout = time.Minute
+
+// run creates and starts a deferred shim's container with `runtime run
+// --detach`.
+func (s *Shim) run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.status != StatusCreated || s.startErr != nil || s.pid != 0 {
+		s.mu.Unlock()
+		return fmt.Errorf("container is %s: %w", s.status, errdefs.ErrConflict)
+	}
+	s.pid = -1 // starting: a second start is refused
+	s.mu.Unlock()
+	pid, err := s.runProcess(ctx, s.io, "init", "run", "--detach", "--bundle", s.cfg.Bundle)
+	if err != nil {
+		err = fmt.Errorf("%w: %w", err, errdefs.ErrFailedPrecondition)
+		s.startFailed(err, true)
+		return err
+	}
+	s.mu.Lock()
+	s.pid, s.status = pid, StatusRunning
+	s.cgroup = memoryCgroup(pid)
+	s.mu.Unlock()
+	s.io.start()
+	close(s.started)
+	return nil
+}
+
+// startFailed ends a deferred shim whose container did not start (run's
+// failure, with starting) or was not started in time: Serve returns once
+// the clients have their answer. A start under way is left to finish.
+func (s *Shim) startFailed(err error, starting bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.startErr != nil || s.pid != 0 && !starting {
+		return
+	}
+	s.startErr = err
+	close(s.started)
 }
 
 // Pid is the container's init pid.
@@ -108,23 +170,41 @@ func (s *Shim) Pid() int { return s.pid }
 // runWithIO runs a runtime command that makes a process (create, or exec
 // -d), with new stdio for it, and returns the stdio and the pid.
 func (s *Shim) runWithIO(ctx context.Context, tty, stdin bool, name string, args ...string) (*processIO, int, error) {
-	var pio *processIO
+	pio, err := newIO(tty, stdin)
+	if err != nil {
+		return nil, 0, err
+	}
+	pid, err := s.runProcess(ctx, pio, name, args...)
+	if err != nil {
+		return nil, 0, err
+	}
+	return pio, pid, nil
+}
+
+// newIO makes the stdio of a process: pipes, or with tty a pty whose
+// master the runtime sends over a console socket.
+func newIO(tty, stdin bool) (*processIO, error) {
+	if tty {
+		return newTTYIO()
+	}
+	return newPipeIO(stdin)
+}
+
+// runProcess runs a runtime command that makes a process with stdio pio
+// and returns its pid; on error pio is closed.
+func (s *Shim) runProcess(ctx context.Context, pio *processIO, name string, args ...string) (int, error) {
 	var console *consoleSocket
 	var err error
-	if tty {
-		if pio, err = newTTYIO(); err != nil {
-			return nil, 0, err
-		}
+	if pio.wantTTY {
 		// A short name: the path must fit a sockaddr_un (108 bytes) in a
 		// directory that already holds a 64-hex container ID.
 		if console, err = listenConsole(filepath.Join(s.cfg.Dir, fmt.Sprintf("c%d.sock", s.consoles.Add(1)))); err != nil {
 			pio.closeChild()
-			return nil, 0, err
+			pio.close()
+			return 0, err
 		}
 		defer console.close()
 		args = append(args, "--console-socket", console.path)
-	} else if pio, err = newPipeIO(stdin); err != nil {
-		return nil, 0, err
 	}
 	pidFile := filepath.Join(s.cfg.Dir, name+".pid")
 	os.Remove(pidFile)
@@ -132,7 +212,10 @@ func (s *Shim) runWithIO(ctx context.Context, tty, stdin bool, name string, args
 	err = s.runtime(ctx, pio.child, args...)
 	pio.closeChild()
 	if err == nil && console != nil {
-		pio.tty, err = console.master()
+		var master *os.File
+		if master, err = console.master(); err == nil {
+			pio.setTTY(master)
+		}
 	}
 	var pid int
 	if err == nil {
@@ -140,9 +223,9 @@ func (s *Shim) runWithIO(ctx context.Context, tty, stdin bool, name string, args
 	}
 	if err != nil {
 		pio.close()
-		return nil, 0, err
+		return 0, err
 	}
-	return pio, pid, nil
+	return pid, nil
 }
 
 func readPid(path string) (int, error) {
@@ -282,6 +365,10 @@ func oomKilled(dir string) bool {
 // drained and its exit recorded; then it closes the socket and returns.
 func (s *Shim) Serve(ctx context.Context) error {
 	go s.accept()
+	<-s.started
+	if err := s.startErr; err != nil {
+		return s.endUnstarted(err)
+	}
 	st := <-s.reaper.wait(s.pid)
 	exit := Exit{Code: exitCode(st), ExitedAt: time.Now().UTC(), OOM: oomKilled(s.cgroup)}
 	// Processes of the container that outlive its init (a host PID
@@ -308,6 +395,27 @@ func (s *Shim) Serve(ctx context.Context) error {
 	}
 	s.io.close()
 	return errors.Join(werr, lerr)
+}
+
+// endUnstarted ends a deferred shim whose container never ran: its
+// clients are detached, its waiters answered with the error.
+func (s *Shim) endUnstarted(err error) error {
+	s.io.detachAll()
+	s.io.log.Close()
+	s.mu.Lock()
+	s.status = StatusStopped
+	close(s.exited)
+	s.mu.Unlock()
+	s.l.Close()
+	os.Remove(filepath.Join(s.cfg.Dir, SocketFile))
+	done := make(chan struct{})
+	go func() { s.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+	s.io.close()
+	return err
 }
 
 func (s *Shim) accept() {
@@ -374,7 +482,7 @@ func reply(conn io.Writer, r Response) error {
 func (s *Shim) state() Response {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Response{Pid: s.pid, Status: s.status, Exit: s.exit}
+	return Response{Pid: max(s.pid, 0), Status: s.status, Exit: s.exit}
 }
 
 // control runs the requests that need no stream.
@@ -385,6 +493,10 @@ func (s *Shim) control(req Request) Response {
 	case OpState:
 		return s.state()
 	case OpStart:
+		if s.cfg.Deferred {
+			err = s.run(ctx)
+			break
+		}
 		s.mu.Lock()
 		if s.status != StatusCreated {
 			s.mu.Unlock()
@@ -401,6 +513,9 @@ func (s *Shim) control(req Request) Response {
 	case OpKill:
 		if s.state().Status == StatusStopped {
 			return errorResponse(fmt.Errorf("container has exited: %w", errdefs.ErrFailedPrecondition))
+		}
+		if s.cfg.Deferred && s.state().Pid <= 0 {
+			return errorResponse(fmt.Errorf("container is not running: %w", errdefs.ErrFailedPrecondition))
 		}
 		args := []string{"kill"}
 		if req.All {
@@ -436,7 +551,9 @@ func (s *Shim) control(req Request) Response {
 // attach streams the container's stdio over conn until its output ends
 // or the client goes away.
 func (s *Shim) attach(conn *os.File, r *bufio.Reader, req wireRequest) {
-	if req.Stdin && s.io.stdinWriter() == nil {
+	// A deferred shim's terminal comes with the start; a stdin pipe
+	// exists from the first.
+	if req.Stdin && !s.io.wantTTY && s.io.stdinWriter() == nil {
 		reply(conn, errorResponse(fmt.Errorf("container has no stdin: %w", errdefs.ErrFailedPrecondition)))
 		return
 	}
@@ -448,7 +565,12 @@ func (s *Shim) attach(conn *os.File, r *bufio.Reader, req wireRequest) {
 		return
 	}
 	if req.Stdin {
-		go s.io.copyInput(r, req.CloseStdin)
+		go func() {
+			<-s.started
+			if s.startErr == nil {
+				s.io.copyInput(r, req.CloseStdin)
+			}
+		}()
 	}
 	<-c.gone
 }

@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -540,4 +542,129 @@ func TestStateErrors(t *testing.T) {
 	if e, err := cl.Wait(ctx); err != nil || e.Code != 137 {
 		t.Errorf("Wait after the shim exited = %+v, %v; want 137 from the exit files", e, err)
 	}
+}
+
+// startDeferred starts c's shim with the container left uncreated until
+// StartProcess.
+func (c *container) startDeferred(t *testing.T) *shim.Client {
+	t.Helper()
+	c.opts.Deferred = true
+	cl, pid, err := shim.Start(context.Background(), c.opts)
+	if err != nil {
+		t.Fatalf("shim.Start: %v\nshim.log: %s", err, readFile(filepath.Join(c.dir, "shim.log")))
+	}
+	if pid != 0 {
+		t.Fatalf("a deferred shim reported pid %d before the start", pid)
+	}
+	return cl
+}
+
+// A deferred shim creates and starts the container at the start request
+// (one `runtime run --detach`): before it, nothing runs and nothing can be
+// signalled; a client attached before sees all the output and feeds stdin.
+func TestDeferredStart(t *testing.T) {
+	c := newContainer(t, false, true, "sh", "-c", "cat; echo done >&2; exit 4")
+	cl := c.startDeferred(t)
+	ctx := context.Background()
+	if st, err := cl.State(ctx); err != nil || st.Status != shim.StatusCreated || st.Pid != 0 {
+		t.Fatalf("State before the start = %+v, %v; want created, no pid", st, err)
+	}
+	if err := cl.Kill(ctx, syscall.SIGKILL, false); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("Kill before the start: %v, want ErrFailedPrecondition", err)
+	}
+	var stdout, stderr bytes.Buffer
+	a, err := cl.AttachStream(ctx, shim.Streams{
+		Stdin: strings.NewReader("ping\n"), Stdout: &stdout, Stderr: &stderr, CloseStdin: true,
+	}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := cl.StartProcess(ctx)
+	if err != nil || pid <= 0 {
+		t.Fatalf("StartProcess = %d, %v", pid, err)
+	}
+	if _, err := cl.StartProcess(ctx); !errors.Is(err, errdefs.ErrConflict) {
+		t.Errorf("a second start: %v, want ErrConflict", err)
+	}
+	if err := a.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if stdout.String() != "ping\n" || stderr.String() != "done\n" {
+		t.Fatalf("attach got stdout %q stderr %q", stdout.String(), stderr.String())
+	}
+	if e, err := cl.Wait(ctx); err != nil || e.Code != 4 {
+		t.Fatalf("Wait = %+v, %v; want code 4", e, err)
+	}
+	waitShimGone(t, c.dir)
+}
+
+// A resize before a deferred start reaches the terminal when it comes.
+func TestDeferredTTYResize(t *testing.T) {
+	c := newContainer(t, true, true, "sh", "-c", "read x; stty size")
+	cl := c.startDeferred(t)
+	ctx := context.Background()
+	if err := cl.Resize(ctx, "", 123, 45); err != nil {
+		t.Fatal(err)
+	}
+	in, inw := io.Pipe()
+	var out syncBuffer
+	a, err := cl.AttachStream(ctx, shim.Streams{Stdin: in, Stdout: &out}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.StartProcess(ctx); err != nil {
+		t.Fatal(err)
+	}
+	inw.Write([]byte("go\n"))
+	if err := a.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	inw.Close()
+	if got := out.String(); !strings.Contains(got, "45 123\r\n") {
+		t.Fatalf("tty output %q, want the size 45 123", got)
+	}
+	if _, err := cl.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A deferred start that fails answers with the runtime's message and the
+// shim goes, leaving no exit files (nothing ran).
+func TestDeferredStartError(t *testing.T) {
+	c := newContainer(t, false, false, "/no/such/program")
+	cl := c.startDeferred(t)
+	ctx := context.Background()
+	var out bytes.Buffer
+	a, err := cl.AttachStream(ctx, shim.Streams{Stdout: &out}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.StartProcess(ctx); !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), "/no/such/program") {
+		t.Fatalf("StartProcess of a missing program: %v, want ErrFailedPrecondition naming it", err)
+	}
+	if err := a.Wait(); err != nil {
+		t.Errorf("the attached client after the failed start: %v", err)
+	}
+	waitShimGone(t, c.dir)
+	if _, err := shim.ReadExit(c.dir); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("ReadExit after a failed start: %v, want ErrNotFound", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

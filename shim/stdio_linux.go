@@ -15,10 +15,15 @@ import (
 // for a tty, else the parent ends of its pipes. Output is copied to the log
 // (if any) and to the attached clients.
 type processIO struct {
-	tty    *os.File // pty master, nil without a tty
-	stdin  *os.File // write end of the stdin pipe, nil without one
-	stdout *os.File // read ends of the output pipes
-	stderr *os.File
+	// wantTTY: the process gets a terminal, whose pty master (tty) comes
+	// from the runtime (setTTY); set under mu, read without it once the
+	// process has started.
+	wantTTY bool
+	tty     *os.File      // pty master, nil without a tty
+	size    *unix.Winsize // set before the tty came, applied when it comes
+	stdin   *os.File      // write end of the stdin pipe, nil without one
+	stdout  *os.File      // read ends of the output pipes
+	stderr  *os.File
 	// child ends for the runtime: stdin, stdout, stderr.
 	child [3]*os.File
 
@@ -77,7 +82,7 @@ func newPipeIO(withStdin bool) (_ *processIO, err error) {
 // newTTYIO gives the runtime /dev/null as stdio; the pty master arrives
 // later through setTTY.
 func newTTYIO() (*processIO, error) {
-	p := &processIO{clients: map[*client]struct{}{}, done: make(chan struct{})}
+	p := &processIO{wantTTY: true, clients: map[*client]struct{}{}, done: make(chan struct{})}
 	for i := range p.child {
 		f, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 		if err != nil {
@@ -183,7 +188,7 @@ func (p *processIO) broadcast(stream byte, data []byte) {
 			continue
 		}
 		var err error
-		if p.tty != nil {
+		if p.wantTTY {
 			_, err = c.w.Write(data)
 		} else {
 			err = writeFrame(c.w, &p.hdr, stream, data)
@@ -267,15 +272,37 @@ func (p *processIO) stdinWriter() io.Writer {
 	return p.stdin
 }
 
-// resize sets the terminal size.
+// setTTY hands the process's pty master to p, with the size a resize
+// asked for before.
+func (p *processIO) setTTY(master *os.File) {
+	p.mu.Lock()
+	p.tty = master
+	size := p.size
+	p.mu.Unlock()
+	if size != nil {
+		p.resize(size.Col, size.Row)
+	}
+}
+
+// resize sets the terminal size; before the terminal exists (a deferred
+// start), it is kept for it.
 func (p *processIO) resize(width, height uint16) error {
-	if p.tty == nil {
+	ws := &unix.Winsize{Col: width, Row: height}
+	p.mu.Lock()
+	tty := p.tty
+	if tty == nil && p.wantTTY {
+		p.size = ws
+	}
+	p.mu.Unlock()
+	if tty == nil {
+		if p.wantTTY {
+			return nil
+		}
 		return errNoTTY
 	}
-	ws := &unix.Winsize{Col: width, Row: height}
 	// Through the raw conn: File.Fd would put the master back in blocking
 	// mode.
-	rc, err := p.tty.SyscallConn()
+	rc, err := tty.SyscallConn()
 	if err != nil {
 		return fmt.Errorf("resize: %w", err)
 	}

@@ -34,6 +34,7 @@ func main() {
 	fs.IntVar(&cfg.Log.MaxFiles, "log-max-files", 1, "log files to keep")
 	fs.BoolVar(&cfg.Stdin, "stdin", false, "keep the container's stdin open for attach")
 	fs.BoolVar(&cfg.Tty, "tty", false, "give the container a terminal")
+	fs.BoolVar(&cfg.Deferred, "deferred", false, "create and start the container at the start request (runtime run --detach), not before")
 	fs.IntVar(&readyFD, "ready-fd", -1, "descriptor on which to report the pid or the error, then close")
 	fs.Parse(os.Args[1:])
 
