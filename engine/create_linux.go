@@ -510,7 +510,7 @@ func (c *Containers) runOptions(rec *record) (ocispec.RunOptions, error) {
 	o := ocispec.RunOptions{
 		ID: rec.ID, Hostname: cfg.Hostname, Domainname: cfg.Domainname,
 		Env: cfg.Env, User: cfg.User, GroupAdd: hc.GroupAdd, WorkingDir: cfg.WorkingDir,
-		Tty: cfg.Tty, OpenStdin: cfg.OpenStdin, ReadOnly: hc.ReadonlyRootfs, Privileged: hc.Privileged,
+		Tty: cfg.Tty, OpenStdin: cfg.OpenStdin, ConsoleSize: hc.ConsoleSize, ReadOnly: hc.ReadonlyRootfs, Privileged: hc.Privileged,
 		CapAdd: hc.CapAdd, CapDrop: hc.CapDrop, SecurityOpt: hc.SecurityOpt,
 		Memory: hc.Memory, MemorySwap: hc.MemorySwap, ShmSize: hc.ShmSize, NanoCPUs: hc.NanoCPUs,
 		CPUShares: hc.CPUShares, CpusetCpus: hc.CpusetCpus, PidsLimit: hc.PidsLimit, BlkioWeight: hc.BlkioWeight,

@@ -172,16 +172,19 @@ func (c *Containers) start(ctx context.Context, x *ctr) (err error) {
 	if err != nil {
 		return err
 	}
-	cl, pid, err := shim.Start(ctx, shim.StartOptions{
+	// Deferred: the shim creates and starts the container with one runtime
+	// process at the start request, after the attachers are in.
+	cl, _, err := shim.Start(ctx, shim.StartOptions{
 		Binary: c.shimBin, ID: id, Bundle: c.bundle(id), Dir: c.shimDir(id),
 		Runtime: rec.Runtime, RuntimeRoot: c.runtimeRoot(), LogPath: logPath, Log: lo,
-		Stdin: rec.Config.OpenStdin, Tty: rec.Config.Tty,
+		Stdin: rec.Config.OpenStdin, Tty: rec.Config.Tty, Deferred: true,
 	})
 	if err != nil {
 		return err
 	}
 	c.handAttachers(x, cl)
-	if err := cl.StartContainer(ctx); err != nil {
+	pid, err := cl.StartProcess(ctx)
+	if err != nil {
 		cl.Kill(bg, syscall.SIGKILL, true)
 		cl.Wait(bg)
 		return err

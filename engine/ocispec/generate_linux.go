@@ -135,7 +135,12 @@ func process(s *specs.Spec, img image.Config, rootfs string, o RunOptions, sec s
 		return invalidf("invalid value %d, range for oom score adj is [-1000, 1000]", o.OomScoreAdj)
 	}
 	oom := o.OomScoreAdj
+	var console *specs.Box
+	if o.Tty && o.ConsoleSize[0] > 0 && o.ConsoleSize[1] > 0 {
+		console = &specs.Box{Height: o.ConsoleSize[0], Width: o.ConsoleSize[1]}
+	}
 	s.Process = &specs.Process{
+		ConsoleSize:     console,
 		Terminal:        o.Tty,
 		User:            u.user,
 		Args:            args,

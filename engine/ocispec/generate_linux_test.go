@@ -224,6 +224,12 @@ func TestGenerateOptions(t *testing.T) {
 			eq(t, "terminal", s.Process.Terminal, true)
 			eq(t, "has TERM", slices.Contains(s.Process.Env, "TERM=xterm"), true)
 		}},
+		{"tty console size", nil, RunOptions{Tty: true, ConsoleSize: [2]uint{45, 123}}, func(t *testing.T, s *specs.Spec) {
+			eq(t, "console size", *s.Process.ConsoleSize, specs.Box{Height: 45, Width: 123})
+		}},
+		{"console size needs a tty", nil, RunOptions{ConsoleSize: [2]uint{45, 123}}, func(t *testing.T, s *specs.Spec) {
+			eq(t, "console size", s.Process.ConsoleSize, (*specs.Box)(nil))
+		}},
 		{"cmd", nil, RunOptions{Cmd: []string{"echo", "hi"}}, func(t *testing.T, s *specs.Spec) {
 			eq(t, "args", s.Process.Args, []string{"/entry", "echo", "hi"})
 		}},

@@ -29,6 +29,9 @@ type RunOptions struct {
 	// in the configuration (the shim holds stdin) and is kept for callers
 	// that pass all options through.
 	Tty, OpenStdin bool
+	// ConsoleSize is the terminal's initial [height, width] (the client's
+	// at create, as docker's CLI sends it); zero leaves the runtime's.
+	ConsoleSize [2]uint
 	// ReadOnly (--read-only) mounts the rootfs read-only.
 	ReadOnly bool
 	// Privileged (--privileged) grants all capabilities and host devices,
