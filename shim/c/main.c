@@ -281,6 +281,8 @@ int main(int argc, char **argv)
 		{"log-max-files", F_INT, &cfg->log_max_files, "log files to keep"},
 		{"stdin", F_BOOL, &cfg->stdin_, "keep the container's stdin open for attach"},
 		{"tty", F_BOOL, &cfg->tty, "give the container a terminal"},
+		{"deferred", F_BOOL, &cfg->deferred,
+		 "create and start the container at the start request (runtime run --detach), not before"},
 		{"ready-fd", F_INT, &ready_fd, "descriptor on which to report the pid or the error, then close"},
 	};
 	parse_flags(argc, argv, flags, sizeof flags / sizeof flags[0]);

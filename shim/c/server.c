@@ -235,7 +235,7 @@ static int reply_err(struct shim *s, struct conn *c, const struct err *e)
 static struct response state_response(struct shim *s)
 {
 	struct response r = {.pid = s->pid, .status = status_name(s->status)};
-	if (s->finished)
+	if (s->finished && s->reaped)
 		r.exit = &s->exit;
 	return r;
 }
@@ -256,6 +256,10 @@ static struct pio *input_target(struct shim *s, struct conn *c)
 static void input_finish(struct shim *s, struct conn *c)
 {
 	struct pio *p = input_target(s, c);
+	if (p && !p->started) {
+		conn_update(s, c); /* a deferred start: after it */
+		return;
+	}
 	c->copy_input = false;
 	if (c->close_stdin && p)
 		pio_close_stdin(s, p);
@@ -269,6 +273,17 @@ static void conn_queue_input(struct shim *s, struct conn *c, const char *data, s
 	struct pio *p = input_target(s, c);
 	if (!c->copy_input || n == 0)
 		return;
+	if (p && !p->started) {
+		/* Held until a deferred start: the process is not there yet. */
+		if (!(c->in = malloc(n))) {
+			c->copy_input = false;
+			return;
+		}
+		memcpy(c->in, data, n);
+		c->in_off = 0;
+		c->in_len = n;
+		return;
+	}
 	if (!p || p->in.fd < 0) {
 		c->copy_input = false; /* as a write to a closed stdin: the copy ends */
 		return;
@@ -365,40 +380,47 @@ static void run_with_io_args(const char **argv, size_t *argc, const char *a)
 	argv[(*argc)++] = a;
 }
 
-/* run_with_io runs a runtime command that makes a process (create, or
- * exec --detach) with new stdio for it. */
-static int run_with_io(struct shim *s, bool tty, bool with_stdin, const char *name, const char *const *args,
-		       struct pio **pio_out, pid_t *pid_out, struct err *e)
+/* new_io makes a process's stdio: pipes, or for a terminal /dev/null
+ * for the runtime and, later, the pty master it sends. */
+static struct pio *new_io(bool tty, bool with_stdin, struct err *e)
 {
-	struct pio *p;
+	return tty ? pio_new_tty(e) : pio_new_pipes(with_stdin, e);
+}
+
+/* run_process runs a runtime command that makes a process (create, run
+ * --detach, exec --detach) with stdio p and returns its pid. On error p's
+ * child ends are closed; p is the caller's to free. */
+static int run_process(struct shim *s, struct pio *p, const char *name, const char *const *args, pid_t *pid_out,
+		       struct err *e)
+{
 	struct console con = {.fd = -1};
 	char con_path[SHIM_PATH_MAX], pid_file[SHIM_PATH_MAX], pid_name[SHIM_PATH_MAX];
 	const char *argv[24];
 	size_t argc = 0;
 	for (; args[argc] && argc < 16; argc++)
 		argv[argc] = args[argc];
-	if (tty) {
-		if (!(p = pio_new_tty(e)))
-			return -1;
+	if (p->tty) {
+		/* A short name: the path must fit a sockaddr_un (108 bytes) in a
+		 * directory that already holds a 64-hex container ID. */
 		char cname[32];
 		snprintf(cname, sizeof cname, "c%u.sock", ++s->consoles);
-		if (path_join(con_path, sizeof con_path, s->cfg.dir, cname) < 0 ||
-		    console_listen(&con, con_path, e) < 0) {
-			if (con.fd < 0 && !e->msg[0])
-				err_errno(e, ENAMETOOLONG, "console socket");
-			pio_free(s, p);
+		if (path_join(con_path, sizeof con_path, s->cfg.dir, cname) < 0) {
+			err_errno(e, ENAMETOOLONG, "console socket");
+			pio_close_child(p);
+			return -1;
+		}
+		if (console_listen(&con, con_path, e) < 0) {
+			pio_close_child(p);
 			return -1;
 		}
 		run_with_io_args(argv, &argc, "--console-socket");
 		run_with_io_args(argv, &argc, con.path);
-	} else if (!(p = pio_new_pipes(with_stdin, e))) {
-		return -1;
 	}
 	if (snprintf(pid_name, sizeof pid_name, "%s.pid", name) >= (int)sizeof pid_name ||
 	    path_join(pid_file, sizeof pid_file, s->cfg.dir, pid_name) < 0) {
 		err_errno(e, ENAMETOOLONG, "shim: pid file");
 		console_close(&con);
-		pio_free(s, p);
+		pio_close_child(p);
 		return -1;
 	}
 	unlink(pid_file);
@@ -408,16 +430,66 @@ static int run_with_io(struct shim *s, bool tty, bool with_stdin, const char *na
 	argv[argc] = NULL;
 	int rc = run_runtime(s, p->child, argv, e);
 	pio_close_child(p);
-	if (rc == 0 && tty)
+	if (rc == 0 && p->tty)
 		rc = pio_take_console(p, &con, e);
 	console_close(&con);
 	if (rc == 0)
 		rc = read_pid(pid_file, pid_out, e);
-	if (rc < 0) {
+	return rc;
+}
+
+/* run_with_io is run_process with new stdio, returned in *pio_out. */
+static int run_with_io(struct shim *s, bool tty, bool with_stdin, const char *name, const char *const *args,
+		       struct pio **pio_out, pid_t *pid_out, struct err *e)
+{
+	struct pio *p = new_io(tty, with_stdin, e);
+	if (!p)
+		return -1;
+	if (run_process(s, p, name, args, pid_out, e) < 0) {
 		pio_free(s, p);
 		return -1;
 	}
 	*pio_out = p;
+	return 0;
+}
+
+static void init_output_done(struct shim *s, struct pio *p);
+static void end_unstarted(struct shim *s, const char *why);
+
+/* deferred_start creates and starts a deferred shim's container with
+ * `runtime run --detach`; a failure ends the shim once answered. */
+static int deferred_start(struct shim *s, struct err *e)
+{
+	if (s->status != ST_CREATED || s->start_failed || s->pid != 0) {
+		err_set(e, KIND_CONFLICT, "container is %s: conflict", status_name(s->status));
+		return -1;
+	}
+	const char *args[] = {"run", "--detach", "--bundle", s->cfg.bundle, NULL};
+	if (run_process(s, s->io, "init", args, &s->pid, e) < 0) {
+		s->pid = 0;
+		size_t n = strlen(e->msg);
+		snprintf(e->msg + n, sizeof e->msg - n, ": failed precondition");
+		e->kind = KIND_FAILED_PRECONDITION;
+		s->start_failed = true;
+		return -1;
+	}
+	s->status = ST_RUNNING;
+	s->start_deadline = 0;
+	s->cgroup = memory_cgroup(s->pid);
+	pio_start(s, s->io);
+	/* Clients that attached with input before the start feed it now. */
+	struct conn *next;
+	for (struct conn *c = s->conns; c; c = next) {
+		next = c->next;
+		if (!c->copy_input || c->exec)
+			continue;
+		if (c->in_len > c->in_off)
+			watch_set(s, &s->io->in, EPOLLOUT);
+		else if (c->input_eof)
+			input_finish(s, c);
+		else
+			conn_update(s, c);
+	}
 	return 0;
 }
 
@@ -431,7 +503,15 @@ static void do_control(struct shim *s, struct conn *c, struct request *req, stru
 		return;
 	}
 	int rc = 0;
-	if (strcmp(op, "start") == 0) {
+	if (strcmp(op, "start") == 0 && s->cfg.deferred) {
+		rc = deferred_start(s, e);
+		if (rc < 0 && s->start_failed && !s->finished) {
+			/* The run failed: the shim ends once this is answered. */
+			reply_err(s, c, e);
+			end_unstarted(s, e->msg);
+			return;
+		}
+	} else if (strcmp(op, "start") == 0) {
 		if (s->status != ST_CREATED) {
 			err_set(e, KIND_CONFLICT, "container is %s: conflict", status_name(s->status));
 			rc = -1;
@@ -444,6 +524,9 @@ static void do_control(struct shim *s, struct conn *c, struct request *req, stru
 	} else if (strcmp(op, "kill") == 0) {
 		if (s->status == ST_STOPPED) {
 			err_set(e, KIND_FAILED_PRECONDITION, "container has exited: failed precondition");
+			rc = -1;
+		} else if (s->cfg.deferred && s->pid <= 0) {
+			err_set(e, KIND_FAILED_PRECONDITION, "container is not running: failed precondition");
 			rc = -1;
 		} else {
 			char sig[32];
@@ -486,7 +569,9 @@ static void do_control(struct shim *s, struct conn *c, struct request *req, stru
 static void do_attach(struct shim *s, struct conn *c, struct request *req, const char *rest, size_t rest_len,
 		      struct err *e)
 {
-	if (req->stdin_ && !pio_has_stdin(s->io)) {
+	/* A deferred shim's terminal comes with the start; a stdin pipe
+	 * exists from the first. */
+	if (req->stdin_ && !s->io->tty && !pio_has_stdin(s->io)) {
 		err_set(e, KIND_FAILED_PRECONDITION, "container has no stdin: failed precondition");
 		reply_err(s, c, e);
 		conn_finish(s, c);
@@ -804,6 +889,34 @@ static void finalize(struct shim *s)
 	s->close_deadline = now_ms() + DRAIN_TIMEOUT_MS;
 }
 
+/* end_unstarted ends a deferred shim whose container never ran (its
+ * start failed, or never came): clients are detached, waiters answered,
+ * and no exit files written, since nothing exited. */
+static void end_unstarted(struct shim *s, const char *why)
+{
+	diag("%s", why);
+	s->result = 1;
+	s->start_deadline = 0;
+	s->start_failed = true;
+	pio_detach_all(s, s->io);
+	log_close(&s->log);
+	s->status = ST_STOPPED;
+	s->finished = true;
+	struct conn *next;
+	for (struct conn *c = s->conns; c; c = next) {
+		next = c->next;
+		if (c->state == C_WAIT) {
+			reply_state(s, c);
+			conn_finish(s, c);
+		}
+	}
+	watch_close(s, &s->listener);
+	char sock[SHIM_PATH_MAX];
+	if (path_join(sock, sizeof sock, s->cfg.dir, "shim.sock") == 0)
+		unlink(sock);
+	s->close_deadline = now_ms() + DRAIN_TIMEOUT_MS;
+}
+
 static void init_output_done(struct shim *s, struct pio *p)
 {
 	(void)p;
@@ -973,6 +1086,19 @@ int shim_new(struct shim *s, struct err *e)
 		err_prefix(e, "shim");
 		goto fail;
 	}
+	if (cfg->deferred) {
+		/* Created and started by the start request; an engine gone
+		 * before it leaves no shim behind for long. */
+		if (!(s->io = new_io(cfg->tty, cfg->stdin_, e))) {
+			log_close(&s->log);
+			goto fail;
+		}
+		s->io->log = s->log.enabled ? &s->log : NULL;
+		s->io->on_done = init_output_done;
+		s->status = ST_CREATED;
+		s->start_deadline = now_ms() + START_TIMEOUT_MS;
+		return 0;
+	}
 	const char *args[] = {"create", "--bundle", cfg->bundle, NULL};
 	if (run_with_io(s, cfg->tty, cfg->stdin_, "init", args, &s->io, &s->pid, e) < 0) {
 		log_close(&s->log);
@@ -999,6 +1125,8 @@ static int next_timeout(struct shim *s, int64_t now)
 	int64_t next = 0;
 	if (s->drain_deadline)
 		next = s->drain_deadline;
+	if (s->start_deadline && (!next || s->start_deadline < next))
+		next = s->start_deadline;
 	if (s->close_deadline && (!next || s->close_deadline < next))
 		next = s->close_deadline;
 	for (struct exec *x = s->execs; x; x = x->next)
@@ -1015,6 +1143,8 @@ static void run_deadlines(struct shim *s, int64_t now)
 {
 	if (s->drain_deadline && now >= s->drain_deadline && !s->finished)
 		finalize(s);
+	if (s->start_deadline && now >= s->start_deadline && !s->finished)
+		end_unstarted(s, "not started within 1m0s");
 	struct exec *next;
 	for (struct exec *x = s->execs; x; x = next) {
 		next = x->next;
@@ -1027,7 +1157,8 @@ int shim_serve(struct shim *s)
 {
 	watch_set(s, &s->sig, EPOLLIN);
 	watch_set(s, &s->listener, EPOLLIN);
-	pio_start(s, s->io);
+	if (!s->cfg.deferred)
+		pio_start(s, s->io);
 	/* Children that exited before the loop began. */
 	reap(s);
 	for (;;) {

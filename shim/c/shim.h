@@ -31,6 +31,8 @@
 /* How long output may go on after its process exited, and how long the
  * connections get to finish after the container exited. */
 #define DRAIN_TIMEOUT_MS 5000
+/* How long a deferred shim waits for its start request. */
+#define START_TIMEOUT_MS 60000
 /* The most output bytes in one json-file entry (as Docker's). */
 #define MAX_ENTRY_SIZE (16 * 1024)
 /* Encoded entries waiting to be written to the log: room for the largest
@@ -223,6 +225,8 @@ struct pio {
 	int child[3];        /* the runtime's stdio, closed once it ran */
 	int open_outputs;    /* output streams not yet at their end */
 	bool started, done, paused;
+	bool has_size; /* a terminal size asked for before the terminal came */
+	unsigned short rows, cols;
 	struct logfile *log; /* NULL: output is not logged */
 	struct conn *clients;
 	void (*on_done)(struct shim *s, struct pio *p);
@@ -324,6 +328,7 @@ struct config {
 	const char *id, *bundle, *dir, *runtime, *runtime_root, *log_path;
 	long long log_max_size, log_max_files;
 	bool stdin_, tty;
+	bool deferred; /* created and started by the start request (runtime run --detach) */
 	int ready_fd;
 };
 
@@ -337,6 +342,8 @@ struct shim {
 	pid_t pid;
 	enum status status;
 	bool reaped, finished;
+	bool start_failed;      /* deferred: the start failed or never came */
+	int64_t start_deadline; /* deferred: when to give up waiting for the start */
 	int reap_status;
 	struct exit_info exit;
 	int64_t drain_deadline, close_deadline;

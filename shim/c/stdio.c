@@ -164,6 +164,11 @@ static int pio_set_master(struct pio *p, int master, struct err *e)
 	p->master = master;
 	p->out[0].fd = master;
 	p->in.fd = dup;
+	if (p->has_size) {
+		struct winsize ws = {.ws_row = p->rows, .ws_col = p->cols};
+		if (ioctl(master, TIOCSWINSZ, &ws) < 0)
+			diag("resize: %s", strerror(errno));
+	}
 	return 0;
 }
 
@@ -380,6 +385,13 @@ void pio_close_stdin(struct shim *s, struct pio *p)
 
 int pio_resize(struct pio *p, unsigned width, unsigned height, struct err *e)
 {
+	if (p->master < 0 && p->tty) {
+		/* A deferred start's terminal: the size is kept for it. */
+		p->has_size = true;
+		p->rows = (unsigned short)height;
+		p->cols = (unsigned short)width;
+		return 0;
+	}
 	if (p->master < 0) {
 		err_set(e, KIND_FAILED_PRECONDITION, "the process has no terminal: failed precondition");
 		return -1;
