@@ -314,7 +314,7 @@ func (e *ephemeral) run(ctx context.Context, img image.Config, r build.RunSpec, 
 	e.started = true
 	cl, _, err := shim.Start(ctx, shim.StartOptions{
 		Binary: cs.shimBin, ID: id, Bundle: cs.bundle(id), Dir: cs.shimDir(id),
-		Runtime: runtime, RuntimeRoot: cs.runtimeRoot(), Log: shim.LogOptions{MaxFiles: 1}, Deferred: deferredShims,
+		Runtime: runtime, RuntimeRoot: cs.runtimeRoot(), Log: shim.LogOptions{MaxFiles: 1}, Deferred: true,
 	})
 	if err != nil {
 		return 0, fmt.Errorf("run %s: %w", strings.Join(r.Args, " "), err)

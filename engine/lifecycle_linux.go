@@ -177,7 +177,7 @@ func (c *Containers) start(ctx context.Context, x *ctr) (err error) {
 	cl, _, err := shim.Start(ctx, shim.StartOptions{
 		Binary: c.shimBin, ID: id, Bundle: c.bundle(id), Dir: c.shimDir(id),
 		Runtime: rec.Runtime, RuntimeRoot: c.runtimeRoot(), LogPath: logPath, Log: lo,
-		Stdin: rec.Config.OpenStdin, Tty: rec.Config.Tty, Deferred: deferredShims,
+		Stdin: rec.Config.OpenStdin, Tty: rec.Config.Tty, Deferred: true,
 	})
 	if err != nil {
 		return err
@@ -203,11 +203,6 @@ func (c *Containers) start(ctx context.Context, x *ctr) (err error) {
 	go c.monitor(x, cl)
 	return nil
 }
-
-// deferredShims starts containers through deferred shims (created and
-// started by one runtime process at the start request). Off until the C
-// shim, which is to replace the Go one, speaks --deferred too.
-const deferredShims = false
 
 // startExitCode is the exit code docker records for a container that
 // could not start: 127 when its command is not found, 126 when it cannot
