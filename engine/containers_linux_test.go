@@ -19,6 +19,7 @@ import (
 	"berth.dev/snapshot/overlay"
 	"berth.dev/tests/fixtures/images"
 	"berth.dev/tests/runtimetest"
+	"berth.dev/tests/shimtest"
 	"github.com/moby/moby/api/types/container"
 	"golang.org/x/sys/unix"
 )
@@ -86,16 +87,11 @@ func newContainerEnv(t *testing.T) *containerEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(cleanup)
-	shimBin := os.Getenv("BERTH_SHIM_BINARY")
-	if shimBin == "" {
-		if _, err := exec.LookPath("go"); err != nil {
-			t.Skip("needs BERTH_SHIM_BINARY or the go command to build berth-shim")
-		}
-		shimBin = filepath.Join(t.TempDir(), "berth-shim")
-		if out, err := exec.Command("go", "build", "-o", shimBin, "berth.dev/cmd/berth-shim").CombinedOutput(); err != nil {
-			t.Fatalf("build berth-shim: %v\n%s", err, out)
-		}
+	shimBin, shimCleanup, err := shimtest.Build()
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(shimCleanup)
 	cfg.Runtime = runtimeBin
 	cs := NewContainers(ContainersConfig{Config: cfg, Images: imgs, Snaps: snaps, DB: db, Shim: shimBin})
 	env := &containerEnv{cs: cs, imgs: imgs, snaps: snaps, run: run, cfg: cfg, db: db}

@@ -22,6 +22,7 @@ import (
 	"berth.dev/shim"
 	"berth.dev/tests/fixtures"
 	"berth.dev/tests/runtimetest"
+	"berth.dev/tests/shimtest"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -59,20 +60,11 @@ func run(m *testing.M) (int, error) {
 		return 1, err
 	}
 	defer cleanup()
-	if shimBin = os.Getenv("BERTH_SHIM_BINARY"); shimBin != "" {
-		return m.Run(), nil
-	}
-	dir, err := os.MkdirTemp("", testutil.Prefix+"shim-bin-")
-	if err != nil {
+	var shimCleanup func()
+	if shimBin, shimCleanup, err = shimtest.Build(); err != nil {
 		return 1, err
 	}
-	defer os.RemoveAll(dir)
-	shimBin = filepath.Join(dir, "berth-shim")
-	build := exec.Command("go", "build", "-o", shimBin, "berth.dev/cmd/berth-shim")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return 1, fmt.Errorf("build berth-shim: %w", err)
-	}
+	defer shimCleanup()
 	return m.Run(), nil
 }
 

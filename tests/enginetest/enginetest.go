@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"berth.dev/internal/testutil"
+	"berth.dev/tests/shimtest"
 )
 
 // Binaries are the programs under test, all four in Dir: berthd finds
@@ -35,7 +36,8 @@ type Binaries struct {
 // Build returns the binaries to test: those in $BERTH_BIN_DIR when set
 // (make's bin/, which has all four), else ones built now into a temp dir
 // that cleanup removes. berth-runtime is built as the Makefile builds it:
-// static, with cgo (its namespace-joining constructor is C).
+// static, with cgo (its namespace-joining constructor is C); berth-shim is
+// the C program of shim/c.
 func Build() (b Binaries, cleanup func(), err error) {
 	if dir := os.Getenv("BERTH_BIN_DIR"); dir != "" {
 		return binariesIn(dir), func() {}, nil
@@ -46,7 +48,11 @@ func Build() (b Binaries, cleanup func(), err error) {
 	}
 	cleanup = func() { os.RemoveAll(dir) }
 	os.Chmod(dir, 0o755)
-	for _, name := range []string{"berthd", "berth", "berth-shim", "berth-runtime"} {
+	if err := shimtest.BuildTo(filepath.Join(dir, "berth-shim")); err != nil {
+		cleanup()
+		return b, nil, err
+	}
+	for _, name := range []string{"berthd", "berth", "berth-runtime"} {
 		args := []string{"build", "-o", filepath.Join(dir, name)}
 		env := append(os.Environ(), "CGO_ENABLED=0")
 		if name == "berth-runtime" {
