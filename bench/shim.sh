@@ -180,7 +180,7 @@ echo "|---|---|---|---|---|---|---|---|"
 if [ -n "${BERTH_SHIM:-}" ]; then
 	shim_version="$(basename "$SHIM"), $(du -k "$SHIM" | cut -f1) kB"
 else
-	shim_version="$(cd "$REPO" && git log -1 --format=%h -- cmd/berth-shim shim 2>/dev/null || echo dev), $(du -k "$SHIM" | cut -f1) kB"
+	shim_version="$(cd "$REPO" && git log -1 --format=%h -- shim/c 2>/dev/null || echo dev), $(du -k "$SHIM" | cut -f1) kB"
 fi
 run_monitor berth-shim "$shim_version" start_shim
 CONMON=$(command -v conmon || true)

@@ -30,8 +30,11 @@ cleanup() {
 		grep -qx "table $t" <<<"$TABLES_BEFORE" || nft delete table $t 2>/dev/null
 	done
 	grep " $TMP" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
+	hybrid_v1_unmount
 	rm -rf "$TMP"
 }
+# shellcheck source=hybrid-cgroups.sh
+. "$REPO/bench/lib/hybrid-cgroups.sh"
 TABLES_BEFORE=$(nft list tables 2>/dev/null || true)
 ip link show cni-podman0 >/dev/null 2>&1 || MADE_CNI0=1
 [ -e /var/lib/cni/networks/podman ] || MADE_CNI_STATE=1
@@ -48,7 +51,11 @@ bt() { DOCKER_HOST=unix://$TMP/b/sock "$REPO/bin/berth" "$@"; }
 # podman's default limits (NOFILE and NPROC of 1048576) are above this
 # VM's hard limits, which the runtime cannot raise without
 # CAP_SYS_RESOURCE: runs get explicit ones. crun refuses a hybrid cgroup
-# host ("cgroups in hybrid mode not supported"); podman then runs runc.
+# host while a controller sits on the cgroup2 mount ("cgroups in hybrid mode
+# not supported"): then that controller gets a v1 hierarchy of its own,
+# hidden in a private mount namespace (lib/hybrid-cgroups.sh, as runtime.sh
+# does for crun), for the whole run; podman runs runc only if crun still
+# refuses.
 PODMAN_RUNTIME=crun
 pm() {
 	local a=(podman --root "$TMP/p/root" --runroot "$TMP/p/run" --storage-driver overlay --runtime "$PODMAN_RUNTIME")
@@ -92,8 +99,14 @@ wait_for 30 dk version || { echo "dockerd did not start" >&2; exit 1; }
 bt pull -q "$IMG" >/dev/null
 pm pull -q --tls-verify=false "$IMG" >/dev/null
 if ! pm run --rm --network none "$IMG" true >/dev/null 2>&1; then
-	PODMAN_RUNTIME=runc
-	echo "note: crun cannot run containers on this host (hybrid cgroups); podman uses runc" >&2
+	hybrid_v1_mount || true
+	if pm run --rm --network none "$IMG" true >/dev/null 2>&1; then
+		echo "note: cgroup2's controllers (${HYBRID_CONTROLLERS[*]}) moved to hidden v1 hierarchies for crun" >&2
+	else
+		hybrid_v1_unmount
+		PODMAN_RUNTIME=runc
+		echo "note: crun cannot run containers on this host (hybrid cgroups); podman uses runc" >&2
+	fi
 fi
 dk pull -q "$IMG" >/dev/null
 ct images pull --plain-http "$IMG" >/dev/null
