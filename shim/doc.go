@@ -1,8 +1,12 @@
-// Package shim is berth-shim's library and the engine's client for it.
+// Package shim is the engine's client of berth-shim, and the specification
+// of the protocol berth-shim speaks (the program is in C: shim/c).
 //
 // A shim is one small process per container. The engine execs berth-shim
 // detached (Start); the shim runs the OCI runtime's create, reports the
-// container's pid (or the runtime's error) on a ready pipe, and then:
+// container's pid (or the runtime's error) on a ready pipe, and then (a
+// deferred shim, --deferred, reports ready before any create, and creates
+// and starts the container with one `runtime run --detach` at the start
+// request, whose answer carries the pid or the runtime's error):
 // holds the container's stdio (pipes, or the pty master the runtime sends
 // over a console socket), writes the json-file log, reaps the container as
 // child subreaper, and serves requests on <dir>/shim.sock. When the
