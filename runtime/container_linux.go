@@ -137,6 +137,15 @@ func (c *Container) Start() error {
 		return fmt.Errorf("container init did not start the process: %v", err)
 	}
 	os.Remove(fifo)
+	// The init keeps the fifo open until it executes the program (the
+	// descriptor is close-on-exec): once no writer is left, the program
+	// runs, or the init has died. So start returns with the user's
+	// process in place, not a moment before (a signal sent right after
+	// start reaches the program, not the init), and the poststart hooks
+	// run after it is executed, as the specification wants.
+	if err := waitClosed(f, c); err != nil {
+		return err
+	}
 	if err := runHooks("poststart", c.hooks().Poststart, c.ociState(Running, c.s.Pid)); err != nil {
 		// The specification: a failing poststart hook is logged, and the
 		// lifecycle continues.
@@ -162,6 +171,34 @@ func waitReadable(f *os.File, c *Container) error {
 		}
 		if !alive(c.s.Pid, c.s.StartTime) {
 			return fmt.Errorf("%w: container init exited before start", ErrState)
+		}
+	}
+}
+
+// waitClosed waits until the write side of the fifo f is closed, or the
+// init is gone.
+func waitClosed(f *os.File, c *Container) error {
+	fds := []unix.PollFd{{Fd: int32(f.Fd()), Events: unix.POLLIN}}
+	buf := make([]byte, 1)
+	for {
+		n, err := unix.Poll(fds, 100)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n > 0 && fds[0].Revents&unix.POLLHUP != 0 {
+			return nil
+		}
+		if n > 0 && fds[0].Revents&unix.POLLIN != 0 {
+			if r, _ := f.Read(buf); r == 0 {
+				return nil
+			}
+			continue
+		}
+		if !alive(c.s.Pid, c.s.StartTime) {
+			return nil
 		}
 	}
 }

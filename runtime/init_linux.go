@@ -453,7 +453,8 @@ func lookPath(name string, env []string) (string, error) {
 }
 
 // waitStart tells the runtime the container is created, then blocks until
-// start opens the exec fifo.
+// start opens the exec fifo. The fifo stays open (close-on-exec): start
+// waits for it to close, which tells it the program is executed.
 func (in *initState) waitStart() error {
 	if err := in.enc.Encode(message{Type: msgReady}); err != nil {
 		return err
@@ -465,7 +466,6 @@ func (in *initState) waitStart() error {
 	if err != nil {
 		return &os.PathError{Op: "open exec fifo", Path: path, Err: err}
 	}
-	defer unix.Close(fd)
 	if _, err := unix.Write(fd, []byte{0}); err != nil {
 		return fmt.Errorf("write exec fifo: %w", err)
 	}
