@@ -25,7 +25,13 @@ type Ready struct {
 	Error string `json:"error,omitempty"`
 }
 
-// StartOptions are the flags berth-shim is started with (see Config).
+// LogOptions bound the json-file log.
+type LogOptions struct {
+	MaxSize  int64 // bytes of the live file past which it is rotated; 0 never rotates
+	MaxFiles int   // files kept, the live one included; 0 means 1
+}
+
+// StartOptions are the flags berth-shim is started with.
 type StartOptions struct {
 	Binary      string // berth-shim; found in $PATH when empty
 	ID          string

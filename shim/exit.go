@@ -1,7 +1,6 @@
 package shim
 
 import (
-	"berth.dev/internal/atomicfile"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -53,30 +52,4 @@ func ReadExit(dir string) (Exit, error) {
 	_, err = os.Stat(filepath.Join(dir, OOMFile))
 	e.OOM = err == nil
 	return e, nil
-}
-
-// writeExit records e in dir: each file written to a temporary name and
-// renamed, and the exit file last.
-func writeExit(dir string, e Exit) error {
-	if e.OOM {
-		if err := writeFile(dir, OOMFile, []byte("1\n")); err != nil {
-			return err
-		}
-	}
-	if err := writeFile(dir, ExitedAtFile, []byte(e.ExitedAt.Format(time.RFC3339Nano)+"\n")); err != nil {
-		return err
-	}
-	return writeFile(dir, ExitFile, []byte(strconv.Itoa(e.Code)+"\n"))
-}
-
-// writeFile writes a file of the shim dir, whole or not at all. Not synced:
-// they are run-time state, as the socket beside them (the exec root is a
-// tmpfs on most hosts), and a host crash that could lose them ends the
-// container with them; berthd then records an unknown exit. Synced, the
-// three files cost a container's exit about 1 ms on ext4.
-func writeFile(dir, name string, data []byte) error {
-	if err := atomicfile.WriteBytes(filepath.Join(dir, name), data, 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	return nil
 }

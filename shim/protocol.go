@@ -2,7 +2,6 @@ package shim
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 
@@ -79,18 +78,6 @@ var kinds = []error{
 	errdefs.ErrNotImplemented,
 }
 
-// errorResponse turns err into a Response, keeping its category.
-func errorResponse(err error) Response {
-	r := Response{Error: err.Error()}
-	for _, k := range kinds {
-		if errors.Is(err, k) {
-			r.Kind = k.Error()
-			break
-		}
-	}
-	return r
-}
-
 // err rebuilds the error of a Response, nil when it has none.
 func (r Response) err() error {
 	if r.Error == "" {
@@ -102,19 +89,6 @@ func (r Response) err() error {
 		}
 	}
 	return fmt.Errorf("shim: %s", r.Error)
-}
-
-// writeFrame writes p as one multiplexed frame of stream, its header
-// through hdr: nothing is allocated per frame, so a chatty attached
-// container leaves no garbage behind.
-func writeFrame(w io.Writer, hdr *[8]byte, stream byte, p []byte) error {
-	*hdr = [8]byte{stream}
-	binary.BigEndian.PutUint32(hdr[4:], uint32(len(p)))
-	if _, err := w.Write(hdr[:]); err != nil {
-		return err
-	}
-	_, err := w.Write(p)
-	return err
 }
 
 // Demux copies multiplexed frames from r to stdout and stderr (either may
