@@ -7,6 +7,9 @@
 # run, and the peak RSS of one run (GNU time: the largest of the runtime's
 # processes). With hyperfine installed, also its mean/stddev/min/max over N
 # runs (one id reused: each run deletes its container before the next).
+# A second table times the three commands an engine's shim runs for one
+# container (the path of `berth run --rm`): create, start, and delete once
+# the process has exited, each command timed alone (median of N).
 #
 # usage: sudo bench/runtime.sh [-n N] [RUNTIME...]
 #   RUNTIME: berth (bin/berth-runtime, or $BERTH_RUNTIME), runc, crun, or a
@@ -102,6 +105,40 @@ bench_one() {
 	echo "| $name | $(version_of "$bin") | $total | $ms | $(awk -v k="$rss" 'BEGIN { printf "%.1f", k / 1024 }') | ${hf:--} |$([ $fail -eq 0 ] || echo " $fail runs FAILED")"
 }
 
+# elapsed_us CMD...: runs CMD (output discarded) and prints its wall time in
+# microseconds ($EPOCHREALTIME: no fork for the clock); fails as CMD does.
+elapsed_us() {
+	local t0=$EPOCHREALTIME t1
+	"$@" >/dev/null 2>&1 || return 1
+	t1=$EPOCHREALTIME
+	echo $((${t1/./} - ${t0/./}))
+}
+
+median_ms() { sort -n | awk '{ v[NR] = $1 } END { if (NR) printf "%.1f", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) / 1000 }'; }
+
+# lifecycle_one NAME BIN: create, start, wait until stopped, delete, N
+# times; one row of median milliseconds per command.
+lifecycle_one() {
+	local name=$1 bin=$2 root=$TMP/life-$1 id="life-$$" i w f us fail=0
+	mkdir -p "$root"
+	USED+=("$bin $root")
+	for f in create start delete; do : >"$TMP/$f"; done
+	for ((i = 1; i <= N; i++)); do
+		us=$(elapsed_us "$bin" --root "$root" create --bundle "$TMP/bundle" "$id") || { fail=$((fail + 1)); "$bin" --root "$root" delete --force "$id" >/dev/null 2>&1; continue; }
+		echo "$us" >>"$TMP/create"
+		us=$(elapsed_us "$bin" --root "$root" start "$id") || fail=$((fail + 1))
+		echo "${us:-0}" >>"$TMP/start"
+		for ((w = 0; w < 1000; w++)); do
+			"$bin" --root "$root" state "$id" 2>/dev/null | grep -q '"status": *"\(created\|running\)"' || break
+		done
+		us=$(elapsed_us "$bin" --root "$root" delete "$id") || { fail=$((fail + 1)); "$bin" --root "$root" delete --force "$id" >/dev/null 2>&1; }
+		echo "${us:-0}" >>"$TMP/delete"
+	done
+	local c s d
+	c=$(median_ms <"$TMP/create") s=$(median_ms <"$TMP/start") d=$(median_ms <"$TMP/delete")
+	echo "| $name | $c | $s | $d | $(awk -v c="$c" -v s="$s" -v d="$d" 'BEGIN { printf "%.1f", c + s + d }') |$([ $fail -eq 0 ] || echo " $fail FAILED")"
+}
+
 need_tools
 echo "# building the busybox bundle (tests/fixtures/cmd/mkbundle)" >&2
 # ociVersion 1.0.2: crun 1.8 rejects newer versions.
@@ -111,18 +148,31 @@ echo "# $(date -u '+%Y-%m-%d %H:%M UTC'); $(uname -sr); $(nproc) CPUs ($(sed -n 
 echo "# $N sequential 'run' of /bin/true per runtime"
 echo "| runtime | version | total s | ms/run | peak RSS MiB | hyperfine ms (mean ± σ, min–max) |"
 echo "|---|---|---|---|---|---|"
-for rt in "$@"; do
+# each_runtime FUNC: FUNC NAME BIN for every runtime that is there.
+each_runtime() {
+	local rt bin name
+	for rt in "${RUNTIMES[@]}"; do
+		bin=$(resolve "$rt")
+		[ -x "$bin" ] || continue
+		name=$(basename "$bin")
+		if [ "$name" = crun ]; then
+			hybrid_v1_mount
+			"$1" "$name" "$bin"
+			hybrid_v1_unmount
+		else
+			"$1" "$name" "$bin"
+		fi
+	done
+}
+
+RUNTIMES=("$@")
+for rt in "${RUNTIMES[@]}"; do
 	bin=$(resolve "$rt")
-	if [ ! -x "$bin" ]; then
-		echo "| $rt | not installed/built ($bin) | | | | |"
-		continue
-	fi
-	name=$(basename "$bin")
-	if [ "$name" = crun ]; then
-		hybrid_v1_mount
-		bench_one "$name" "$bin"
-		hybrid_v1_unmount
-	else
-		bench_one "$name" "$bin"
-	fi
+	[ -x "$bin" ] || echo "| $rt | not installed/built ($bin) | | | | |"
 done
+each_runtime bench_one
+echo
+echo "# the shim's commands for one container, median ms of $N (start returns once the program runs)"
+echo "| runtime | create | start | delete | sum |"
+echo "|---|---|---|---|---|"
+each_runtime lifecycle_one
