@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 
 	"berth.dev/api/docker/backend"
 	"berth.dev/internal/errdefs"
+	"berth.dev/internal/testutil"
 	"berth.dev/snapshot"
 )
 
@@ -40,24 +40,6 @@ func waitExit(t *testing.T, cs *Containers, id string) container.WaitResponse {
 	return resp
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // An attach made before start sees all the output, and its stdin reaches
 // the container (docker run -i).
 func TestAttachBeforeStart(t *testing.T) {
@@ -66,7 +48,7 @@ func TestAttachBeforeStart(t *testing.T) {
 	id := env.create(t, []string{"sh", "-c", "read line; echo got $line; echo err >&2"}, func(c *container.Config, _ *container.HostConfig) {
 		c.OpenStdin, c.StdinOnce, c.AttachStdin = true, true, true
 	})
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- env.cs.Attach(ctx, id, backend.AttachOptions{Stdin: strings.NewReader("hello\n"), Stdout: &stdout, Stderr: &stderr, Stream: true})
@@ -148,7 +130,7 @@ func TestExecAndStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuffer
+	var out testutil.Buffer
 	if err := env.cs.ExecStart(ctx, execID, backend.ExecStartOptions{Stdout: &out}); err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +162,7 @@ func TestExecAndStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ttyOut syncBuffer
+	var ttyOut testutil.Buffer
 	if err := env.cs.ExecStart(ctx, ttyExec, backend.ExecStartOptions{Stdout: &ttyOut, Stderr: &ttyOut}); err != nil {
 		t.Fatal(err)
 	}
@@ -357,7 +339,7 @@ func TestCommitDiffCopy(t *testing.T) {
 	run := env.create(t, []string{"sh", "-c", "cat /greeting; echo $COMMITTED; test -e /bin/vi || echo novi"}, func(c *container.Config, _ *container.HostConfig) {
 		c.Image = "berth-test-committed:v1"
 	})
-	var out syncBuffer
+	var out testutil.Buffer
 	go env.cs.Attach(ctx, run, backend.AttachOptions{Stdout: &out, Stream: true})
 	time.Sleep(100 * time.Millisecond)
 	if _, err := env.cs.Start(ctx, run); err != nil {

@@ -23,6 +23,7 @@ import (
 
 	"berth.dev/api/docker/backend"
 	"berth.dev/internal/errdefs"
+	"berth.dev/internal/testutil"
 	"berth.dev/network/netns"
 	"berth.dev/tests/enginetest"
 )
@@ -430,7 +431,7 @@ func (e *netEnv) execOut(t *testing.T, id string, cmd ...string) (int, string, e
 	if err != nil {
 		return -1, "", err
 	}
-	var out syncBuffer
+	var out testutil.Buffer
 	if err := e.cs.ExecStart(ctx, execID, backend.ExecStartOptions{Stdout: &out, Stderr: &out}); err != nil {
 		return -1, out.String(), err
 	}

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
@@ -564,10 +563,9 @@ func TestDeferredStart(t *testing.T) {
 	if err := cl.Kill(ctx, syscall.SIGKILL, false); !errors.Is(err, errdefs.ErrFailedPrecondition) {
 		t.Fatalf("Kill before the start: %v, want ErrFailedPrecondition", err)
 	}
-	var stdout, stderr bytes.Buffer
-	a, err := cl.AttachStream(ctx, shim.Streams{
-		Stdin: strings.NewReader("ping\n"), Stdout: &stdout, Stderr: &stderr, CloseStdin: true,
-	}, false)
+	var stdout, stderr testutil.Buffer
+	in, inw := io.Pipe()
+	a, err := cl.AttachStream(ctx, shim.Streams{Stdin: in, Stdout: &stdout, Stderr: &stderr, CloseStdin: true}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -575,9 +573,12 @@ func TestDeferredStart(t *testing.T) {
 	if err != nil || pid <= 0 {
 		t.Fatalf("StartProcess = %d, %v", pid, err)
 	}
+	// The container waits for its input: it is still there.
 	if _, err := cl.StartProcess(ctx); !errors.Is(err, errdefs.ErrConflict) {
 		t.Errorf("a second start: %v, want ErrConflict", err)
 	}
+	inw.Write([]byte("ping\n"))
+	inw.Close()
 	if err := a.Wait(); err != nil {
 		t.Fatal(err)
 	}
@@ -599,7 +600,7 @@ func TestDeferredTTYResize(t *testing.T) {
 		t.Fatal(err)
 	}
 	in, inw := io.Pipe()
-	var out syncBuffer
+	var out testutil.Buffer
 	a, err := cl.AttachStream(ctx, shim.Streams{Stdin: in, Stdout: &out}, true)
 	if err != nil {
 		t.Fatal(err)
@@ -641,22 +642,4 @@ func TestDeferredStartError(t *testing.T) {
 	if _, err := shim.ReadExit(c.dir); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("ReadExit after a failed start: %v, want ErrNotFound", err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -856,22 +856,11 @@ static void accept_ready(struct shim *s)
 	}
 }
 
-/* ---- the container ---- */
-
-static void finalize(struct shim *s)
+/* stop_serving marks the container stopped, answers the waiters, and
+ * closes the listening socket; the connections left get DRAIN_TIMEOUT_MS
+ * to finish. */
+static void stop_serving(struct shim *s)
 {
-	struct err e;
-	err_clear(&e);
-	s->drain_deadline = 0;
-	pio_detach_all(s, s->io);
-	if (write_exit(s->cfg.dir, &s->exit, &e) < 0) {
-		diag("%s", e.msg);
-		s->result = 1;
-	}
-	if (log_close(&s->log) < 0) {
-		diag("close json-file log: %s", strerror(errno));
-		s->result = 1;
-	}
 	s->status = ST_STOPPED;
 	s->finished = true;
 	struct conn *next;
@@ -889,6 +878,25 @@ static void finalize(struct shim *s)
 	s->close_deadline = now_ms() + DRAIN_TIMEOUT_MS;
 }
 
+/* ---- the container ---- */
+
+static void finalize(struct shim *s)
+{
+	struct err e;
+	err_clear(&e);
+	s->drain_deadline = 0;
+	pio_detach_all(s, s->io);
+	if (write_exit(s->cfg.dir, &s->exit, &e) < 0) {
+		diag("%s", e.msg);
+		s->result = 1;
+	}
+	if (log_close(&s->log) < 0) {
+		diag("close json-file log: %s", strerror(errno));
+		s->result = 1;
+	}
+	stop_serving(s);
+}
+
 /* end_unstarted ends a deferred shim whose container never ran (its
  * start failed, or never came): clients are detached, waiters answered,
  * and no exit files written, since nothing exited. */
@@ -900,21 +908,7 @@ static void end_unstarted(struct shim *s, const char *why)
 	s->start_failed = true;
 	pio_detach_all(s, s->io);
 	log_close(&s->log);
-	s->status = ST_STOPPED;
-	s->finished = true;
-	struct conn *next;
-	for (struct conn *c = s->conns; c; c = next) {
-		next = c->next;
-		if (c->state == C_WAIT) {
-			reply_state(s, c);
-			conn_finish(s, c);
-		}
-	}
-	watch_close(s, &s->listener);
-	char sock[SHIM_PATH_MAX];
-	if (path_join(sock, sizeof sock, s->cfg.dir, "shim.sock") == 0)
-		unlink(sock);
-	s->close_deadline = now_ms() + DRAIN_TIMEOUT_MS;
+	stop_serving(s);
 }
 
 static void init_output_done(struct shim *s, struct pio *p)
