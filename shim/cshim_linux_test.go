@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"debug/elf"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,23 +20,10 @@ import (
 	"berth.dev/shim"
 )
 
-// These tests cover what the shared tests leave out and the C shim
+// These tests cover what the protocol's tests leave out and the shim
 // (shim/c) must get right: untrusted request lines, a flood of output to a
 // client that does not read, and the command line as the Go flag package
-// parses it. Checks of bounds the Go shim does not have are skipped when
-// $BERTH_SHIM_BINARY names a Go build.
-
-// requiresShimBinary reports whether the shim under test (the C build, or
-// $BERTH_SHIM_BINARY) is the C one: it has no Go build ID.
-func requiresShimBinary(t *testing.T) (isC bool) {
-	t.Helper()
-	f, err := elf.Open(shimBin)
-	if err != nil {
-		t.Fatalf("%s: %v", shimBin, err)
-	}
-	defer f.Close()
-	return f.Section(".note.go.buildid") == nil
-}
+// parses it (the engine's flags are Go's).
 
 // rawRequest sends line on a connection of its own and returns the
 // decoded response.
@@ -65,7 +51,6 @@ func rawRequest(t *testing.T, dir string, line []byte) map[string]any {
 // Bad request lines are answered with their category, and the shim goes on
 // serving: nothing a client sends takes it down.
 func TestBadRequestsKeepServing(t *testing.T) {
-	isC := requiresShimBinary(t)
 	c := newContainer(t, false, false, "sleep", "1000")
 	cl, _ := c.start(t)
 	ctx := context.Background()
@@ -85,12 +70,8 @@ func TestBadRequestsKeepServing(t *testing.T) {
 		{"exec process not an object", `{"op":"exec","id":"p","process":[1]}` + "\n", "invalid argument"},
 		{"exec args not strings", `{"op":"exec","id":"p","process":{"args":[1],"cwd":"/"}}` + "\n", "invalid argument"},
 		{"exec id with a slash", `{"op":"exec","id":"a/b","process":{"args":["true"],"cwd":"/"}}` + "\n", "invalid argument"},
-	}
-	if isC {
-		cases = append(cases,
-			tc{"line too long", `{"op":"state","x":"` + strings.Repeat("a", 1<<20) + `"}` + "\n", "invalid argument"},
-			tc{"nested too deep", `{"op":"state","x":` + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + "}\n", "invalid argument"},
-		)
+		{"line too long", `{"op":"state","x":"` + strings.Repeat("a", 1<<20) + `"}` + "\n", "invalid argument"},
+		{"nested too deep", `{"op":"state","x":` + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + "}\n", "invalid argument"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -172,7 +153,6 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 // writes block) instead of making the shim buffer its output; once the
 // client reads, it gets every byte, and the log has them too.
 func TestFloodToClientThatDoesNotRead(t *testing.T) {
-	requiresShimBinary(t)
 	const size = 8_000_000
 	c := newContainer(t, false, false, "sh", "-c", fmt.Sprintf(`head -c %d /dev/zero | tr '\0' a; echo done >&2`, size))
 	cl, pid := c.start(t)
@@ -241,7 +221,6 @@ func TestFloodToClientThatDoesNotRead(t *testing.T) {
 // A container that floods its output with nobody attached costs the shim
 // no memory beyond its fixed buffers: the output goes to the log as read.
 func TestFloodWithoutClient(t *testing.T) {
-	isC := requiresShimBinary(t)
 	const size = 8_000_000
 	c := newContainer(t, false, false, "sh", "-c", fmt.Sprintf(`head -c %d /dev/zero | tr '\0' a; yes | head -n 100000; echo done >&2; exec sleep 1000`, size))
 	cl, _ := c.start(t)
@@ -259,10 +238,9 @@ func TestFloodWithoutClient(t *testing.T) {
 	for !strings.Contains(readFile(c.log), `{"log":"done\n","stream":"stderr"`) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	// (The Go shim's heap grows to its collector's goal meanwhile.)
 	grown := procStatusKB(t, shimPid, "VmRSS") - before
 	t.Logf("the shim grew by %d kB writing %d bytes of output to its log", grown, size)
-	if isC && grown > 1024 {
+	if grown > 1024 {
 		t.Errorf("the shim grew by %d kB writing %d bytes of output to its log", grown, size)
 	}
 	if err := cl.Kill(ctx, syscall.SIGKILL, false); err != nil {
@@ -277,7 +255,6 @@ func TestFloodWithoutClient(t *testing.T) {
 // shim leads a session of its own) and takes its flags in each form the
 // Go flag package accepts.
 func TestFlagFormsAndDaemonize(t *testing.T) {
-	requiresShimBinary(t)
 	c := newContainer(t, false, true, "sh", "-c", "read x; echo got $x")
 	r, w, err := os.Pipe()
 	if err != nil {
