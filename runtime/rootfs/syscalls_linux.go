@@ -94,12 +94,26 @@ func pathErr(op, path string, err error) error {
 
 // fdErr is pathErr for a call on dirfd and name. The path is worked out
 // (a readlink of /proc/self/fd/N) only when there is an error to report:
-// done for every call, it was most of the system calls of a create.
+// done for every call, it was most of the system calls of a create. Nor
+// for ENOENT and EEXIST, which the setup expects and handles (a mount
+// point to create, a directory already there): those name the handle
+// ("fd 7/dev/pts"), and the callers' context names the container path.
 func fdErr(op string, dirfd int, name string, err error) error {
-	if err == nil {
+	switch err {
+	case nil:
 		return nil
+	case unix.ENOENT, unix.EEXIST:
+		return &os.PathError{Op: op, Path: rawFdPath(dirfd, name), Err: err}
 	}
 	return &os.PathError{Op: op, Path: fdPath(dirfd, name), Err: err}
+}
+
+// rawFdPath is fdPath without resolving the handle.
+func rawFdPath(dirfd int, name string) string {
+	if dirfd == unix.AT_FDCWD {
+		return fdPath(dirfd, name)
+	}
+	return "fd " + strconv.Itoa(dirfd) + "/" + strings.TrimPrefix(name, "/")
 }
 
 func (kernel) Mount(source, target, fstype string, flags uintptr, data string) error {
