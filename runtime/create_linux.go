@@ -142,10 +142,9 @@ func Create(o CreateOptions) (c *Container, err error) {
 	return c, nil
 }
 
-// startInit starts the container's init and drives it to "created".
-// makeCgroup creates the container's cgroup and applies its resources. A
-// rootless runtime without permission to create it goes on without one
-// (and records that), as long as the spec sets no limits.
+// makeCgroup creates the container's cgroup (startInit applies its
+// resources). A rootless runtime without permission to create it goes on
+// without one (and records that), as long as the spec sets no limits.
 func (c *Container) makeCgroup(s *specs.Spec, rootless bool) (cgroups.Manager, error) {
 	cg, err := cgroups.New(c.s.CgroupPath)
 	if err != nil {
@@ -157,10 +156,6 @@ func (c *Container) makeCgroup(s *specs.Spec, rootless bool) (cgroups.Manager, e
 			return nil, nil
 		}
 		return nil, fmt.Errorf("create cgroup: %w", err)
-	}
-	if err := cg.Set(cgroupResources(s)); err != nil {
-		cg.Destroy()
-		return nil, fmt.Errorf("apply resources: %w", err)
 	}
 	return cg, nil
 }
@@ -174,6 +169,7 @@ func hasLimits(r *specs.LinuxResources) bool {
 		len(r.HugepageLimits) > 0 || r.Network != nil || len(r.Rdma) > 0 || len(r.Unified) > 0
 }
 
+// startInit starts the container's init and drives it to "created".
 func (c *Container) startInit(s *specs.Spec, cg cgroups.Manager, o *CreateOptions) (*initProcess, error) {
 	fifo := filepath.Join(c.dir, fifoName)
 	if err := unix.Mkfifo(fifo, 0o622); err != nil {
@@ -209,10 +205,6 @@ func (c *Container) startInit(s *specs.Spec, cg cgroups.Manager, o *CreateOption
 		ConsoleSocketFD: -1,
 		PreserveFDs:     o.PreserveFDs,
 	}
-	if err := withSeccompProgram(s, cfg, c.root); err != nil {
-		return nil, err
-	}
-	cfg.Spec = initSpec(s, len(cfg.SeccompBPF) > 0)
 	files = append(files, fifoFile)
 	if s.Process.Terminal {
 		console, err := consoleSocket(o)
@@ -243,11 +235,32 @@ func (c *Container) startInit(s *specs.Spec, cg cgroups.Manager, o *CreateOption
 	if err != nil {
 		return nil, err
 	}
+	if err := c.prepareWhileInitStarts(s, cg, cfg); err != nil {
+		return init, err
+	}
 	cfg.Pid = init.pid
 	if err := driveInit(init, cfg, c); err != nil {
 		return init, err
 	}
 	return init, nil
+}
+
+// prepareWhileInitStarts applies the cgroup's resources and builds the
+// seccomp program once the init exists, while its Go runtime starts (a
+// millisecond or two the init spends on its own, in parallel on another
+// CPU), instead of before: the init runs nothing of the container before
+// it has its config, which is sent after both.
+func (c *Container) prepareWhileInitStarts(s *specs.Spec, cg cgroups.Manager, cfg *initConfig) error {
+	if cg != nil {
+		if err := cg.Set(cgroupResources(s)); err != nil {
+			return fmt.Errorf("apply resources: %w", err)
+		}
+	}
+	if err := withSeccompProgram(s, cfg, c.root); err != nil {
+		return err
+	}
+	cfg.Spec = initSpec(s, len(cfg.SeccompBPF) > 0)
+	return nil
 }
 
 // driveInit sends the init its config and answers its requests until it is

@@ -86,10 +86,6 @@ func (c *Container) Exec(o ExecOptions) (int, error) {
 		UserNS:          hasNamespace(s, specs.UserNamespace),
 		RootFD:          -1,
 	}
-	if err := withSeccompProgram(s, cfg, c.root); err != nil {
-		return 0, err
-	}
-	cfg.Spec = initSpec(s, len(cfg.SeccompBPF) > 0)
 	if c.s.SharedMountNS {
 		root, err := os.OpenFile("/proc/"+strconv.Itoa(c.s.Pid)+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -126,8 +122,14 @@ func (c *Container) Exec(o ExecOptions) (int, error) {
 		return 0, err
 	}
 	defer proc.sock.Close()
+	// The seccomp program is built while the process's Go runtime starts.
+	err = withSeccompProgram(s, cfg, c.root)
+	cfg.Spec = initSpec(s, len(cfg.SeccompBPF) > 0)
 	cfg.Pid = proc.pid
-	if err := driveInit(proc, cfg, c); err != nil {
+	if err == nil {
+		err = driveInit(proc, cfg, c)
+	}
+	if err != nil {
 		proc.kill()
 		return 0, err
 	}
