@@ -204,7 +204,7 @@ func TestStateReadsLegacyConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.LegacySpec != nil || s.spec != nil {
+	if s.legacy || s.spec != nil {
 		t.Error("state.json still holds the config after a save")
 	}
 	cfg, err := s.loadSpec(dir)
