@@ -20,7 +20,7 @@ export PATH=$PATH:/usr/local/go/bin
 # The packages whose tests touch cgroups: the driver itself, the runtime
 # library (cgroup namespace and cgroup mounts in containers), the runtime
 # binary driven from outside, and this directory's v2 checks of it.
-read -ra packages <<<"${BERTH_VM_PACKAGES:-berth.dev/cgroups berth.dev/runtime/rootfs berth.dev/runtime berth.dev/tests/runtime berth.dev/tests/vm berth.dev/snapshot berth.dev/snapshot/overlay berth.dev/engine berth.dev/content berth.dev/archive}"
+read -ra packages <<<"${BERTH_VM_PACKAGES:-berth.dev/cgroups berth.dev/runtime/rootfs berth.dev/runtime berth.dev/tests/runtime berth.dev/tests/vm berth.dev/snapshot berth.dev/snapshot/overlay berth.dev/shim berth.dev/engine berth.dev/content berth.dev/archive}"
 run_pattern=${BERTH_VM_RUN:-.}
 timeout_s=${BERTH_VM_TIMEOUT:-900}
 memory=${BERTH_VM_MEMORY:-2G}
