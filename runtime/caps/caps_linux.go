@@ -83,16 +83,17 @@ func DropBounding(keep []string) error {
 		if kept.has(c) {
 			continue
 		}
-		in, err := inBounding(c)
-		if err != nil {
-			return err
-		}
-		if !in {
+		// Dropped without asking first (one system call per capability,
+		// not two): only a refusal, for want of CAP_SETPCAP, is checked
+		// against the set, since a capability already gone needs no drop.
+		err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0)
+		if err == nil {
 			continue
 		}
-		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil {
-			return fmt.Errorf("drop %s from the bounding set: %w", c, os.NewSyscallError("prctl PR_CAPBSET_DROP", err))
+		if in, rerr := inBounding(c); rerr == nil && !in {
+			continue
 		}
+		return fmt.Errorf("drop %s from the bounding set: %w", c, os.NewSyscallError("prctl PR_CAPBSET_DROP", err))
 	}
 	return nil
 }

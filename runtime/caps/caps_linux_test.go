@@ -47,6 +47,8 @@ func TestMain(m *testing.M) {
 		runApplyChild(false)
 	case "setuid":
 		runApplyChild(true)
+	case "redrop":
+		runRedropChild()
 	default:
 		fmt.Fprintf(os.Stderr, "unknown %s %q\n", childEnv, os.Getenv(childEnv))
 		os.Exit(2)
@@ -83,6 +85,48 @@ func runApplyChild(setuid bool) {
 	}
 	argv := []string{"busybox", "sh", "-c", "grep Cap /proc/self/status; id -u"}
 	fatal(syscall.Exec("/bin/busybox", argv, []string{"PATH=/bin"}))
+}
+
+// runRedropChild applies the sets of childSpecEnv (whose effective set
+// lacks CAP_SETPCAP), then drops the bounding set again: to the same set,
+// which must work without CAP_SETPCAP (nothing is left to drop), and to
+// one without CAP_KILL, which must not. The report's Err holds the two
+// outcomes.
+func runRedropChild() {
+	runtime.LockOSThread()
+	var c specs.LinuxCapabilities
+	if err := json.Unmarshal([]byte(os.Getenv(childSpecEnv)), &c); err != nil {
+		fatal(err)
+	}
+	if err := applySteps(&c, false); err != nil {
+		fatal(err)
+	}
+	var r childReport
+	same := DropBounding(c.Bounding)
+	var fewer []string
+	for _, n := range c.Bounding {
+		if n != "CAP_KILL" {
+			fewer = append(fewer, n)
+		}
+	}
+	r.Err = fmt.Sprintf("same=%v fewer=%v", same, DropBounding(fewer) != nil)
+	b, _ := json.Marshal(r)
+	os.Stdout.Write(append(b, '\n'))
+	os.Exit(0)
+}
+
+// Regression: DropBounding drops without reading each capability first;
+// a capability already gone must still not need CAP_SETPCAP, and one
+// that is there must still be refused without it.
+func TestDropBoundingWithoutSetpcap(t *testing.T) {
+	testutil.RequiresRoot(t)
+	set := []string{"CAP_KILL", "CAP_CHOWN"}
+	r, _ := runChild(t, "redrop", &specs.LinuxCapabilities{
+		Bounding: set, Permitted: set, Effective: set,
+	}, 0)
+	if r.Err != "same=<nil> fewer=true" {
+		t.Errorf("drops without CAP_SETPCAP: %s, want same=<nil> fewer=true", r.Err)
+	}
 }
 
 // applySteps runs the three steps DropBounding documents.
