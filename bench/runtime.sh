@@ -78,7 +78,7 @@ resolve() {
 	esac
 }
 
-version_of() { "$1" --version 2>/dev/null | head -1 | sed 's/^[^0-9]*//'; }
+version_of() { "$1" --version 2>/dev/null | head -1 | sed 's/^.*version //'; }
 
 bench_one() {
 	local name=$1 bin=$2 root=$TMP/state-$1 i start end fail=0 rss total ms hf=""
