@@ -51,17 +51,44 @@ const (
 	readAheadDepth = 4
 )
 
+// DecompressOption changes how DecompressStream decodes.
+type DecompressOption func(*decompressConfig)
+
+type decompressConfig struct {
+	gzipCommand string
+}
+
+// WithGzipCommand has gzip streams inflated by the program at path, run as
+// `path -dc` with the stream on its stdin: ISA-L's igzip inflates about
+// 2.5 times as fast as the Go decoder, in a process of its own. A stream
+// the program rejects is an error of Read, as the Go decoder's would be.
+// An empty path keeps the Go decoder.
+func WithGzipCommand(path string) DecompressOption {
+	return func(c *decompressConfig) { c.gzipCommand = path }
+}
+
 // DecompressStream detects the codec of r by its magic number (gzip, zstd or
 // none) and returns a reader of the decompressed bytes. A corrupt or
 // truncated stream is reported by Read. Close releases the decoder; it does
-// not close r.
-func DecompressStream(r io.Reader) (io.ReadCloser, Compression, error) {
+// not close r. With WithGzipCommand, r is read to its end by the time Read
+// has returned io.EOF (the program's input is all of it).
+func DecompressStream(r io.Reader, opts ...DecompressOption) (io.ReadCloser, Compression, error) {
+	var cfg decompressConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	br := bufio.NewReaderSize(r, 64<<10)
 	magic, err := br.Peek(4)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, Uncompressed, fmt.Errorf("detect compression: %w", err)
 	}
 	switch {
+	case bytes.HasPrefix(magic, gzipMagic) && cfg.gzipCommand != "":
+		cr, err := startDecompressor(cfg.gzipCommand, br)
+		if err != nil {
+			return nil, Gzip, err
+		}
+		return cr, Gzip, nil
 	case bytes.HasPrefix(magic, gzipMagic):
 		zr, err := gzip.NewReader(br)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -140,5 +141,85 @@ func TestDecompressTruncated(t *testing.T) {
 			}
 			r.Close()
 		}
+	}
+}
+
+// igzipOrSkip returns ISA-L's igzip, or skips the test without it.
+func igzipOrSkip(t *testing.T) string {
+	t.Helper()
+	path, err := exec.LookPath("igzip")
+	if err != nil {
+		t.Skip("igzip is not installed (Debian package isal)")
+	}
+	return path
+}
+
+// An external inflater gives the Go decoder's bytes, reads its input to
+// the end, and reports a corrupt or truncated stream as an error of Read.
+func TestGzipCommand(t *testing.T) {
+	igzip := igzipOrSkip(t)
+	payload := []byte(strings.Repeat("layer content ", 400_000))
+	var gz bytes.Buffer
+	w, _ := CompressStream(&gz, Gzip)
+	w.Write(payload)
+	w.Close()
+
+	in := bytes.NewReader(gz.Bytes())
+	r, c, err := DecompressStream(in, WithGzipCommand(igzip))
+	if err != nil || c != Gzip {
+		t.Fatalf("DecompressStream = %v, %v", c, err)
+	}
+	out, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if !bytes.Equal(out, payload) {
+		t.Fatalf("inflated %d bytes into %d", len(payload), len(out))
+	}
+	if in.Len() != 0 {
+		t.Errorf("%d bytes of the input left unread at the end", in.Len())
+	}
+
+	for name, bad := range map[string][]byte{
+		"truncated": gz.Bytes()[:gz.Len()/2],
+		"corrupt":   append(append([]byte{}, gz.Bytes()[:20]...), bytes.Repeat([]byte{0xff}, 4096)...),
+	} {
+		t.Run(name, func(t *testing.T) {
+			r, _, err := DecompressStream(bytes.NewReader(bad), WithGzipCommand(igzip))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if _, err := io.ReadAll(r); !errors.Is(err, errdefs.ErrInvalidArgument) {
+				t.Errorf("reading a %s stream: %v, want ErrInvalidArgument", name, err)
+			}
+		})
+	}
+}
+
+// Closed before its end, the reader ends the program and reaps it.
+func TestGzipCommandClose(t *testing.T) {
+	igzip := igzipOrSkip(t)
+	var gz bytes.Buffer
+	w, _ := CompressStream(&gz, Gzip)
+	w.Write(bytes.Repeat([]byte("x"), 8<<20))
+	w.Close()
+	r, _, err := DecompressStream(&gz, WithGzipCommand(igzip))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 100)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.(*commandReader).cmd.ProcessState; st == nil {
+		t.Error("the program was not reaped at Close")
+	}
+	if _, err := r.Read(buf); err == nil {
+		t.Error("a Read after Close succeeded")
 	}
 }

@@ -41,7 +41,7 @@ shift $((OPTIND - 1))
 [ $# -gt 0 ] || set -- berth ctr podman docker skopeo tar
 [ "$(id -u)" = 0 ] || { echo "pull.sh: run as root" >&2; exit 1; }
 
-TMP=$(mktemp -d /tmp/berth-pull-bench.XXXXXX)
+TMP=$(mktemp -d /tmp/bp.XXXX) # short: berthd refuses an exec root its shim sockets would not fit under
 PIDS=()
 cleanup() {
 	local pid
@@ -169,9 +169,9 @@ pull_berth() {
 	wait_for 20 curl -sf --unix-socket "$d/sock" http://berth/_ping
 	t0=$(now)
 	if [ -x "$REPO/bin/berth" ]; then
-		DOCKER_HOST=unix://$d/sock "$REPO/bin/berth" pull -q "$REF" >/dev/null
+		DOCKER_HOST=unix://$d/sock "$REPO/bin/berth" pull -q "$REF" >/dev/null || { tail -3 "$d/log" >&2; return 1; }
 	else
-		docker -H "unix://$d/sock" pull -q "$REF" >/dev/null
+		docker -H "unix://$d/sock" pull -q "$REF" >/dev/null || { tail -3 "$d/log" >&2; return 1; }
 	fi
 	echo "$(now) - $t0" | bc
 	kill "$pid"; wait "$pid" 2>/dev/null || true

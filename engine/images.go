@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os/exec"
 	"path"
 	"slices"
 	"sort"
@@ -21,6 +22,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"berth.dev/api/docker/backend"
+	"berth.dev/archive"
 	"berth.dev/content"
 	"berth.dev/image"
 	"berth.dev/internal/errdefs"
@@ -44,6 +46,8 @@ type Images struct {
 	unpacker *unpacker
 	dangling *dangling
 	platform ocispec.Platform
+	// decompress are the options layers are decompressed with at pulls.
+	decompress []archive.DecompressOption
 
 	// inUse returns the containers made from an image (nil: none).
 	inUse func(imageID string) []string
@@ -76,12 +80,18 @@ func NewImages(c ImagesConfig) *Images {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Images{
+	s := &Images{
 		cfg: c.Config, content: c.Content, snaps: c.Snaps, names: c.Names, hosts: c.Hosts,
 		events: c.Events, log: log, platform: p,
 		unpacker: &unpacker{snaps: c.Snaps, tmp: c.Config.tmpDir()},
 		dangling: &dangling{db: c.DB},
 	}
+	// ISA-L's igzip (Debian's isal), where installed, inflates gzip layers
+	// about 2.5 times as fast as the Go decoder, in a process of its own.
+	if igzip, err := exec.LookPath("igzip"); err == nil {
+		s.decompress = append(s.decompress, archive.WithGzipCommand(igzip))
+	}
+	return s
 }
 
 // client returns a registry client that presents auth (the X-Registry-Auth

@@ -407,7 +407,7 @@ func (s *Images) downloadAndUnpack(ctx context.Context, c *registry.Client, name
 	counter := &progressReader{r: io.TeeReader(rc, w), total: desc.Size, report: func(n, total int64) {
 		p.progress(id, "Downloading", n, total)
 	}}
-	tar, _, err := archive.DecompressStream(counter)
+	tar, _, err := archive.DecompressStream(counter, s.decompress...)
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}
@@ -444,7 +444,7 @@ func (s *Images) unpackBlob(ctx context.Context, desc ocispec.Descriptor, parent
 	counter := &progressReader{r: io.NewSectionReader(ra, 0, ra.Size()), total: ra.Size(), report: func(n, total int64) {
 		p.progress(id, "Extracting", n, total)
 	}}
-	tar, _, err := archive.DecompressStream(counter)
+	tar, _, err := archive.DecompressStream(counter, s.decompress...)
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}

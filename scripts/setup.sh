@@ -9,10 +9,11 @@ set -euo pipefail
 # /var/cache/berth-bench); containerd, bc, curl: bench/containers.sh;
 # nftables: the network tests read and remove test tables with nft; dpkg-dev:
 # dpkg-scanpackages for the apt repository of the network demo test; bzip2,
-# xz-utils, zstd: build contexts in every compression the engine reads.
+# xz-utils, zstd: build contexts in every compression the engine reads; isal:
+# igzip, which berthd uses to inflate gzip layers where it is installed.
 packages=(busybox-static libseccomp-dev pkg-config gcc make procps iproute2 runc crun time
 	docker.io docker-registry umoci skopeo podman debootstrap containerd bc curl nftables dpkg-dev
-	bzip2 xz-utils zstd)
+	bzip2 xz-utils zstd isal)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,0 +1,87 @@
+package archive
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"berth.dev/internal/errdefs"
+)
+
+// commandPipeSize is the decompressor's output pipe: large, so that it
+// runs ahead of the reader with few wake-ups.
+const commandPipeSize = 1 << 20
+
+// commandReader reads what a decompressor program writes: `path -dc`
+// with the compressed stream as its input.
+type commandReader struct {
+	cmd    *exec.Cmd
+	out    *os.File
+	br     *bufio.Reader
+	stderr bytes.Buffer
+	err    error // sticky: the end, or how the program failed
+}
+
+func startDecompressor(path string, in io.Reader) (*commandReader, error) {
+	out, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("decompress: %w", err)
+	}
+	growPipe(w, commandPipeSize)
+	c := &commandReader{out: out, br: bufio.NewReaderSize(out, commandPipeSize)}
+	c.cmd = exec.Command(path, "-dc")
+	c.cmd.Stdin = in
+	c.cmd.Stdout = w
+	c.cmd.Stderr = &c.stderr
+	// The input is copied by a goroutine of os/exec: Wait gives it this
+	// long to finish after the program exits before it gives up on it.
+	c.cmd.WaitDelay = 5 * time.Second
+	err = c.cmd.Start()
+	w.Close()
+	if err != nil {
+		out.Close()
+		return nil, fmt.Errorf("decompress with %s: %w", path, err)
+	}
+	return c, nil
+}
+
+func (c *commandReader) Read(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.br.Read(p)
+	if err == io.EOF {
+		// The end of the output: the program must have succeeded, and
+		// its input been read whole.
+		err = io.EOF
+		if werr := c.cmd.Wait(); werr != nil {
+			msg := strings.TrimSpace(c.stderr.String())
+			err = fmt.Errorf("decompress: %s: %w: %w", msg, errdefs.ErrInvalidArgument, werr)
+			if errors.Is(werr, exec.ErrWaitDelay) {
+				err = fmt.Errorf("decompress: the input outlived the decompressor: %w", werr)
+			}
+		}
+		c.err = err
+	} else if err != nil {
+		c.err = err
+	}
+	return n, err
+}
+
+// Close ends the program if it still runs and waits for it.
+func (c *commandReader) Close() error {
+	if c.cmd.ProcessState == nil {
+		c.cmd.Process.Kill()
+		c.cmd.Wait()
+	}
+	if c.err == nil {
+		c.err = errors.New("read after close")
+	}
+	return c.out.Close()
+}
