@@ -157,29 +157,32 @@ func (c *Container) Start() error {
 // waitReadable waits until the init has written its byte into the fifo, or
 // has died.
 func waitReadable(f *os.File, c *Container) error {
-	fds := []unix.PollFd{{Fd: int32(f.Fd()), Events: unix.POLLIN}}
-	for {
-		n, err := unix.Poll(fds, 100)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if n > 0 && fds[0].Revents&unix.POLLIN != 0 {
-			return nil
-		}
-		if !alive(c.s.Pid, c.s.StartTime) {
-			return fmt.Errorf("%w: container init exited before start", ErrState)
-		}
-	}
+	return pollFifo(f, c, fmt.Errorf("%w: container init exited before start", ErrState), func(revents int16) bool {
+		return revents&unix.POLLIN != 0
+	})
 }
 
 // waitClosed waits until the write side of the fifo f is closed, or the
 // init is gone.
 func waitClosed(f *os.File, c *Container) error {
-	fds := []unix.PollFd{{Fd: int32(f.Fd()), Events: unix.POLLIN}}
 	buf := make([]byte, 1)
+	return pollFifo(f, c, nil, func(revents int16) bool {
+		if revents&unix.POLLHUP != 0 {
+			return true
+		}
+		if revents&unix.POLLIN == 0 {
+			return false
+		}
+		// Input: read it; the end of it is the close.
+		r, _ := f.Read(buf)
+		return r == 0
+	})
+}
+
+// pollFifo polls f for input until done says so of the events that came,
+// or, checked every 100 ms, the init is gone (then it returns gone).
+func pollFifo(f *os.File, c *Container, gone error, done func(revents int16) bool) error {
+	fds := []unix.PollFd{{Fd: int32(f.Fd()), Events: unix.POLLIN}}
 	for {
 		n, err := unix.Poll(fds, 100)
 		if err == unix.EINTR {
@@ -188,17 +191,11 @@ func waitClosed(f *os.File, c *Container) error {
 		if err != nil {
 			return err
 		}
-		if n > 0 && fds[0].Revents&unix.POLLHUP != 0 {
+		if n > 0 && done(fds[0].Revents) {
 			return nil
-		}
-		if n > 0 && fds[0].Revents&unix.POLLIN != 0 {
-			if r, _ := f.Read(buf); r == 0 {
-				return nil
-			}
-			continue
 		}
 		if !alive(c.s.Pid, c.s.StartTime) {
-			return nil
+			return gone
 		}
 	}
 }
