@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 const char *kind_name(enum kind k)
@@ -216,4 +218,33 @@ int fmt(char *dst, size_t cap, const char *format, ...)
 int path_join(char *out, size_t cap, const char *dir, const char *name)
 {
 	return fmt(out, cap, "%s/%s", dir, name) < 0 ? -1 : 0;
+}
+
+int unix_listen(const char *path, int backlog, const char *what, struct err *e)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	size_t len = strlen(path);
+	if (len >= sizeof sa.sun_path) {
+		err_errno(e, ENAMETOOLONG, "%s: bind %s", what, path);
+		return -1;
+	}
+	memcpy(sa.sun_path, path, len + 1);
+	unlink(path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		err_errno(e, errno, "%s: socket", what);
+		return -1;
+	}
+	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		err_errno(e, errno, "%s: bind %s", what, path);
+		close(fd);
+		return -1;
+	}
+	if (listen(fd, backlog) < 0) {
+		err_errno(e, errno, "%s: listen %s", what, path);
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	return fd;
 }

@@ -997,30 +997,14 @@ int shim_mkdir(const char *path)
 
 static int listen_socket(struct shim *s, struct err *e)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	char path[SHIM_PATH_MAX];
-	if (path_join(path, sizeof path, s->cfg.dir, "shim.sock") < 0 || strlen(path) >= sizeof sa.sun_path) {
-		err_errno(e, EINVAL, "shim: listen: bind %s/shim.sock", s->cfg.dir);
+	if (path_join(path, sizeof path, s->cfg.dir, "shim.sock") < 0) {
+		err_errno(e, ENAMETOOLONG, "shim: listen: bind %s/shim.sock", s->cfg.dir);
 		return -1;
 	}
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	unlink(path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
-		err_errno(e, errno, "shim: listen: socket");
+	int fd = unix_listen(path, 4096, "shim: listen", e);
+	if (fd < 0)
 		return -1;
-	}
-	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-		err_errno(e, errno, "shim: listen: bind %s", path);
-		close(fd);
-		return -1;
-	}
-	if (listen(fd, 4096) < 0) {
-		err_errno(e, errno, "shim: listen: listen %s", path);
-		close(fd);
-		unlink(path);
-		return -1;
-	}
 	s->listener = (struct watch){.type = W_LISTEN, .fd = fd};
 	return 0;
 }

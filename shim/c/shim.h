@@ -72,6 +72,11 @@ void err_set(struct err *e, enum kind k, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* err_prefix puts "prefix: " before the message, keeping the kind. */
 void err_prefix(struct err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* unix_listen listens on a new stream socket bound at path (a file left
+ * there is removed first), non-blocking and close-on-exec; what names it
+ * in errors. It returns the descriptor, or -1 with e set. */
+int unix_listen(const char *path, int backlog, const char *what, struct err *e);
+
 /* err_errno sets "what: strerror(errnum)" without a kind. */
 void err_errno(struct err *e, int errnum, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -409,23 +409,13 @@ int pio_resize(struct pio *p, unsigned width, unsigned height, struct err *e)
 int console_listen(struct console *c, const char *path, struct err *e)
 {
 	c->fd = -1;
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof sa.sun_path || snprintf(c->path, sizeof c->path, "%s", path) >= (int)sizeof c->path) {
+	if (snprintf(c->path, sizeof c->path, "%s", path) >= (int)sizeof c->path) {
 		err_errno(e, ENAMETOOLONG, "console socket: bind %s", path);
 		return -1;
 	}
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	unlink(path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
-		err_errno(e, errno, "console socket: socket");
+	int fd = unix_listen(path, 16, "console socket", e);
+	if (fd < 0)
 		return -1;
-	}
-	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 16) < 0) {
-		err_errno(e, errno, "console socket: listen %s", path);
-		close(fd);
-		return -1;
-	}
 	c->fd = fd;
 	return 0;
 }
