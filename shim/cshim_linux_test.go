@@ -93,12 +93,7 @@ func TestBadRequestsKeepServing(t *testing.T) {
 	if st, err := cl.State(ctx); err != nil || st.Status != shim.StatusRunning {
 		t.Fatalf("State after bad requests = %+v, %v", st, err)
 	}
-	if err := cl.Kill(ctx, syscall.SIGKILL, false); err != nil {
-		t.Fatal(err)
-	}
-	if e, err := cl.Wait(ctx); err != nil || e.Code != 137 {
-		t.Fatalf("Wait = %+v, %v", e, err)
-	}
+	killAndWait(t, cl)
 }
 
 // procStatusKB reads a kB field of /proc/<pid>/status.
@@ -243,12 +238,7 @@ func TestFloodWithoutClient(t *testing.T) {
 	if grown > 1024 {
 		t.Errorf("the shim grew by %d kB writing %d bytes of output to its log", grown, size)
 	}
-	if err := cl.Kill(ctx, syscall.SIGKILL, false); err != nil {
-		t.Fatal(err)
-	}
-	if e, err := cl.Wait(ctx); err != nil || e.Code != 137 {
-		t.Fatalf("Wait = %+v, %v", e, err)
-	}
+	killAndWait(t, cl)
 }
 
 // Started by hand, the shim daemonizes (the command returns at once, the

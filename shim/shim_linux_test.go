@@ -335,12 +335,7 @@ func TestExec(t *testing.T) {
 	if st, err := cl.State(ctx); err != nil || st.Status != shim.StatusRunning {
 		t.Fatalf("State after execs = %+v, %v", st, err)
 	}
-	if err := cl.Kill(ctx, syscall.SIGKILL, false); err != nil {
-		t.Fatal(err)
-	}
-	if e, err := cl.Wait(ctx); err != nil || e.Code != 137 {
-		t.Fatalf("Wait = %+v, %v", e, err)
-	}
+	killAndWait(t, cl)
 }
 
 func TestCreateError(t *testing.T) {
@@ -520,12 +515,7 @@ func TestStateErrors(t *testing.T) {
 	if _, err := cl.Exec(ctx, shim.ExecOptions{ID: "../x", Process: &specs.Process{Args: []string{"true"}, Cwd: "/"}}); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("exec id ../x: %v, want ErrInvalidArgument", err)
 	}
-	if err := cl.Kill(ctx, syscall.SIGKILL, false); err != nil {
-		t.Fatal(err)
-	}
-	if e, err := cl.Wait(ctx); err != nil || e.Code != 137 {
-		t.Fatalf("Wait = %+v, %v", e, err)
-	}
+	killAndWait(t, cl)
 	waitShimGone(t, c.dir)
 	if err := cl.Kill(ctx, syscall.SIGKILL, false); !errors.Is(err, errdefs.ErrUnavailable) {
 		t.Errorf("Kill after the shim exited: %v, want ErrUnavailable", err)
@@ -641,5 +631,18 @@ func TestDeferredStartError(t *testing.T) {
 	waitShimGone(t, c.dir)
 	if _, err := shim.ReadExit(c.dir); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("ReadExit after a failed start: %v, want ErrNotFound", err)
+	}
+}
+
+// killAndWait SIGKILLs the container and checks that its shim reports the
+// exit (137).
+func killAndWait(t *testing.T, cl *shim.Client) {
+	t.Helper()
+	ctx := context.Background()
+	if err := cl.Kill(ctx, syscall.SIGKILL, false); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := cl.Wait(ctx); err != nil || e.Code != 137 {
+		t.Fatalf("Wait = %+v, %v", e, err)
 	}
 }
