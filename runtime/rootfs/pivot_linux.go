@@ -57,8 +57,17 @@ func Pivot(c *Config) error {
 	return nil
 }
 
-// onInitramfs reports whether "/" is the initramfs rootfs.
+// onInitramfs reports whether "/" is the initramfs rootfs. That is a
+// ramfs or tmpfs: any other root is answered by one statfs, without
+// reading the mount table.
 func onInitramfs(sys Syscalls) (bool, error) {
+	var st unix.Statfs_t
+	if err := sys.Statfs("/", &st); err != nil {
+		return false, err
+	}
+	if st.Type != unix.RAMFS_MAGIC && st.Type != unix.TMPFS_MAGIC {
+		return false, nil
+	}
 	data, err := sys.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return false, err

@@ -94,9 +94,24 @@ func TestPrepareSharedMountNSLeavesRootAlone(t *testing.T) {
 	}
 }
 
+// A tmpfs root that is not the initramfs (mountinfo names it tmpfs) is
+// pivoted from as any other.
+func TestPivotOnTmpfsRoot(t *testing.T) {
+	f := newFake(t)
+	f.files["/proc/self/mountinfo"] = "1 1 0:2 / / rw - tmpfs tmpfs rw\n"
+	f.node("/").fsType = unix.TMPFS_MAGIC
+	if err := Pivot(fakeConfig(f, fakeSpec())); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.only("pivot_root"); len(got) != 1 {
+		t.Errorf("want one pivot_root, got %v", got)
+	}
+}
+
 func TestPivotOnInitramfsMoves(t *testing.T) {
 	f := newFake(t)
 	f.files["/proc/self/mountinfo"] = "1 1 0:2 / / rw - rootfs rootfs rw\n"
+	f.node("/").fsType = unix.RAMFS_MAGIC
 	if err := Pivot(fakeConfig(f, fakeSpec())); err != nil {
 		t.Fatal(err)
 	}

@@ -183,6 +183,9 @@ func joinData(data []string) string { return strings.Join(data, ",") }
 // the covered directory, the propagation changes (each its own call) and
 // the recursive attributes. It works on a fresh handle on the new mount.
 func (p *preparer) finish(m mountEntry, at string, under int) error {
+	if under < 0 && len(m.opts.propagation) == 0 && !m.opts.hasRecAttr {
+		return nil
+	}
 	flags := uint64(unix.O_PATH)
 	if under >= 0 {
 		flags = unix.O_RDONLY | unix.O_DIRECTORY

@@ -303,10 +303,11 @@ func TestSymlinkTargetResolvedInsideRoot(t *testing.T) {
 	}
 	checkCalls(t, f.mountsUnder("/rootfs/host-dir"), []call{mnt("tmpfs", "/rootfs/host-dir", "tmpfs", 0, "")})
 	// Every lookup below the rootfs is confined: from the root handle with
-	// RESOLVE_IN_ROOT, or one name beneath a directory already resolved.
+	// RESOLVE_IN_ROOT, or one name beneath a directory already resolved
+	// (the root's own handle included).
 	for _, c := range f.only("openat2") {
 		inRoot := c.source == "/rootfs" && c.flags&unix.RESOLVE_IN_ROOT != 0
-		beneath := c.flags&unix.RESOLVE_BENEATH != 0 && strings.HasPrefix(c.source, "/rootfs/")
+		beneath := c.flags&unix.RESOLVE_BENEATH != 0 && (c.source == "/rootfs" || strings.HasPrefix(c.source, "/rootfs/"))
 		if strings.HasPrefix(c.target, "/rootfs/") && !inRoot && !beneath {
 			t.Errorf("lookup of %s from %s (resolve %#x) is not confined", c.target, c.source, c.flags)
 		}

@@ -83,57 +83,48 @@ func (r *root) reopen(p string, flags uint64) (int, error) {
 // way is followed inside the rootfs only; a dangling symlink gets its
 // target created, inside the rootfs, as mkdir -p through it would.
 func (r *root) mkdirAll(p string, mode uint32) (int, error) {
-	if err := r.mkdirAllDepth(p, mode, 0); err != nil {
-		return -1, err
-	}
-	return r.open(p, unix.O_PATH|unix.O_DIRECTORY, 0)
+	return r.mkdirAllDepth(p, mode, 0)
 }
 
 // maxSymlinks bounds the dangling symlinks followed by one mkdirAll, as
 // the kernel bounds symlinks in one lookup (MAXSYMLINKS).
 const maxSymlinks = 40
 
-func (r *root) mkdirAllDepth(p string, mode uint32, depth int) error {
+// mkdirAllDepth opens directory p, or else makes its parent exist (the
+// same way, so the walk starts from the deepest directory that exists)
+// and creates p in it.
+func (r *root) mkdirAllDepth(p string, mode uint32, depth int) (int, error) {
 	fd, err := r.open(p, unix.O_PATH|unix.O_DIRECTORY, 0)
-	if err == nil {
-		return r.sys.Close(fd)
+	if err == nil || !errors.Is(err, unix.ENOENT) {
+		return fd, err
 	}
-	if !errors.Is(err, unix.ENOENT) {
-		return err
-	}
-	cur := "/"
-	for _, name := range strings.Split(rel(p), "/") {
-		next := path.Join(cur, name)
-		if err := r.mkdirIn(cur, name, mode, depth); err != nil {
-			return fmt.Errorf("mkdir %s: %w", next, err)
-		}
-		cur = next
-	}
-	return nil
+	return r.mkdirMissing(p, mode, depth)
 }
 
-// mkdirIn creates name in directory parent unless parent/name already
-// resolves to a directory.
-func (r *root) mkdirIn(parent, name string, mode uint32, depth int) error {
-	next := path.Join(parent, name)
-	fd, err := r.open(next, unix.O_PATH|unix.O_DIRECTORY, 0)
-	if err == nil {
-		return r.sys.Close(fd)
+// mkdirMissing creates directory p, which did not resolve (ENOENT), with
+// its missing parents.
+func (r *root) mkdirMissing(p string, mode uint32, depth int) (int, error) {
+	parent, name := path.Split(path.Clean("/" + p))
+	if name == "" {
+		return -1, unix.ENOENT // the root itself cannot be missing
 	}
-	if !errors.Is(err, unix.ENOENT) {
-		return err
-	}
-	dir, err := r.open(parent, unix.O_PATH|unix.O_DIRECTORY, 0)
+	dir, err := r.mkdirAllDepth(parent, mode, depth)
 	if err != nil {
-		return err
+		return -1, err
 	}
 	defer r.sys.Close(dir)
-	err = r.sys.Mkdirat(dir, name, mode)
-	if !errors.Is(err, unix.EEXIST) {
-		return err
+	if err := r.sys.Mkdirat(dir, name, mode); errors.Is(err, unix.EEXIST) {
+		// Something is there but does not resolve: a dangling symlink.
+		if err := r.mkdirThroughLink(dir, name, mode, depth); err != nil {
+			return -1, fmt.Errorf("mkdir %s: %w", p, err)
+		}
+		return r.open(p, unix.O_PATH|unix.O_DIRECTORY, 0)
+	} else if err != nil {
+		return -1, fmt.Errorf("mkdir %s: %w", p, err)
 	}
-	// Something is there but does not resolve: a dangling symlink.
-	return r.mkdirThroughLink(dir, name, mode, depth)
+	// Just made, in a directory already resolved: no symlink to follow.
+	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC, Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS}
+	return r.sys.Openat2(dir, name, how)
 }
 
 // mkdirThroughLink creates the target of the dangling symlink dir/name.
@@ -165,7 +156,11 @@ func (r *root) mkdirThroughLink(dir int, name string, mode uint32, depth int) er
 		}
 		link = path.Join(base, link)
 	}
-	return r.mkdirAllDepth(link, mode, depth+1)
+	fd, err := r.mkdirAllDepth(link, mode, depth+1)
+	if err != nil {
+		return err
+	}
+	return r.sys.Close(fd)
 }
 
 // parent makes the parent directory of p exist and returns an O_PATH
@@ -207,7 +202,17 @@ type target struct {
 // empty file when file is true (bind mounts of files), a directory (with
 // parents, 0755) otherwise. The resolved path must not be the root itself.
 func (r *root) mountpoint(dest string, file bool) (target, error) {
-	fd, err := r.open(dest, unix.O_PATH, 0)
+	// Most mount points are reached without a symlink: then dest is
+	// where the handle is, and no readlink of it is needed. ENOENT
+	// means the same of every component before the missing one (a
+	// symlink would have stopped the walk with ELOOP first), and the
+	// missing ones are made as directories.
+	real := path.Clean("/" + dest)
+	fd, err := r.open(dest, unix.O_PATH, unix.RESOLVE_NO_SYMLINKS)
+	if errors.Is(err, unix.ELOOP) {
+		real = ""
+		fd, err = r.open(dest, unix.O_PATH, 0)
+	}
 	existed := err == nil
 	if errors.Is(err, unix.ENOENT) {
 		fd, err = r.create(dest, file)
@@ -215,7 +220,9 @@ func (r *root) mountpoint(dest string, file bool) (target, error) {
 	if err != nil {
 		return target{}, fmt.Errorf("mount point %s: %w", dest, err)
 	}
-	real, err := r.realPath(fd)
+	if real == "" {
+		real, err = r.realPath(fd)
+	}
 	if err == nil && real == "/" {
 		err = errors.New("resolves to the root of the container")
 	}
@@ -226,9 +233,10 @@ func (r *root) mountpoint(dest string, file bool) (target, error) {
 	return target{fd: fd, path: real, existed: existed}, nil
 }
 
+// create makes dest, which does not resolve, and opens it.
 func (r *root) create(dest string, file bool) (int, error) {
 	if !file {
-		return r.mkdirAll(dest, 0o755)
+		return r.mkdirMissing(dest, 0o755, 0)
 	}
 	if err := r.createFile(dest, 0o644); err != nil {
 		return -1, err
@@ -245,10 +253,9 @@ func (r *root) strictMountpoint(dest, fstype string) (target, error) {
 	fd, err := r.open(dest, unix.O_PATH|unix.O_DIRECTORY, unix.RESOLVE_NO_SYMLINKS)
 	existed := err == nil
 	if errors.Is(err, unix.ENOENT) {
-		if fd, err = r.mkdirAll(dest, 0o755); err == nil {
-			r.sys.Close(fd)
-			fd, err = r.open(dest, unix.O_PATH|unix.O_DIRECTORY, unix.RESOLVE_NO_SYMLINKS)
-		}
+		// As in mountpoint: no symlink before the missing component,
+		// and none is created.
+		fd, err = r.mkdirMissing(dest, 0o755, 0)
 	}
 	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
 		return target{}, fmt.Errorf("%w: %s must be mounted on a real directory, but %s is or goes through a symlink or a non-directory: %w", ErrInvalid, fstype, dest, err)
