@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,6 +15,7 @@ import (
 	"berth.dev/runtime/nsenter"
 	"berth.dev/runtime/rootfs"
 	"berth.dev/runtime/seccomp"
+	"berth.dev/runtime/wire"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -34,8 +34,8 @@ func Init() {
 		os.Exit(1)
 	}
 	sock := os.NewFile(uintptr(fd), "init-sock")
-	in := &initState{sock: sock, enc: json.NewEncoder(sock), dec: json.NewDecoder(sock)}
-	if err := in.dec.Decode(&in.cfg); err != nil {
+	in := &initState{sock: sock}
+	if err := wire.ReadFrame(sock, &in.cfg); err != nil {
 		os.Exit(1)
 	}
 	err = in.run()
@@ -43,15 +43,13 @@ func Init() {
 		// The runtime has gone; the container's stderr is all there is.
 		fmt.Fprintf(os.Stderr, "berth-runtime init: %v\n", err)
 	} else {
-		in.enc.Encode(message{Type: msgError, Error: err.Error()})
+		in.send(message{Type: msgError, Error: err.Error()})
 	}
 	os.Exit(1)
 }
 
 type initState struct {
 	sock *os.File
-	enc  *json.Encoder
-	dec  *json.Decoder
 	cfg  initConfig
 	// ready: the runtime was told the container is created and no longer
 	// listens.
@@ -106,6 +104,9 @@ func (in *initState) run() error {
 	return nil
 }
 
+// send writes one message to the runtime.
+func (in *initState) send(m message) error { return wire.WriteFrame(in.sock, m) }
+
 func (in *initState) state(st Status) *specs.State {
 	return &specs.State{
 		Version:     specs.Version,
@@ -143,11 +144,11 @@ func (in *initState) setupContainer() error {
 		return err
 	}
 	if s.Hooks != nil && len(s.Hooks.Prestart)+len(s.Hooks.CreateRuntime) > 0 { //nolint:staticcheck
-		if err := in.enc.Encode(message{Type: msgHooks}); err != nil {
+		if err := in.send(message{Type: msgHooks}); err != nil {
 			return err
 		}
 		var m message
-		if err := in.dec.Decode(&m); err != nil {
+		if err := wire.ReadFrame(in.sock, &m); err != nil {
 			return err
 		}
 		if m.Type != msgOK {
@@ -456,7 +457,7 @@ func lookPath(name string, env []string) (string, error) {
 // start opens the exec fifo. The fifo stays open (close-on-exec): start
 // waits for it to close, which tells it the program is executed.
 func (in *initState) waitStart() error {
-	if err := in.enc.Encode(message{Type: msgReady}); err != nil {
+	if err := in.send(message{Type: msgReady}); err != nil {
 		return err
 	}
 	in.ready = true

@@ -224,7 +224,7 @@ func withSeccompProgram(s *specs.Spec, cfg *initConfig, root string) error {
 }
 
 // initSpec is the part of s the init works from, which is what it decodes
-// before anything else (JSON decoding is a good part of its start): no
+// before anything else (the less it decodes, the sooner it starts): no
 // process (initConfig carries it, once), no resources (the runtime applies
 // them to the cgroup), and with a built seccomp program only what
 // installing it needs of the profile (its flags, and the listener and the
@@ -233,6 +233,8 @@ func withSeccompProgram(s *specs.Spec, cfg *initConfig, root string) error {
 func initSpec(s *specs.Spec, haveProgram bool) *specs.Spec {
 	t := *s
 	t.Process = nil
+	// The other platforms' sections mean nothing to a Linux init.
+	t.Solaris, t.Windows, t.VM, t.ZOS, t.FreeBSD = nil, nil, nil, nil, nil
 	l := *s.Linux
 	l.Resources = nil
 	if sc := l.Seccomp; sc != nil && haveProgram {

@@ -5,7 +5,8 @@ import (
 )
 
 // The runtime and the Go part of the container init talk over a socket pair
-// with JSON messages, after the bootstrap lines of stage 0 (nsenter.c).
+// with frames of package wire, after the bootstrap lines of stage 0
+// (nsenter.c).
 //
 //	runtime → init   initConfig
 //	init → runtime   message{Type: msgHooks}   (create, when the spec has
@@ -25,35 +26,35 @@ const (
 )
 
 type initConfig struct {
-	Mode    initMode       `json:"mode"`
-	ID      string         `json:"id"`
-	Bundle  string         `json:"bundle"`
-	Spec    *specs.Spec    `json:"spec"`
-	Process *specs.Process `json:"process"`
+	Mode    initMode
+	ID      string
+	Bundle  string
+	Spec    *specs.Spec
+	Process *specs.Process
 	// Pid is the init's own pid in the runtime's PID namespace, for the
 	// state that hooks and a seccomp agent receive.
-	Pid          int  `json:"pid"`
-	NoPivot      bool `json:"no_pivot,omitempty"`
-	NoNewKeyring bool `json:"no_new_keyring,omitempty"`
+	Pid          int
+	NoPivot      bool
+	NoNewKeyring bool
 	// UserNS: the container has its own user namespace.
-	UserNS bool `json:"user_ns,omitempty"`
+	UserNS bool
 	// NewMountNS, NewUTSNS, NewCgroupNS: created for this container rather
 	// than joined.
-	NewCgroupNS bool `json:"new_cgroup_ns,omitempty"`
+	NewCgroupNS bool
 	// Descriptor numbers in the init; -1 when absent.
-	FifoFD          int `json:"fifo_fd"`
-	ConsoleSocketFD int `json:"console_socket_fd"`
+	FifoFD          int
+	ConsoleSocketFD int
 	// SeccompAgentFD is a connection to linux.seccomp.listenerPath.
-	SeccompAgentFD int `json:"seccomp_agent_fd"`
+	SeccompAgentFD int
 	// SeccompBPF is the seccomp filter's program (seccomp.EncodeProgram),
 	// built by the runtime before the init starts, from its cache when it
 	// can: the init only installs it.
-	SeccompBPF []byte `json:"seccomp_bpf,omitempty"`
+	SeccompBPF []byte
 	// RootFD (exec only) is the container init's root directory, for a
 	// container without a mount namespace of its own.
-	RootFD int `json:"root_fd"`
+	RootFD int
 	// PreserveFDs descriptors after stdio are passed to the user program.
-	PreserveFDs int `json:"preserve_fds"`
+	PreserveFDs int
 }
 
 const (
@@ -64,6 +65,6 @@ const (
 )
 
 type message struct {
-	Type  string `json:"type"`
-	Error string `json:"error,omitempty"`
+	Type  string
+	Error string
 }

@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +12,7 @@ import (
 
 	"berth.dev/cgroups"
 	"berth.dev/runtime/nsenter"
+	"berth.dev/runtime/wire"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -80,11 +80,8 @@ type initProcess struct {
 	pid  int
 	sock *os.File
 	// r buffers what the init sends: stage 0's report lines, then the
-	// JSON messages (the decoder reads through it, so nothing read ahead
-	// is lost).
-	r   *bufio.Reader
-	enc *json.Encoder
-	dec *json.Decoder
+	// messages (read through it, so nothing read ahead is lost).
+	r *bufio.Reader
 }
 
 type spawnConfig struct {
@@ -279,7 +276,7 @@ func (s *stage0) bootstrap(c *spawnConfig, joined bool) (*initProcess, error) {
 				s.kill()
 				return nil, fmt.Errorf("container init stage 0: bad report %q", line)
 			}
-			return &initProcess{pid: pid, sock: sock, r: r, enc: json.NewEncoder(sock), dec: json.NewDecoder(r)}, nil
+			return &initProcess{pid: pid, sock: sock, r: r}, nil
 		case strings.HasPrefix(line, "error "):
 			return nil, errors.New(line[6:])
 		default:
@@ -326,16 +323,14 @@ func writeIDMaps(pid int, uids, gids []specs.LinuxIDMapping) error {
 
 // send writes one message or config to the init.
 func (p *initProcess) send(v any) error {
-	return p.enc.Encode(v)
+	return wire.WriteFrame(p.sock, v)
 }
 
 // recv reads the next message from the init.
 func (p *initProcess) recv() (message, error) {
 	var m message
-	if err := p.dec.Decode(&m); err != nil {
-		return m, err
-	}
-	return m, nil
+	err := wire.ReadFrame(p.r, &m)
+	return m, err
 }
 
 // kill ends the init and reaps it; it is the runtime's child (stage 0 forked
