@@ -125,13 +125,7 @@ func Create(o CreateOptions) (c *Container, err error) {
 		return nil, err
 	}
 	defer init.sock.Close()
-	st, err := readProcStat(init.pid)
-	if err != nil {
-		return nil, fmt.Errorf("container init exited early: %w", err)
-	}
-	c.s.Pid = init.pid
-	c.s.StartTime = st.StartTime
-	if err := c.s.save(dir, true); err != nil {
+	if err := c.s.save(dir, false); err != nil {
 		return nil, err
 	}
 	if o.PidFile != "" {
@@ -238,6 +232,9 @@ func (c *Container) startInit(s *specs.Spec, cg cgroups.Manager, o *CreateOption
 	if err := c.prepareWhileInitStarts(s, cg, cfg); err != nil {
 		return init, err
 	}
+	if err := c.recordInit(init.pid); err != nil {
+		return init, err
+	}
 	cfg.Pid = init.pid
 	if err := driveInit(init, cfg, c); err != nil {
 		return init, err
@@ -261,6 +258,19 @@ func (c *Container) prepareWhileInitStarts(s *specs.Spec, cg cgroups.Manager, cf
 	}
 	cfg.Spec = initSpec(s, len(cfg.SeccompBPF) > 0)
 	return nil
+}
+
+// recordInit notes the init's pid and start time and writes the container's
+// config into its state directory, all the init does not wait for. The
+// state itself (state.json) is written once the init is ready.
+func (c *Container) recordInit(pid int) error {
+	st, err := readProcStat(pid)
+	if err != nil {
+		return fmt.Errorf("container init exited early: %w", err)
+	}
+	c.s.Pid = pid
+	c.s.StartTime = st.StartTime
+	return c.s.saveSpec(c.dir)
 }
 
 // driveInit sends the init its config and answers its requests until it is

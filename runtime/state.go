@@ -132,24 +132,33 @@ func (s *saved) rootfsPath() string {
 }
 
 // save writes the state. The config is written too when withSpec is set
-// (at create, and after an update changed it), before state.json, whose
-// presence says the container's files are complete.
+// (after an update changed it), before state.json, whose presence says the
+// container's files are complete (create writes the config earlier, with
+// saveSpec).
 func (s *saved) save(dir string, withSpec bool) error {
 	if withSpec || s.legacy {
-		data, err := json.Marshal(s.spec)
-		if err != nil {
+		if err := s.saveSpec(dir); err != nil {
 			return err
 		}
-		if err := atomicfile.WriteBytes(filepath.Join(dir, configFile), data, 0o600); err != nil {
-			return err
-		}
-		s.legacy = false
 	}
 	data, err := json.Marshal(s)
 	if err != nil {
 		return err
 	}
 	return atomicfile.WriteBytes(filepath.Join(dir, stateFile), data, 0o600)
+}
+
+// saveSpec writes the container's config.
+func (s *saved) saveSpec(dir string) error {
+	data, err := json.Marshal(s.spec)
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.WriteBytes(filepath.Join(dir, configFile), data, 0o600); err != nil {
+		return err
+	}
+	s.legacy = false
+	return nil
 }
 
 func loadSaved(dir string) (*saved, error) {
