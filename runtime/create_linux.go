@@ -217,6 +217,14 @@ func (c *Container) startInit(s *specs.Spec, cg cgroups.Manager, o *CreateOption
 	boot := bootstrapFor(s)
 	cfg.UserNS = hasNamespace(s, specs.UserNamespace)
 	cfg.NewCgroupNS = boot.cloneFlags&unix.CLONE_NEWCGROUP != 0
+	// The runtime builds the rootfs itself when it can (prepareRootfs),
+	// with a procfs context the init opens at the first descriptor after
+	// those it is given.
+	rc := rootfsConfig(s, cfg)
+	outside := rootfs.CanPrepareOutside(rc)
+	if outside && rootfs.NeedsProcFS(rc) {
+		boot.procfsFD = 3 + len(files) + 1
+	}
 	sc := &spawnConfig{
 		boot:   boot,
 		cgroup: cg,
@@ -229,10 +237,27 @@ func (c *Container) startInit(s *specs.Spec, cg cgroups.Manager, o *CreateOption
 	if err != nil {
 		return nil, err
 	}
-	if err := c.prepareWhileInitStarts(s, cg, cfg); err != nil {
-		return init, err
+	var prepared chan error
+	if outside {
+		prepared = make(chan error, 1)
+		go func() {
+			done, err := prepareRootfs(init, boot.procfsFD, rc)
+			cfg.RootfsPrepared = done
+			prepared <- err
+		}()
 	}
-	if err := c.recordInit(init.pid); err != nil {
+	err = c.prepareWhileInitStarts(s, cg, cfg)
+	if err == nil {
+		err = c.recordInit(init.pid)
+	}
+	if prepared != nil {
+		// Waited for even after an error: nothing may still be mounting
+		// when the caller kills the init.
+		if perr := <-prepared; err == nil && perr != nil {
+			err = fmt.Errorf("prepare rootfs: %w", perr)
+		}
+	}
+	if err != nil {
 		return init, err
 	}
 	cfg.Pid = init.pid

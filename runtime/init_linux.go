@@ -130,18 +130,11 @@ func (in *initState) setupContainer() error {
 			return fmt.Errorf("join session keyring: %w", err)
 		}
 	}
-	rc := &rootfs.Config{
-		Spec:     s,
-		Rootfs:   s.Root.Path,
-		Bundle:   cfg.Bundle,
-		NoPivot:  cfg.NoPivot,
-		UserNS:   cfg.UserNS,
-		CgroupNS: cfg.NewCgroupNS,
-
-		SharedMountNS: !hasNamespace(s, specs.MountNamespace),
-	}
-	if err := rootfs.Prepare(rc); err != nil {
-		return err
+	rc := rootfsConfig(s, cfg)
+	if !cfg.RootfsPrepared {
+		if err := rootfs.Prepare(rc); err != nil {
+			return err
+		}
 	}
 	if s.Hooks != nil && len(s.Hooks.Prestart)+len(s.Hooks.CreateRuntime) > 0 { //nolint:staticcheck
 		if err := in.send(message{Type: msgHooks}); err != nil {

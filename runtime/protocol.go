@@ -55,6 +55,8 @@ type initConfig struct {
 	RootFD int
 	// PreserveFDs descriptors after stdio are passed to the user program.
 	PreserveFDs int
+	// RootfsPrepared: the runtime did rootfs.Prepare (prepareRootfs).
+	RootfsPrepared bool
 }
 
 const (

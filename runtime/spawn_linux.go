@@ -45,6 +45,9 @@ type bootstrap struct {
 	timeOffsets map[string]specs.LinuxTimeOffset
 	uidMappings []specs.LinuxIDMapping
 	gidMappings []specs.LinuxIDMapping
+	// procfsFD, when positive, asks the init for a procfs context at that
+	// descriptor (see nsenter.c), for prepareRootfs.
+	procfsFD int
 }
 
 func (b *bootstrap) encode() string {
@@ -70,6 +73,9 @@ func (b *bootstrap) encode() string {
 	for clock, off := range b.timeOffsets {
 		fmt.Fprintf(&sb, "timens %s %d %d\n", clock, off.Secs, off.Nanosecs)
 	}
+	if b.procfsFD > 0 {
+		fmt.Fprintf(&sb, "procfs %d\n", b.procfsFD)
+	}
 	sb.WriteString("end\n")
 	return sb.String()
 }
@@ -82,6 +88,8 @@ type initProcess struct {
 	// r buffers what the init sends: stage 0's report lines, then the
 	// messages (read through it, so nothing read ahead is lost).
 	r *bufio.Reader
+	// procfs: the init holds a procfs context at the bootstrap's procfsFD.
+	procfs bool
 }
 
 type spawnConfig struct {
@@ -254,13 +262,22 @@ func (s *stage0) bootstrap(c *spawnConfig, joined bool) (*initProcess, error) {
 		}
 	}
 	r := bufio.NewReader(sock)
-	for {
+	// The child reports on its procfs context, if asked, in any order
+	// with stage 0's "pid" line.
+	var p *initProcess
+	procfsReported, procfsOK := c.boot.procfsFD <= 0, false
+	for p == nil || !procfsReported {
 		line, err := readLine(r)
 		if err != nil {
+			if p != nil {
+				p.kill()
+			}
 			s.kill()
 			return nil, fmt.Errorf("container init stage 0 exited without reporting: %w", err)
 		}
 		switch {
+		case line == "procfs ok" || strings.HasPrefix(line, "procfs none "):
+			procfsReported, procfsOK = true, line == "procfs ok"
 		case line == "usermap":
 			if err := writeIDMaps(s.pid, c.boot.uidMappings, c.boot.gidMappings); err != nil {
 				s.kill()
@@ -276,14 +293,22 @@ func (s *stage0) bootstrap(c *spawnConfig, joined bool) (*initProcess, error) {
 				s.kill()
 				return nil, fmt.Errorf("container init stage 0: bad report %q", line)
 			}
-			return &initProcess{pid: pid, sock: sock, r: r}, nil
+			p = &initProcess{pid: pid, sock: sock, r: r}
 		case strings.HasPrefix(line, "error "):
+			if p != nil {
+				p.kill()
+			}
 			return nil, errors.New(line[6:])
 		default:
+			if p != nil {
+				p.kill()
+			}
 			s.kill()
 			return nil, fmt.Errorf("container init stage 0: unexpected report %q", line)
 		}
 	}
+	p.procfs = procfsOK
+	return p, nil
 }
 
 // readLine reads one report line of stage 0, without its newline.

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	goruntime "runtime"
 	"sort"
 	"strings"
 
@@ -68,6 +69,12 @@ func commands() []command {
 		{"events", "display container events such as OOM notifications, cpu, memory, and IO usage statistics", runEvents},
 	}
 }
+
+// The main goroutine keeps the main thread to itself. Work that changes a
+// thread's namespaces ends with its thread locked, so that the thread is
+// discarded; the main thread cannot be, and the kernel shows its state as
+// the process's in /proc/self.
+func init() { goruntime.LockOSThread() }
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "init" {

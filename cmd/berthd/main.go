@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"berth.dev/api/docker"
@@ -23,6 +24,12 @@ var (
 	version = "dev"
 	commit  = ""
 )
+
+// The main goroutine keeps the main thread to itself. Work that changes a
+// thread's namespaces or working directory ends with its thread locked, so
+// that the thread is discarded; the main thread cannot be, and the kernel
+// shows its state as the process's in /proc/self.
+func init() { runtime.LockOSThread() }
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {

@@ -13,15 +13,21 @@
 //	join <type> <path>        join the namespace at path (user first)
 //	clone <flags>             namespaces to create (CLONE_NEW* bits, decimal)
 //	timens <clock> <s> <ns>   an offset for the new time namespace
+//	procfs <fd>               the child opens a procfs context (fsopen) at fd
 //	end
 //
 // The order of work is the one the kernel requires: join the user namespace
 // (or create one and wait while the runtime writes its id maps), join the
 // other namespaces, unshare the new ones, write the time offsets, then fork
 // with CLONE_PARENT so the child, which is pid 1 of a new PID namespace and
-// lives in the new time namespace, becomes the runtime's own child. The child
-// reports "pid <n>" to the runtime and returns into Go; this process exits.
-// Any failure is reported as "error <text>" and ends the process.
+// lives in the new time namespace, becomes the runtime's own child. This
+// process reports "pid <n>" to the runtime and exits; the child returns into
+// Go. Asked for a procfs context, the child first opens one: a procfs shows
+// the PID namespace of the process that creates it, and the runtime, which
+// mounts the container's filesystems from outside while the child's Go
+// runtime starts, takes it from there (pidfd_getfd). It reports "procfs ok",
+// or "procfs none <errno>" where the kernel has no fsopen. Any failure is
+// reported as "error <text>" and ends the process.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -43,6 +49,12 @@
 #endif
 #ifndef CLONE_NEWCGROUP
 #define CLONE_NEWCGROUP 0x02000000
+#endif
+#ifndef SYS_fsopen
+#define SYS_fsopen 430
+#endif
+#ifndef FSOPEN_CLOEXEC
+#define FSOPEN_CLOEXEC 0x00000001
 #endif
 
 #define MAX_JOIN 8
@@ -179,11 +191,28 @@ static void join_cgroup(const char *tasks)
 	close(fd);
 }
 
+// open_procfs opens a procfs context of this process's PID namespace at
+// descriptor fd (close-on-exec) and reports whether it could.
+static void open_procfs(int fd)
+{
+	int fs = syscall(SYS_fsopen, "proc", FSOPEN_CLOEXEC);
+	if (fs < 0) {
+		report("procfs none %d", errno);
+		return;
+	}
+	if (fs != fd) {
+		if (dup3(fs, fd, O_CLOEXEC) < 0)
+			die("dup3", "procfs context");
+		close(fs);
+	}
+	report("procfs ok");
+}
+
 void berth_nsenter(void)
 {
 	const char *env = getenv("_BERTH_INITPIPE");
 	struct join joins[MAX_JOIN];
-	int njoin = 0, clone_flags = 0, joined_user = 0;
+	int njoin = 0, clone_flags = 0, joined_user = 0, procfs_fd = -1;
 	char timens[MAX_LINE] = "";
 	static char msg[MAX_MSG];
 	char *line;
@@ -226,6 +255,12 @@ void berth_nsenter(void)
 			join_cgroup(line + 7);
 		} else if (strncmp(line, "clone ", 6) == 0) {
 			clone_flags = atoi(line + 6);
+		} else if (strncmp(line, "procfs ", 7) == 0) {
+			procfs_fd = atoi(line + 7);
+			if (procfs_fd <= 2) {
+				errno = EINVAL;
+				die("bootstrap line", line);
+			}
 		} else if (strncmp(line, "timens ", 7) == 0) {
 			size_t len = strlen(timens);
 			snprintf(timens + len, sizeof(timens) - len, "%s\n", line + 7);
@@ -307,5 +342,7 @@ void berth_nsenter(void)
 		report("pid %d", child);
 		_exit(0);
 	}
+	if (procfs_fd >= 0)
+		open_procfs(procfs_fd);
 	// The child returns into the Go runtime, which continues the setup.
 }

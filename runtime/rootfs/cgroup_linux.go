@@ -112,11 +112,11 @@ func underRoot(root, cgPath string) (string, bool) {
 }
 
 func (p *preparer) hostCgroups() (bool, []cgroupHierarchy, error) {
-	mi, err := p.sys.ReadFile("/proc/self/mountinfo")
+	mi, err := p.sys.ReadFile(p.cfg.procDir() + "/mountinfo")
 	if err != nil {
 		return false, nil, err
 	}
-	cg, err := p.sys.ReadFile("/proc/self/cgroup")
+	cg, err := p.sys.ReadFile(p.cfg.procDir() + "/cgroup")
 	if err != nil {
 		return false, nil, err
 	}

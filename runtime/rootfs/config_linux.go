@@ -46,8 +46,90 @@ type Config struct {
 	// mounts are real cgroup filesystems instead of binds of the
 	// container's cgroup directories.
 	CgroupNS bool
+	// ProcDir is the /proc directory of the container's init, where
+	// Prepare reads its cgroups and mount table; empty means /proc/self
+	// (Prepare runs in the init).
+	ProcDir string
+	// ProcFS, when positive, is a procfs filesystem context (fsopen(2))
+	// made in the container's PID namespace: the procfs mount is made
+	// from it. A procfs shows the PID namespace of the process that
+	// creates it, and a Prepare outside the init (CanPrepareOutside)
+	// runs in a thread that cannot enter that namespace.
+	ProcFS int
 	// Sys performs the kernel calls; nil means the real kernel.
 	Sys Syscalls
+}
+
+// CanPrepareOutside reports whether Prepare may run outside the init, in
+// a thread of another process that has entered the container's mount,
+// network, IPC and cgroup namespaces, with ProcDir and ProcFS set: the
+// container has its own mount namespace and no user namespace (a thread
+// cannot enter one), its rootfs is an absolute path, and it has at most
+// one procfs mount (one context makes one), whose flags mount attributes
+// express.
+func CanPrepareOutside(c *Config) bool {
+	if c.UserNS || c.SharedMountNS || !filepath.IsAbs(c.Rootfs) {
+		return false
+	}
+	pl, err := newPlan(c)
+	if err != nil {
+		return false
+	}
+	procs := 0
+	for _, m := range pl.mounts {
+		if m.kind == "proc" {
+			procs++
+			if _, ok := mountAttrs(m.opts.flags); !ok {
+				return false
+			}
+		}
+	}
+	return procs <= 1
+}
+
+// NeedsProcFS reports whether the spec mounts a procfs (for which a
+// Prepare outside the init needs Config.ProcFS).
+func NeedsProcFS(c *Config) bool {
+	for _, m := range c.Spec.Mounts {
+		if m.Type == "proc" {
+			return true
+		}
+	}
+	return false
+}
+
+// mountAttrs turns the MS_* flags of a new mount into the MOUNT_ATTR_*
+// flags of fsmount(2); ok is false for a flag that has none.
+func mountAttrs(flags uintptr) (attrs int, ok bool) {
+	table := [...]struct {
+		ms   uintptr
+		attr int
+	}{
+		{unix.MS_RDONLY, unix.MOUNT_ATTR_RDONLY},
+		{unix.MS_NOSUID, unix.MOUNT_ATTR_NOSUID},
+		{unix.MS_NODEV, unix.MOUNT_ATTR_NODEV},
+		{unix.MS_NOEXEC, unix.MOUNT_ATTR_NOEXEC},
+		{unix.MS_NOATIME, unix.MOUNT_ATTR_NOATIME},
+		{unix.MS_STRICTATIME, unix.MOUNT_ATTR_STRICTATIME},
+		{unix.MS_RELATIME, unix.MOUNT_ATTR_RELATIME},
+		{unix.MS_NODIRATIME, unix.MOUNT_ATTR_NODIRATIME},
+		{unix.MS_NOSYMFOLLOW, unix.MOUNT_ATTR_NOSYMFOLLOW},
+	}
+	for _, t := range table {
+		if flags&t.ms != 0 {
+			attrs |= t.attr
+			flags &^= t.ms
+		}
+	}
+	return attrs, flags == 0
+}
+
+// procDir is where the init's /proc files are read.
+func (c *Config) procDir() string {
+	if c.ProcDir == "" {
+		return "/proc/self"
+	}
+	return c.ProcDir
 }
 
 func (c *Config) sys() Syscalls {

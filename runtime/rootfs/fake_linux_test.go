@@ -68,6 +68,8 @@ type fakeSys struct {
 	nextFd int
 	mounts map[string]bool
 	calls  []call
+	// contextMounts are the targets of MountContext calls.
+	contextMounts []string
 	// fail, when set, may return an error for a call before it happens.
 	fail func(c call) error
 }
@@ -169,6 +171,16 @@ func (f *fakeSys) Mount(source, target, fstype string, flags uintptr, data strin
 		f.mounts[c.target] = true
 	}
 	return nil
+}
+
+// MountContext is recorded as the mount(2) it stands for, with the
+// context's descriptor as the source's file system type.
+func (f *fakeSys) MountContext(fsfd int, source, fstype string, flags uintptr, data []string, targetFD int) error {
+	if fsfd <= 0 {
+		f.t.Errorf("MountContext with context %d", fsfd)
+	}
+	f.contextMounts = append(f.contextMounts, f.fds[targetFD])
+	return f.Mount(source, procFd(targetFD), fstype, flags, strings.Join(data, ","))
 }
 
 func (f *fakeSys) Unmount(target string, flags int) error {

@@ -232,7 +232,11 @@ func (p *preparer) mountPseudo(m mountEntry) error {
 	if err := p.checkProcMount(t.path, m); err != nil {
 		return err
 	}
-	err = p.sys.Mount(m.source, procFd(t.fd), m.kind, m.opts.flags, joinData(m.opts.data))
+	if m.kind == "proc" && p.cfg.ProcFS > 0 {
+		err = p.sys.MountContext(p.cfg.ProcFS, m.source, m.kind, m.opts.flags, m.opts.data, t.fd)
+	} else {
+		err = p.sys.Mount(m.source, procFd(t.fd), m.kind, m.opts.flags, joinData(m.opts.data))
+	}
 	if err != nil && m.kind == "sysfs" && p.cfg.UserNS && errors.Is(err, unix.EPERM) {
 		b := m
 		b.kind, b.source = kindBind, "/sys"

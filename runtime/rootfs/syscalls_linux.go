@@ -1,6 +1,7 @@
 package rootfs
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -71,6 +72,11 @@ type Syscalls interface {
 	ReadFile(path string) ([]byte, error)
 	// Dup3 is dup3(2).
 	Dup3(oldfd, newfd, flags int) error
+	// MountContext is mount(2) of a new filesystem made from the
+	// filesystem context fsfd (fsopen(2)) instead of a type: fsconfig(2)
+	// with source and each data option, fsmount(2) with the attributes
+	// of flags (mountAttrs), move_mount(2) onto the handle targetFD.
+	MountContext(fsfd int, source, fstype string, flags uintptr, data []string, targetFD int) error
 	// CopyTree copies the contents of directory srcDir into directory
 	// dstDir (both open, readable descriptors), keeping modes, owners,
 	// times, symlinks and device nodes and never following a symlink. It
@@ -211,6 +217,49 @@ func (kernel) Dup3(oldfd, newfd, flags int) error {
 }
 
 func (kernel) CopyTree(srcDir, dstDir int) error { return copyTree(srcDir, dstDir) }
+
+func (kernel) MountContext(fsfd int, source, fstype string, flags uintptr, data []string, targetFD int) error {
+	attrs, ok := mountAttrs(flags)
+	if !ok {
+		return fmt.Errorf("mount %s: flags %s have no mount attributes", fstype, flagNames(flags))
+	}
+	config := func(err error, what string) error {
+		if err != nil {
+			return fmt.Errorf("fsconfig %s %s: %w", fstype, what, err)
+		}
+		return nil
+	}
+	if err := config(unix.FsconfigSetString(fsfd, "source", source), "source"); err != nil {
+		return err
+	}
+	if flags&unix.MS_RDONLY != 0 {
+		if err := config(unix.FsconfigSetFlag(fsfd, "ro"), "ro"); err != nil {
+			return err
+		}
+	}
+	for _, d := range data {
+		k, v, hasValue := strings.Cut(d, "=")
+		var err error
+		if hasValue {
+			err = unix.FsconfigSetString(fsfd, k, v)
+		} else {
+			err = unix.FsconfigSetFlag(fsfd, k)
+		}
+		if err := config(err, d); err != nil {
+			return err
+		}
+	}
+	if err := config(unix.FsconfigCreate(fsfd), "create"); err != nil {
+		return err
+	}
+	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, attrs)
+	if err != nil {
+		return fmt.Errorf("fsmount %s: %w", fstype, err)
+	}
+	defer unix.Close(mfd)
+	err = unix.MoveMount(mfd, "", targetFD, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+	return fdErr("move_mount", targetFD, "", err)
+}
 
 // fdPath names dirfd/name in error messages: the real path of the
 // descriptor when /proc can tell it.

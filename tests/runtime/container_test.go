@@ -75,6 +75,23 @@ func TestInsideView(t *testing.T) {
 	}
 }
 
+// The mounts that show a namespace (sysfs the network's, mqueue the IPC's,
+// procfs the PID's, the cgroup mount the container's cgroup) show the
+// container's, including when the runtime makes them from a thread of its
+// own (runtime/prepare_linux.go) while the init starts.
+func TestFilesystemsShowTheContainer(t *testing.T) {
+	r := newRT(t)
+	b := fixtures.Bundle(t, args("sh", "-c", `
+		ls /sys/class/net
+		touch /dev/mqueue/berth-test-q && ls /dev/mqueue
+		cat /proc/1/comm
+		cat /sys/fs/cgroup/pids/cgroup.procs 2>/dev/null || cat /sys/fs/cgroup/cgroup.procs`))
+	got := strings.Fields(runOut(r, b))
+	if len(got) < 4 || got[0] != "lo" || got[1] != "berth-test-q" || got[2] != "sh" || got[3] != "1" {
+		t.Errorf("got %q, want lo (the only link), berth-test-q (the only queue), sh (pid 1), then the cgroup's processes from 1", got)
+	}
+}
+
 func TestJoinNamespaceByPath(t *testing.T) {
 	r := newRT(t)
 	id := testutil.UniqueName(t)

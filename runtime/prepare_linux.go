@@ -1,0 +1,127 @@
+package runtime
+
+import (
+	"fmt"
+	"os"
+	goruntime "runtime"
+	"strconv"
+
+	"berth.dev/runtime/rootfs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// rootfsConfig is the root filesystem setup of a container: the same in
+// the init and in the runtime, which may do it instead (prepareRootfs).
+func rootfsConfig(s *specs.Spec, cfg *initConfig) *rootfs.Config {
+	return &rootfs.Config{
+		Spec:     s,
+		Rootfs:   s.Root.Path,
+		Bundle:   cfg.Bundle,
+		NoPivot:  cfg.NoPivot,
+		UserNS:   cfg.UserNS,
+		CgroupNS: cfg.NewCgroupNS,
+
+		SharedMountNS: !hasNamespace(s, specs.MountNamespace),
+	}
+}
+
+// prepareRootfs does rootfs.Prepare for the init from a thread of this
+// process that enters the init's mount, network, IPC and cgroup namespaces,
+// while the init's own Go runtime starts, on the other CPU: about a
+// millisecond less before the init has its container. The procfs mount is
+// made from the context the init opened in its PID namespace at procfsFD
+// (nsenter.c), taken with pidfd_getfd(2). The thread is never handed back
+// to the Go scheduler: it ends with its goroutine.
+//
+// It reports false, having done nothing, when it cannot: a kernel without
+// pidfd_getfd (before 5.6), a procfs context the init could not open, or
+// the goroutine landing on the main thread, which cannot end (left in the
+// container's namespaces, it would show them as the process's in
+// /proc/self; berth-runtime keeps its main goroutine there, so this does
+// not happen).
+func prepareRootfs(init *initProcess, procfsFD int, rc *rootfs.Config) (bool, error) {
+	type result struct {
+		done bool
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		goruntime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			goruntime.UnlockOSThread()
+			done <- result{}
+			return
+		}
+		ok, err := prepareInNamespaces(init, procfsFD, rc)
+		done <- result{ok, err}
+	}()
+	r := <-done
+	return r.done, r.err
+}
+
+// nsEntered are the namespaces the preparing thread enters, in this order
+// (all opened first, through the host's /proc).
+var nsEntered = [...]struct {
+	name string
+	flag int
+}{
+	{"net", unix.CLONE_NEWNET},
+	{"ipc", unix.CLONE_NEWIPC},
+	{"cgroup", unix.CLONE_NEWCGROUP},
+	{"mnt", unix.CLONE_NEWNS},
+}
+
+func prepareInNamespaces(init *initProcess, procfsFD int, rc *rootfs.Config) (bool, error) {
+	c := *rc
+	if rootfs.NeedsProcFS(rc) {
+		if !init.procfs {
+			return false, nil
+		}
+		fs, err := takeFd(init.pid, procfsFD)
+		if err != nil {
+			return false, nil
+		}
+		defer unix.Close(fs)
+		c.ProcFS = fs
+	}
+	proc := "/proc/" + strconv.Itoa(init.pid)
+	var fds [len(nsEntered)]int
+	for i, ns := range nsEntered {
+		fd, err := unix.Open(proc+"/ns/"+ns.name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			for _, f := range fds[:i] {
+				unix.Close(f)
+			}
+			return true, &os.PathError{Op: "open", Path: proc + "/ns/" + ns.name, Err: err}
+		}
+		fds[i] = fd
+	}
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	// A thread shares its root and working directory with the process
+	// until it unshares them; entering a mount namespace changes both.
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return true, fmt.Errorf("unshare fs: %w", err)
+	}
+	for i, ns := range nsEntered {
+		if err := unix.Setns(fds[i], ns.flag); err != nil {
+			return true, fmt.Errorf("enter the init's %s namespace: %w", ns.name, err)
+		}
+	}
+	c.ProcDir = proc
+	return true, rootfs.Prepare(&c)
+}
+
+// takeFd copies descriptor fd of process pid into this one.
+func takeFd(pid, fd int) (int, error) {
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(pidfd)
+	return unix.PidfdGetfd(pidfd, fd, 0)
+}
