@@ -116,14 +116,17 @@ func Create(o CreateOptions) (c *Container, err error) {
 		os.RemoveAll(dir)
 		c = nil
 	}()
-	cg, err = c.makeCgroup(s, o.Rootless)
+	var late func() (cgroups.Manager, error)
+	if joinCgroupLate(s) {
+		late = func() (cgroups.Manager, error) { return c.makeCgroup(s, o.Rootless) }
+	} else if cg, err = c.makeCgroup(s, o.Rootless); err != nil {
+		return nil, err
+	}
+	init, cg, err = c.startInit(s, cg, late, &o)
 	if err != nil {
 		return nil, err
 	}
-	init, err = c.startInit(s, cg, &o)
-	if err != nil {
-		return nil, err
-	}
+	c.cg = cg
 	defer init.sock.Close()
 	if err := c.s.save(dir, false); err != nil {
 		return nil, err
@@ -134,6 +137,18 @@ func Create(o CreateOptions) (c *Container, err error) {
 		}
 	}
 	return c, nil
+}
+
+// joinCgroupLate reports whether the init may join its cgroup after
+// making its namespaces (spawnConfig.lateCgroup): on a cgroup v1 host, where
+// it joins by writing its tasks files, and without a new user namespace,
+// in which those files are not writable.
+func joinCgroupLate(s *specs.Spec) bool {
+	if hasNamespace(s, specs.UserNamespace) {
+		return false
+	}
+	mode, err := cgroups.DetectMode(cgroups.DefaultMountRoot)
+	return err == nil && mode != cgroups.Unified
 }
 
 // makeCgroup creates the container's cgroup (startInit applies its
@@ -164,27 +179,27 @@ func hasLimits(r *specs.LinuxResources) bool {
 }
 
 // startInit starts the container's init and drives it to "created".
-func (c *Container) startInit(s *specs.Spec, cg cgroups.Manager, o *CreateOptions) (*initProcess, error) {
+func (c *Container) startInit(s *specs.Spec, cg cgroups.Manager, late func() (cgroups.Manager, error), o *CreateOptions) (*initProcess, cgroups.Manager, error) {
 	fifo := filepath.Join(c.dir, fifoName)
 	if err := unix.Mkfifo(fifo, 0o622); err != nil {
-		return nil, &os.PathError{Op: "mkfifo", Path: fifo, Err: err}
+		return nil, cg, &os.PathError{Op: "mkfifo", Path: fifo, Err: err}
 	}
 	// Past the umask: the init may have switched to any uid by the time it
 	// opens the fifo for writing.
 	if err := os.Chmod(fifo, 0o622); err != nil {
-		return nil, err
+		return nil, cg, err
 	}
 	// O_PATH: the init reopens it for writing through /proc/self/fd once it
 	// is inside the container, which blocks until start opens it to read.
 	fifoFile, err := os.OpenFile(fifo, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, cg, err
 	}
 	defer fifoFile.Close()
 
 	files, err := preservedFiles(o.PreserveFDs)
 	if err != nil {
-		return nil, err
+		return nil, cg, err
 	}
 	cfg := &initConfig{
 		Mode:            modeCreate,
@@ -203,7 +218,7 @@ func (c *Container) startInit(s *specs.Spec, cg cgroups.Manager, o *CreateOption
 	if s.Process.Terminal {
 		console, err := consoleSocket(o)
 		if err != nil {
-			return nil, err
+			return nil, cg, err
 		}
 		defer console.Close()
 		cfg.ConsoleSocketFD = 3 + len(files)
@@ -211,7 +226,7 @@ func (c *Container) startInit(s *specs.Spec, cg cgroups.Manager, o *CreateOption
 	}
 	files, closeAgent, err := withSeccompAgent(s, cfg, files)
 	if err != nil {
-		return nil, err
+		return nil, cg, err
 	}
 	defer closeAgent()
 	boot := bootstrapFor(s)
@@ -226,16 +241,18 @@ func (c *Container) startInit(s *specs.Spec, cg cgroups.Manager, o *CreateOption
 		boot.procfsFD = 3 + len(files) + 1
 	}
 	sc := &spawnConfig{
-		boot:   boot,
-		cgroup: cg,
-		files:  files,
-		stdin:  orStdio(o.Stdin, os.Stdin),
-		stdout: orStdio(o.Stdout, os.Stdout),
-		stderr: orStdio(o.Stderr, os.Stderr),
+		boot:       boot,
+		cgroup:     cg,
+		lateCgroup: late,
+		files:      files,
+		stdin:      orStdio(o.Stdin, os.Stdin),
+		stdout:     orStdio(o.Stdout, os.Stdout),
+		stderr:     orStdio(o.Stderr, os.Stderr),
 	}
 	init, err := spawn(sc)
+	cg = sc.cgroup
 	if err != nil {
-		return nil, err
+		return nil, cg, err
 	}
 	var prepared chan error
 	if outside {
@@ -258,13 +275,13 @@ func (c *Container) startInit(s *specs.Spec, cg cgroups.Manager, o *CreateOption
 		}
 	}
 	if err != nil {
-		return init, err
+		return init, cg, err
 	}
 	cfg.Pid = init.pid
 	if err := driveInit(init, cfg, c); err != nil {
-		return init, err
+		return init, cg, err
 	}
-	return init, nil
+	return init, cg, nil
 }
 
 // prepareWhileInitStarts applies the cgroup's resources and builds the

@@ -14,7 +14,14 @@
 //	clone <flags>             namespaces to create (CLONE_NEW* bits, decimal)
 //	timens <clock> <s> <ns>   an offset for the new time namespace
 //	procfs <fd>               the child opens a procfs context (fsopen) at fd
+//	cgroup-later              the cgroup lines come in a second message
 //	end
+//
+// With cgroup-later (no new user namespace: in one, the host's cgroup files
+// are not writable), the runtime creates the cgroup while this process
+// starts and makes the namespaces, and sends a second message of "cgroup"
+// lines and "end" once it exists; a new cgroup namespace is made after the
+// cgroup is joined, so that its root is the container's cgroup.
 //
 // The order of work is the one the kernel requires: join the user namespace
 // (or create one and wait while the runtime writes its id maps), join the
@@ -96,6 +103,8 @@ static void die(const char *what, const char *arg)
 	_exit(1);
 }
 
+static int read_message(char *buf, size_t size, size_t n);
+
 // read_bootstrap reads the whole bootstrap message into buf, NUL-terminated.
 // The runtime writes it at once and sends nothing more until this process
 // reports, so reading until the data ends with "end\n" takes nothing that
@@ -103,7 +112,16 @@ static void die(const char *what, const char *arg)
 // cost ~300 system calls).
 static int read_bootstrap(char *buf, size_t size)
 {
-	size_t n = 0;
+	return read_message(buf, size, 0);
+}
+
+// read_message reads into buf, which holds n bytes already, until the data
+// ends with an "end" line, and returns its length.
+static int read_message(char *buf, size_t size, size_t n)
+{
+	buf[n] = '\0';
+	if ((n == 4 || (n > 4 && buf[n - 5] == '\n')) && strcmp(buf + n - 4, "end\n") == 0)
+		return n;
 	while (n + 1 < size) {
 		ssize_t r = read(sync_fd, buf + n, size - 1 - n);
 		if (r < 0 && errno == EINTR)
@@ -113,7 +131,7 @@ static int read_bootstrap(char *buf, size_t size)
 		n += r;
 		buf[n] = '\0';
 		if ((n == 4 || (n > 4 && buf[n - 5] == '\n')) && strcmp(buf + n - 4, "end\n") == 0)
-			return 0;
+			return n;
 	}
 	errno = E2BIG;
 	return -1;
@@ -191,6 +209,31 @@ static void join_cgroup(const char *tasks)
 	close(fd);
 }
 
+// join_cgroups_later reads the second message ("cgroup" lines, "end") into
+// buf, which holds the n bytes of it read with the first one, and joins the
+// cgroups it names.
+static void join_cgroups_later(char *buf, size_t size, size_t n)
+{
+	if (read_message(buf, size, n) < 0) {
+		if (errno != E2BIG)
+			errno = EPIPE;
+		die("read cgroups", NULL);
+	}
+	for (char *next = buf;;) {
+		char *nl = strchr(next, '\n');
+		char *line = next;
+		*nl = '\0';
+		next = nl + 1;
+		if (strcmp(line, "end") == 0)
+			return;
+		if (strncmp(line, "cgroup ", 7) != 0) {
+			errno = EINVAL;
+			die("cgroup line", line);
+		}
+		join_cgroup(line + 7);
+	}
+}
+
 // open_procfs opens a procfs context of this process's PID namespace at
 // descriptor fd (close-on-exec) and reports whether it could.
 static void open_procfs(int fd)
@@ -212,7 +255,7 @@ void berth_nsenter(void)
 {
 	const char *env = getenv("_BERTH_INITPIPE");
 	struct join joins[MAX_JOIN];
-	int njoin = 0, clone_flags = 0, joined_user = 0, procfs_fd = -1;
+	int njoin = 0, clone_flags = 0, joined_user = 0, procfs_fd = -1, cgroup_later = 0;
 	char timens[MAX_LINE] = "";
 	static char msg[MAX_MSG];
 	char *line;
@@ -228,18 +271,25 @@ void berth_nsenter(void)
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		die("prctl", "PR_SET_DUMPABLE");
 
-	if (read_bootstrap(msg, sizeof(msg)) < 0) {
+	int len = read_bootstrap(msg, sizeof(msg));
+	if (len < 0) {
 		if (errno != E2BIG)
 			errno = EPIPE;
 		die("read bootstrap", NULL);
 	}
+	// What follows the first "end" line (the start of a second message
+	// sent before this one was read) is kept for join_cgroups_later.
+	size_t rest = 0;
 	for (char *next = msg;;) {
 		char *nl = strchr(next, '\n');
 		line = next;
 		*nl = '\0'; // the message ends with "end\n": there is one
 		next = nl + 1;
-		if (strcmp(line, "end") == 0)
+		if (strcmp(line, "end") == 0) {
+			rest = len - (next - msg);
+			memmove(msg, next, rest);
 			break;
+		}
 		if (strncmp(line, "join ", 5) == 0) {
 			struct join *j = &joins[njoin];
 			char *sp = strchr(line + 5, ' ');
@@ -255,6 +305,8 @@ void berth_nsenter(void)
 			join_cgroup(line + 7);
 		} else if (strncmp(line, "clone ", 6) == 0) {
 			clone_flags = atoi(line + 6);
+		} else if (strcmp(line, "cgroup-later") == 0) {
+			cgroup_later = 1;
 		} else if (strncmp(line, "procfs ", 7) == 0) {
 			procfs_fd = atoi(line + 7);
 			if (procfs_fd <= 2) {
@@ -313,9 +365,17 @@ void berth_nsenter(void)
 			die("setns", joins[i].path);
 		close(joins[i].fd);
 	}
-	if (clone_flags & ~CLONE_NEWUSER) {
-		if (unshare(clone_flags & ~CLONE_NEWUSER) < 0)
+	int now = clone_flags & ~CLONE_NEWUSER;
+	if (cgroup_later)
+		now &= ~CLONE_NEWCGROUP;
+	if (now) {
+		if (unshare(now) < 0)
 			die("unshare", "namespaces");
+	}
+	if (cgroup_later) {
+		join_cgroups_later(msg, sizeof(msg), rest);
+		if ((clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
+			die("unshare", "cgroup namespace");
 	}
 	if (timens[0] != '\0') {
 		// While not dumpable, /proc/self belongs to the host's root, which
