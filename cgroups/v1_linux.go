@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -386,12 +387,19 @@ func (m *v1Manager) OOMEvents(ctx context.Context) (<-chan struct{}, error) {
 
 func (m *v1Manager) Destroy() error {
 	deadline := time.Now().Add(destroyTimeout)
-	var errs []error
-	for _, h := range m.hierarchies {
-		if err := removeCgroup(h.dir(), deadline); err != nil {
-			errs = append(errs, fmt.Errorf("destroy cgroup %s: %w", m.path, err))
-		}
+	// The hierarchies are independent: removed in parallel, a container's
+	// nine or so rmdirs (each a cgroup taken offline) take about half as
+	// long on two CPUs.
+	errs := make([]error, len(m.hierarchies))
+	var wg sync.WaitGroup
+	for i, h := range m.hierarchies {
+		wg.Go(func() {
+			if err := removeCgroup(h.dir(), deadline); err != nil {
+				errs[i] = fmt.Errorf("destroy cgroup %s: %w", m.path, err)
+			}
+		})
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 

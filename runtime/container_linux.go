@@ -25,6 +25,9 @@ type Container struct {
 	root string
 	dir  string
 	s    *saved
+	// cg is the container's cgroup manager, once made (Create keeps the
+	// one it made: finding the hierarchies again reads the mount table).
+	cg cgroups.Manager
 }
 
 // Load reads a container's state from root.
@@ -112,7 +115,14 @@ func (c *Container) cgroup() (cgroups.Manager, error) {
 	if c.s.CgroupPath == "" {
 		return nil, ErrNoCgroup
 	}
-	return cgroups.New(c.s.CgroupPath)
+	if c.cg == nil {
+		cg, err := cgroups.New(c.s.CgroupPath)
+		if err != nil {
+			return nil, err
+		}
+		c.cg = cg
+	}
+	return c.cg, nil
 }
 
 // Start releases a created container's init to exec the user program, then
