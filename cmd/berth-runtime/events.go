@@ -1,11 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"os"
 	"time"
 
 	"berth.dev/runtime"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 // event is one line of `events` output, in runc's shape.

@@ -1,13 +1,14 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"text/tabwriter"
 	"time"
 
 	"berth.dev/runtime"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 func runList(g *globals, args []string) error {

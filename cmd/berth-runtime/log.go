@@ -1,11 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"time"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 // logger writes the runtime's messages the way runc does: to --log in text

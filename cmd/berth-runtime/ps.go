@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +9,8 @@ import (
 	"strings"
 
 	"berth.dev/runtime"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 func runPs(g *globals, args []string) error {

@@ -1,10 +1,11 @@
 package main
 
 import (
-	"encoding/json"
 	"os"
 
 	"berth.dev/runtime"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 func runState(g *globals, args []string) error {
