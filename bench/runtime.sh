@@ -9,7 +9,10 @@
 # runs (one id reused: each run deletes its container before the next).
 # A second table times the three commands an engine's shim runs for one
 # container (the path of `berth run --rm`): create, start, and delete once
-# the process has exited, each command timed alone (median of N).
+# the process has exited, each command timed alone (median of N). A third
+# runs the runtimes' `run` interleaved, run by run (the order alternating),
+# and gives the median, p10 and p90 of each: on a small VM whose speed
+# drifts over minutes, the fairest comparison.
 #
 # usage: sudo bench/runtime.sh [-n N] [RUNTIME...]
 #   RUNTIME: berth (bin/berth-runtime, or $BERTH_RUNTIME), runc, crun, or a
@@ -139,6 +142,37 @@ lifecycle_one() {
 	echo "| $name | $c | $s | $d | $(awk -v c="$c" -v s="$s" -v d="$d" 'BEGIN { printf "%.1f", c + s + d }') |$([ $fail -eq 0 ] || echo " $fail FAILED")"
 }
 
+# interleaved: N rounds, each one `run` of every runtime present (the order
+# reversed every other round); one row per runtime of median, p10, p90 ms.
+interleaved() {
+	local bins=() names=() rt bin i j k us order hybrid=0
+	for rt in "${RUNTIMES[@]}"; do
+		bin=$(resolve "$rt")
+		[ -x "$bin" ] || continue
+		bins+=("$bin") names+=("$(basename "$bin")")
+		[ "$(basename "$bin")" = crun ] && hybrid=1
+		mkdir -p "$TMP/il-${#bins[@]}"
+		USED+=("$bin $TMP/il-${#bins[@]}")
+		: >"$TMP/il-${#bins[@]}.ms"
+	done
+	[ $hybrid -eq 0 ] || hybrid_v1_mount
+	for ((i = 1; i <= N; i++)); do
+		order=$(seq 1 ${#bins[@]})
+		[ $((i % 2)) -eq 0 ] && order=$(seq ${#bins[@]} -1 1)
+		for j in $order; do
+			k=$((j - 1))
+			us=$(elapsed_us "${bins[$k]}" --root "$TMP/il-$j" run --bundle "$TMP/bundle" "il-$$") || us=FAILED
+			echo "$us" >>"$TMP/il-$j.ms"
+		done
+	done
+	[ $hybrid -eq 0 ] || hybrid_v1_unmount
+	for ((j = 1; j <= ${#bins[@]}; j++)); do
+		grep -v FAILED "$TMP/il-$j.ms" | sort -n | awk -v name="${names[$((j - 1))]}" -v fails="$(grep -c FAILED "$TMP/il-$j.ms")" '
+			{ v[NR] = $1 }
+			END { if (NR) printf "| %s | %.1f | %.1f | %.1f |%s\n", name, (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) / 1000, v[int(NR / 10) + 1] / 1000, v[int(NR * 9 / 10) + (NR < 10)] / 1000, (fails > 0 ? " " fails " FAILED" : "") }'
+	done
+}
+
 need_tools
 echo "# building the busybox bundle (tests/fixtures/cmd/mkbundle)" >&2
 # ociVersion 1.0.2: crun 1.8 rejects newer versions.
@@ -176,3 +210,8 @@ echo "# the shim's commands for one container, median ms of $N (start returns on
 echo "| runtime | create | start | delete | sum |"
 echo "|---|---|---|---|---|"
 each_runtime lifecycle_one
+echo
+echo "# 'run' interleaved run by run, $N rounds: ms"
+echo "| runtime | median | p10 | p90 |"
+echo "|---|---|---|---|"
+interleaved

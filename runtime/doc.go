@@ -9,9 +9,18 @@
 //	state.json   the saved State (written atomically)
 //	exec.fifo    exists while the container is "created"; start opens it
 //
-// The container's init is this same binary re-executed from a sealed memfd
-// copy (see exeseal_linux.go). Stage 0 of init is C (package nsenter): it
-// joins and creates namespaces before the Go runtime starts threads. The Go
-// part (init_linux.go) then builds the root filesystem, switches credentials
-// and waits on exec.fifo; start releases it and it execs the user program.
+// The container's init is this same binary re-executed from a sealed copy
+// (see exeseal_linux.go). Stage 0 of init is C (package nsenter): it joins
+// and creates namespaces before the Go runtime starts threads, joins the
+// cgroup (on v1 after making the namespaces, while the runtime creates the
+// cgroup), and forks the init. The Go part (init_linux.go) switches root,
+// credentials and the rest of the process's attributes and waits on
+// exec.fifo; start releases it and it execs the user program.
+//
+// While the init's Go runtime starts, the runtime builds the container's
+// root filesystem from one of its own threads that has entered the init's
+// namespaces (prepare_linux.go), mounting procfs from a context the init
+// opened in its PID namespace; where it cannot (a user namespace, no mount
+// namespace of its own, an old kernel), the init does it. The runtime and
+// the init talk in frames of package wire.
 package runtime
