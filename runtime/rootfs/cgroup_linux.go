@@ -152,23 +152,16 @@ func (p *preparer) mountCgroupV1(m mountEntry, hs []cgroupHierarchy) error {
 	}
 	attr, oneCall := treeAttr(m.opts)
 	oneCall = oneCall && !p.cfg.CgroupNS
-	each := m
 	if oneCall {
-		// Plain binds now; their flags all at once below.
-		each.opts = mountOptions{flags: unix.MS_BIND | unix.MS_REC}
-	}
-	for _, h := range hs {
-		if err := p.mountHierarchy(each, path.Join(m.dest, h.name), h); err != nil {
-			return fmt.Errorf("hierarchy %s: %w", h.data, err)
-		}
-		if err := p.coMountLinks(m.dest, h.name); err != nil {
-			return err
-		}
-	}
-	if oneCall {
-		err := p.setTreeAttr(m.dest, attr)
+		// Plain binds now, made in the new tmpfs through its handle
+		// (nothing else can be there yet); their flags all at once
+		// below.
+		err := p.bindHierarchies(m.dest, hs, attr)
 		if err == nil {
 			return nil
+		}
+		if !errors.Is(err, errTreeAttr) {
+			return err
 		}
 		// Refused (a user namespace whose host mounts carry locked
 		// flags, a kernel before 5.12): the remount of each bind, which
@@ -176,6 +169,15 @@ func (p *preparer) mountCgroupV1(m mountEntry, hs []cgroupHierarchy) error {
 		for _, h := range hs {
 			if err := p.remountAt(path.Join(m.dest, h.name), m.opts); err != nil {
 				return fmt.Errorf("hierarchy %s: %w", h.data, err)
+			}
+		}
+	} else {
+		for _, h := range hs {
+			if err := p.mountHierarchy(m, path.Join(m.dest, h.name), h); err != nil {
+				return fmt.Errorf("hierarchy %s: %w", h.data, err)
+			}
+			if err := p.coMountLinks(m.dest, h.name); err != nil {
+				return err
 			}
 		}
 	}
@@ -188,6 +190,51 @@ func (p *preparer) mountCgroupV1(m mountEntry, hs []cgroupHierarchy) error {
 	}
 	defer p.sys.Close(t.fd)
 	return p.sys.Mount("", procFd(t.fd), "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|tmpfs.opts.flags, "")
+}
+
+// errTreeAttr is bindHierarchies's report that the binds are made but the
+// kernel refused to set attr on them all at once.
+var errTreeAttr = errors.New("recursive mount attributes refused")
+
+// bindHierarchies bind-mounts each hierarchy's cgroup directory into the
+// tmpfs just mounted at dest, links the co-mounted controllers, and sets
+// attr on the tmpfs and every bind. Each hierarchy costs a mkdir, an open, a
+// mount and a close on the tmpfs's handle.
+func (p *preparer) bindHierarchies(dest string, hs []cgroupHierarchy, attr unix.MountAttr) error {
+	t, err := p.root.mountpoint(dest, false)
+	if err != nil {
+		return err
+	}
+	defer p.sys.Close(t.fd)
+	beneath := &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC, Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS}
+	for _, h := range hs {
+		if h.source == "" {
+			return fmt.Errorf("hierarchy %s: the host's %s mount does not show this process's cgroup", h.data, h.fstype)
+		}
+		if err := p.sys.Mkdirat(t.fd, h.name, 0o755); err != nil {
+			return fmt.Errorf("hierarchy %s: mkdir: %w", h.data, err)
+		}
+		fd, err := p.sys.Openat2(t.fd, h.name, beneath)
+		if err != nil {
+			return fmt.Errorf("hierarchy %s: %w", h.data, err)
+		}
+		err = p.sys.Mount(h.source, procFd(fd), "", unix.MS_BIND|unix.MS_REC, "")
+		p.sys.Close(fd)
+		if err != nil {
+			return fmt.Errorf("hierarchy %s: bind %s: %w", h.data, h.source, err)
+		}
+		if strings.Contains(h.name, ",") {
+			for _, c := range strings.Split(h.name, ",") {
+				if err := p.sys.Symlinkat(h.name, t.fd, c); err != nil && !errors.Is(err, unix.EEXIST) {
+					return fmt.Errorf("link %s/%s: %w", dest, c, err)
+				}
+			}
+		}
+	}
+	if err := p.sys.MountSetattr(t.fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+		return fmt.Errorf("%w: %w", errTreeAttr, err)
+	}
+	return nil
 }
 
 // treeAttr turns the options of a read-only cgroup mount into the
@@ -219,16 +266,6 @@ func treeAttr(o mountOptions) (attr unix.MountAttr, ok bool) {
 		attr.Attr_set |= unix.MOUNT_ATTR_NODIRATIME
 	}
 	return attr, true
-}
-
-// setTreeAttr sets attr on the mount at dest and every mount below it.
-func (p *preparer) setTreeAttr(dest string, attr unix.MountAttr) error {
-	top, err := p.root.reopen(dest, unix.O_PATH)
-	if err != nil {
-		return err
-	}
-	defer p.sys.Close(top)
-	return p.sys.MountSetattr(top, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr)
 }
 
 // remountAt gives the bind mount at dest the flags of opts.
