@@ -127,7 +127,7 @@ func runExec(g *globals, args []string) error {
 		return err
 	}
 	terminal := p.Terminal && consoleSocket == ""
-	fg, err := newForeground(terminal)
+	fg, err := newForeground(terminal, nil)
 	if err != nil {
 		return err
 	}

@@ -27,16 +27,36 @@ type foreground struct {
 	consoleW *os.File // the end handed to the container
 }
 
-// newForeground starts catching signals; call it before the process is
-// created so that none is lost.
-func newForeground(terminal bool) (*foreground, error) {
-	f := &foreground{sigc: make(chan os.Signal, 128)}
-	// Enabling a signal in the Go runtime is a round trip to its signal
-	// thread, about 20 µs each, 1.3 ms for all 64: the ones run itself
-	// needs and that users send by hand are enabled now, the rest (real-
-	// time signals and the like, forwarded too) once the process has run
-	// for a moment (forwardAll).
-	signal.Notify(f.sigc, unix.SIGCHLD, unix.SIGWINCH, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
+// signals is the start of catching signals for a foreground process.
+type signals struct {
+	c       chan os.Signal
+	enabled chan struct{} // closed once the common signals are caught
+}
+
+// catchSignals starts catching the signals a foreground run needs and
+// users send by hand, in the background: enabling a signal in the Go
+// runtime is a round trip to its signal thread, about 20 µs each (1.3 ms
+// for all 64), done while the caller reads its config. The rest (real-time
+// signals and the like, forwarded too) are enabled once the process has
+// run for a moment (forwardAll).
+func catchSignals() *signals {
+	s := &signals{c: make(chan os.Signal, 128), enabled: make(chan struct{})}
+	go func() {
+		signal.Notify(s.c, unix.SIGCHLD, unix.SIGWINCH, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
+		close(s.enabled)
+	}()
+	return s
+}
+
+// newForeground waits until sig catches the common signals (sig from
+// catchSignals; nil starts catching them now): call it before the process
+// is created so that none is lost.
+func newForeground(terminal bool, sig *signals) (*foreground, error) {
+	if sig == nil {
+		sig = catchSignals()
+	}
+	<-sig.enabled
+	f := &foreground{sigc: sig.c}
 	f.notified = make(chan struct{})
 	// Orphans of a container without its own PID namespace are reparented
 	// here and reaped.

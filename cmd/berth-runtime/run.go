@@ -31,13 +31,14 @@ func runRun(g *globals, args []string) error {
 		}
 		return nil
 	}
+	sig := catchSignals()
 	s, err := spec.Load(f.bundle)
 	if err != nil {
 		return err
 	}
 	o.Spec = s
 	terminal := s.Process != nil && s.Process.Terminal && f.consoleSocket == ""
-	fg, err := newForeground(terminal)
+	fg, err := newForeground(terminal, sig)
 	if err != nil {
 		return err
 	}
