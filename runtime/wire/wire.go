@@ -195,13 +195,10 @@ func (d *decoder) uvarint() (uint64, error) {
 	return x, nil
 }
 
+// varint reads a zig-zag varint (binary.AppendVarint's encoding).
 func (d *decoder) varint() (int64, error) {
-	x, n := binary.Varint(d.data[d.off:])
-	if n <= 0 {
-		return 0, errShort
-	}
-	d.off += n
-	return x, nil
+	u, err := d.uvarint()
+	return int64(u>>1) ^ -int64(u&1), err
 }
 
 // count reads a slice or map count (plus one, zero for nil). Each element
