@@ -92,6 +92,30 @@ func TestFilesystemsShowTheContainer(t *testing.T) {
 	}
 }
 
+// A new cgroup namespace is rooted at the container's cgroup: inside, every
+// hierarchy shows the process at "/". (On cgroup v1 the init joins its
+// cgroup after making its other namespaces, and must make this one after
+// the join.)
+func TestCgroupNamespaceRootIsTheContainersCgroup(t *testing.T) {
+	r := newRT(t)
+	b := fixtures.Bundle(t, args("cat", "/proc/self/cgroup"), func(s *specs.Spec) {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
+	})
+	out := strings.TrimSpace(runOut(r, b))
+	if out == "" {
+		t.Fatal("no /proc/self/cgroup")
+	}
+	for _, line := range strings.Split(out, "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			t.Fatalf("bad line %q", line)
+		}
+		if parts[2] != "/" {
+			t.Errorf("%q: the process is not at its cgroup namespace's root", line)
+		}
+	}
+}
+
 func TestJoinNamespaceByPath(t *testing.T) {
 	r := newRT(t)
 	id := testutil.UniqueName(t)
