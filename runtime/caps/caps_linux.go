@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -15,8 +16,12 @@ import (
 const lastCapFile = "/proc/sys/kernel/cap_last_cap"
 
 // Last returns the highest capability the running kernel knows, read from
-// /proc/sys/kernel/cap_last_cap.
-func Last() (Cap, error) {
+// /proc/sys/kernel/cap_last_cap once.
+func Last() (Cap, error) { return last() }
+
+var last = sync.OnceValues(readLast)
+
+func readLast() (Cap, error) {
 	b, err := os.ReadFile(lastCapFile)
 	if err != nil {
 		return 0, fmt.Errorf("read the kernel's last capability: %w", err)
