@@ -9,7 +9,8 @@
 # bridge (docker0, made and removed here if missing; still --iptables=false),
 # else it runs with --bridge=none. Defines bt, pm, dk, ct (the engines'
 # CLIs), now, stats, rss_kb, pss_kb, wait_for. Daemons are stopped by pid;
-# containers, mounts, links and temp dirs are removed on exit.
+# containers, mounts, links, temp dirs and the engines' cgroup parents this
+# run made are removed on exit.
 TMP=$(mktemp -d /tmp/bc.XXXX) # short: berth-shim's socket path must fit in 108 bytes
 PIDS=()
 cleanup() {
@@ -30,12 +31,22 @@ cleanup() {
 		grep -qx "table $t" <<<"$TABLES_BEFORE" || nft delete table $t 2>/dev/null
 	done
 	grep " $TMP" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
+	# The engines' cgroup parents (berthd's berth, dockerd's docker,
+	# containerd's default, podman's libpod_parent), if this run made
+	# them and they are empty now.
+	local d
+	for d in $(find /sys/fs/cgroup -mindepth 1 -maxdepth 2 -type d \( -name berth -o -name docker -o -name default -o -name libpod_parent \) 2>/dev/null | sort -r); do
+		grep -qxF "$d" <<<"$CGROUPS_BEFORE" && continue
+		find "$d" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null
+		rmdir "$d" 2>/dev/null
+	done
 	hybrid_v1_unmount
 	rm -rf "$TMP"
 }
 # shellcheck source=hybrid-cgroups.sh
 . "$REPO/bench/lib/hybrid-cgroups.sh"
 TABLES_BEFORE=$(nft list tables 2>/dev/null || true)
+CGROUPS_BEFORE=$(find /sys/fs/cgroup -mindepth 1 -maxdepth 2 -type d \( -name berth -o -name docker -o -name default -o -name libpod_parent \) 2>/dev/null || true)
 ip link show cni-podman0 >/dev/null 2>&1 || MADE_CNI0=1
 [ -e /var/lib/cni/networks/podman ] || MADE_CNI_STATE=1
 trap cleanup EXIT INT TERM
