@@ -407,6 +407,10 @@ func TestRecover(t *testing.T) {
 	if _, err := os.Stat("/sys/fs/cgroup/pids"); err != nil {
 		orphan = "/sys/fs/cgroup/berth/" + newID()
 	}
+	if _, err := os.Stat(filepath.Dir(orphan)); os.IsNotExist(err) {
+		// Made here: removed last (cleanups run in reverse order).
+		t.Cleanup(func() { os.Remove(filepath.Dir(orphan)) })
+	}
 	if err := os.MkdirAll(orphan, 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin = b
+	restore := enginetest.KeepCgroupParents()
 	code := m.Run()
+	restore()
 	cleanup()
 	os.Exit(code)
 }

@@ -70,6 +70,39 @@ func Build() (b Binaries, cleanup func(), err error) {
 	return binariesIn(dir), cleanup, nil
 }
 
+// CgroupParent is the cgroup parent berthd puts containers under when none
+// is given: /berth in every hierarchy.
+const CgroupParent = "berth"
+
+// KeepCgroupParents notes which of berthd's default cgroup parents exist
+// now; the function it returns removes those made since, when empty (the
+// runtime removes a container's cgroup, not the parent it made for it).
+func KeepCgroupParents() (restore func()) {
+	list := func() []string {
+		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + CgroupParent)
+		if top := "/sys/fs/cgroup/" + CgroupParent; dirExists(top) {
+			dirs = append(dirs, top)
+		}
+		return dirs
+	}
+	before := map[string]bool{}
+	for _, d := range list() {
+		before[d] = true
+	}
+	return func() {
+		for _, d := range list() {
+			if !before[d] {
+				os.Remove(d) // refused while not empty
+			}
+		}
+	}
+}
+
+func dirExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}
+
 func binariesIn(dir string) Binaries {
 	return Binaries{Berthd: filepath.Join(dir, "berthd"), Berth: filepath.Join(dir, "berth"), Dir: dir}
 }
