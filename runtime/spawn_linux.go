@@ -140,11 +140,6 @@ func spawn(c *spawnConfig) (*initProcess, error) {
 		return nil, fmt.Errorf("start container init: %w", err)
 	}
 	if c.lateCgroup != nil {
-		if !s.sent {
-			if _, err := s.sock.WriteString(c.boot.encode()); err == nil {
-				s.sent = true
-			}
-		}
 		if err := c.joinLate(s); err != nil {
 			s.kill()
 			s.wait()
@@ -254,6 +249,14 @@ func (s *stage0) wait() error {
 // tasks files to join (none without a cgroup: a rootless runtime may go
 // without one).
 func (c *spawnConfig) joinLate(s *stage0) error {
+	// The first message goes first (unless it was too big to be written
+	// before stage 0 started).
+	if !s.sent {
+		if _, err := s.sock.WriteString(c.boot.encode()); err != nil {
+			return fmt.Errorf("send bootstrap: %w", err)
+		}
+		s.sent = true
+	}
 	cg, err := c.lateCgroup()
 	if err != nil {
 		return err
@@ -317,46 +320,40 @@ func (s *stage0) bootstrap(c *spawnConfig, joined bool) (*initProcess, error) {
 	// The child reports on its procfs context, if asked, in any order
 	// with stage 0's "pid" line.
 	var p *initProcess
+	// fail ends stage 0 and the init, if it was reported already.
+	fail := func(err error) (*initProcess, error) {
+		if p != nil {
+			p.kill()
+		}
+		s.kill()
+		return nil, err
+	}
 	procfsReported, procfsOK := c.boot.procfsFD <= 0, false
 	for p == nil || !procfsReported {
 		line, err := readLine(r)
 		if err != nil {
-			if p != nil {
-				p.kill()
-			}
-			s.kill()
-			return nil, fmt.Errorf("container init stage 0 exited without reporting: %w", err)
+			return fail(fmt.Errorf("container init stage 0 exited without reporting: %w", err))
 		}
 		switch {
 		case line == "procfs ok" || strings.HasPrefix(line, "procfs none "):
 			procfsReported, procfsOK = true, line == "procfs ok"
 		case line == "usermap":
 			if err := writeIDMaps(s.pid, c.boot.uidMappings, c.boot.gidMappings); err != nil {
-				s.kill()
-				return nil, err
+				return fail(err)
 			}
 			if _, err := sock.Write([]byte{'u'}); err != nil {
-				s.kill()
-				return nil, err
+				return fail(err)
 			}
 		case strings.HasPrefix(line, "pid "):
 			pid, err := strconv.Atoi(line[4:])
 			if err != nil || pid <= 0 {
-				s.kill()
-				return nil, fmt.Errorf("container init stage 0: bad report %q", line)
+				return fail(fmt.Errorf("container init stage 0: bad report %q", line))
 			}
 			p = &initProcess{pid: pid, sock: sock, r: r}
 		case strings.HasPrefix(line, "error "):
-			if p != nil {
-				p.kill()
-			}
-			return nil, errors.New(line[6:])
+			return fail(errors.New(line[6:]))
 		default:
-			if p != nil {
-				p.kill()
-			}
-			s.kill()
-			return nil, fmt.Errorf("container init stage 0: unexpected report %q", line)
+			return fail(fmt.Errorf("container init stage 0: unexpected report %q", line))
 		}
 	}
 	p.procfs = procfsOK
