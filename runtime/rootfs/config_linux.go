@@ -87,11 +87,16 @@ func CanPrepareOutside(c *Config) bool {
 	return procs <= 1
 }
 
-// NeedsProcFS reports whether the spec mounts a procfs (for which a
-// Prepare outside the init needs Config.ProcFS).
+// NeedsProcFS reports whether Prepare mounts a procfs (for which a Prepare
+// outside the init needs Config.ProcFS): the mounts as Prepare reads them,
+// where a "proc" entry with bind options is a bind.
 func NeedsProcFS(c *Config) bool {
-	for _, m := range c.Spec.Mounts {
-		if m.Type == "proc" {
+	pl, err := newPlan(c)
+	if err != nil {
+		return false
+	}
+	for _, m := range pl.mounts {
+		if m.kind == "proc" {
 			return true
 		}
 	}

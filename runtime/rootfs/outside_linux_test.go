@@ -77,6 +77,21 @@ func TestPrepareWithProcContext(t *testing.T) {
 	}
 }
 
+func TestNeedsProcFS(t *testing.T) {
+	for _, tt := range []struct {
+		m    specs.Mount
+		want bool
+	}{
+		{procMount(), true},
+		{specs.Mount{Destination: "/proc", Type: "proc", Source: "/proc", Options: []string{"rbind"}}, false},
+		{specs.Mount{Destination: "/run", Type: "tmpfs", Source: "tmpfs"}, false},
+	} {
+		if got := NeedsProcFS(fakeConfig(newFake(t), fakeSpec(tt.m))); got != tt.want {
+			t.Errorf("%+v: NeedsProcFS = %v, want %v", tt.m, got, tt.want)
+		}
+	}
+}
+
 func TestMountAttrs(t *testing.T) {
 	attrs, ok := mountAttrs(unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_STRICTATIME)
 	want := unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC | unix.MOUNT_ATTR_STRICTATIME

@@ -179,6 +179,18 @@ func TestBadInputLeavesNothing(t *testing.T) {
 		{"missing rootfs", func(s *specs.Spec) { s.Root.Path = "/nonexistent-berth-rootfs" }, "nonexistent-berth-rootfs"},
 		{"relative cwd", func(s *specs.Spec) { s.Process.Cwd = "tmp" }, "cwd"},
 		{"missing program", args("/no/such/program"), "/no/such/program"},
+		// Both fail in the runtime's thread that builds the rootfs in the
+		// init's namespaces (runtime/prepare_linux.go).
+		{"missing bind source", func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt", Type: "bind", Source: "/nonexistent-berth-bind", Options: []string{"bind"}})
+		}, "nonexistent-berth-bind"},
+		{"bad procfs option", func(s *specs.Spec) {
+			for i := range s.Mounts {
+				if s.Mounts[i].Type == "proc" {
+					s.Mounts[i].Options = append(s.Mounts[i].Options, "hidepid=berth-bogus")
+				}
+			}
+		}, "hidepid"},
 		// Fails after the mounts were made in the runtime's own namespace.
 		{"missing program, no mount namespace", func(s *specs.Spec) {
 			args("/no/such/program")(s)
