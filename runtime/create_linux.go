@@ -233,14 +233,11 @@ func (c *Container) startInit(s *specs.Spec, cg cgroups.Manager, late func() (cg
 	cfg.UserNS = hasNamespace(s, specs.UserNamespace)
 	cfg.NewCgroupNS = boot.cloneFlags&unix.CLONE_NEWCGROUP != 0
 	// The runtime builds the rootfs itself when it can (prepareRootfs),
-	// with a procfs context the init opens at the first descriptor after
-	// those it is given.
+	// with a procfs context the init opens.
 	rc := rootfsConfig(s, cfg)
 	outside := rootfs.CanPrepareOutside(rc)
-	if outside && rootfs.NeedsProcFS(rc) {
-		boot.procfsFD = 3 + len(files) + 1
-	}
 	sc := &spawnConfig{
+		procfs:     outside && rootfs.NeedsProcFS(rc),
 		boot:       boot,
 		cgroup:     cg,
 		lateCgroup: late,
@@ -258,7 +255,7 @@ func (c *Container) startInit(s *specs.Spec, cg cgroups.Manager, late func() (cg
 	if outside {
 		prepared = make(chan error, 1)
 		go func() {
-			done, err := prepareRootfs(init, boot.procfsFD, rc)
+			done, err := prepareRootfs(init, rc)
 			cfg.RootfsPrepared = done
 			prepared <- err
 		}()

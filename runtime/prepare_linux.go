@@ -30,7 +30,7 @@ func rootfsConfig(s *specs.Spec, cfg *initConfig) *rootfs.Config {
 // process that enters the init's mount, network, IPC and cgroup namespaces,
 // while the init's own Go runtime starts, on the other CPU: about a
 // millisecond less before the init has its container. The procfs mount is
-// made from the context the init opened in its PID namespace at procfsFD
+// made from the context the init opened in its PID namespace
 // (nsenter.c), taken with pidfd_getfd(2). The thread is never handed back
 // to the Go scheduler: it ends with its goroutine.
 //
@@ -40,7 +40,7 @@ func rootfsConfig(s *specs.Spec, cfg *initConfig) *rootfs.Config {
 // container's namespaces, it would show them as the process's in
 // /proc/self; berth-runtime keeps its main goroutine there, so this does
 // not happen).
-func prepareRootfs(init *initProcess, procfsFD int, rc *rootfs.Config) (bool, error) {
+func prepareRootfs(init *initProcess, rc *rootfs.Config) (bool, error) {
 	type result struct {
 		done bool
 		err  error
@@ -53,7 +53,7 @@ func prepareRootfs(init *initProcess, procfsFD int, rc *rootfs.Config) (bool, er
 			done <- result{}
 			return
 		}
-		ok, err := prepareInNamespaces(init, procfsFD, rc)
+		ok, err := prepareInNamespaces(init, rc)
 		done <- result{ok, err}
 	}()
 	r := <-done
@@ -72,13 +72,13 @@ var nsEntered = [...]struct {
 	{"mnt", unix.CLONE_NEWNS},
 }
 
-func prepareInNamespaces(init *initProcess, procfsFD int, rc *rootfs.Config) (bool, error) {
+func prepareInNamespaces(init *initProcess, rc *rootfs.Config) (bool, error) {
 	c := *rc
 	if rootfs.NeedsProcFS(rc) {
-		if !init.procfs {
+		if init.procfsFD <= 0 {
 			return false, nil
 		}
-		fs, err := takeFd(init.pid, procfsFD)
+		fs, err := takeFd(init.pid, init.procfsFD)
 		if err != nil {
 			return false, nil
 		}

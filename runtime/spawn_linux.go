@@ -46,7 +46,8 @@ type bootstrap struct {
 	uidMappings []specs.LinuxIDMapping
 	gidMappings []specs.LinuxIDMapping
 	// procfsFD, when positive, asks the init for a procfs context at that
-	// descriptor (see nsenter.c), for prepareRootfs.
+	// descriptor (see nsenter.c), for prepareRootfs; spawnConfig.procfs
+	// sets it to the first descriptor after those the init is given.
 	procfsFD int
 	// cgroupLater: the cgroup lines come in a second message, once the
 	// cgroup exists (spawnConfig.lateCgroup).
@@ -94,8 +95,8 @@ type initProcess struct {
 	// r buffers what the init sends: stage 0's report lines, then the
 	// messages (read through it, so nothing read ahead is lost).
 	r *bufio.Reader
-	// procfs: the init holds a procfs context at the bootstrap's procfsFD.
-	procfs bool
+	// procfsFD is where the init holds a procfs context, 0 if it has none.
+	procfsFD int
 }
 
 type spawnConfig struct {
@@ -106,6 +107,8 @@ type spawnConfig struct {
 	// joins it by its tasks files after making the namespaces, so the
 	// runtime creates it while stage 0 starts (0.5-1 ms).
 	lateCgroup func() (cgroups.Manager, error)
+	// procfs asks the init for a procfs context (bootstrap.procfsFD).
+	procfs bool
 	// files are passed to the init as descriptors 3, 4, ... in order.
 	files                 []*os.File
 	stdin, stdout, stderr *os.File
@@ -191,6 +194,11 @@ func (c *spawnConfig) startStage0(exe *os.File, cgroupDir *os.File, joined bool)
 	child := os.NewFile(uintptr(fds[1]), "init-sock-child")
 	defer child.Close()
 	s := &stage0{sock: parent}
+	files := append([]*os.File{c.stdin, c.stdout, c.stderr}, c.files...)
+	files = append(files, child)
+	if c.procfs {
+		c.boot.procfsFD = len(files)
+	}
 	if msg := c.boot.encode(); (joined || c.cgroup == nil) && len(msg) <= maxEarlyBootstrap {
 		if _, err := parent.WriteString(msg); err != nil {
 			parent.Close()
@@ -198,8 +206,6 @@ func (c *spawnConfig) startStage0(exe *os.File, cgroupDir *os.File, joined bool)
 		}
 		s.sent = true
 	}
-	files := append([]*os.File{c.stdin, c.stdout, c.stderr}, c.files...)
-	files = append(files, child)
 	attr := &syscall.ProcAttr{
 		Env:   []string{nsenter.Env + "=" + strconv.Itoa(len(files)-1)},
 		Files: make([]uintptr, len(files)),
@@ -356,7 +362,9 @@ func (s *stage0) bootstrap(c *spawnConfig, joined bool) (*initProcess, error) {
 			return fail(fmt.Errorf("container init stage 0: unexpected report %q", line))
 		}
 	}
-	p.procfs = procfsOK
+	if procfsOK {
+		p.procfsFD = c.boot.procfsFD
+	}
 	return p, nil
 }
 
