@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -190,6 +191,82 @@ func (n *testNS) connect(t *testing.T, c *testNS, hostName, master string, hostA
 	if err := c.nl.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: gw.AsSlice()}); err != nil {
 		t.Fatalf("default route via %s: %v", gw, err)
 	}
+	n.waitForwarding(t, hostName, master != "")
+}
+
+// waitForwarding waits until the kernel has seen the carrier of link name
+// come up and, on a bridge port, has put the port in the forwarding state.
+// Both happen after LinkSetUp returns, in the kernel's link-watch work,
+// which runs late (by seconds) while other namespaces are being set up or
+// torn down: until then the bridge drops every frame of the port, and a
+// first neighbour discovery can fail.
+func (n *testNS) waitForwarding(t *testing.T, name string, bridgePort bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		up, forwarding, err := n.linkState(t, name)
+		if err != nil {
+			t.Fatalf("state of %s: %v", name, err)
+		}
+		if up && (forwarding || !bridgePort) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: carrier up %v, forwarding %v after 20 s", name, up, forwarding)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// brStateForwarding is BR_STATE_FORWARDING of linux/if_bridge.h.
+const brStateForwarding = 3
+
+// linkState reports whether link name's operational state is up and, if it
+// is a bridge port, whether the port is forwarding (from an AF_BRIDGE link
+// dump, which carries the port state the link's own attributes lack).
+func (n *testNS) linkState(t *testing.T, name string) (up, forwarding bool, err error) {
+	t.Helper()
+	link, err := n.nl.LinkByName(name)
+	if err != nil {
+		return false, false, err
+	}
+	up = link.Attrs().OperState == netlink.OperUp
+	var msgs [][]byte
+	n.do(t, func() {
+		// A request without sockets opens one in the calling thread's
+		// namespace: this one's.
+		req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_DUMP)
+		req.AddData(nl.NewIfInfomsg(unix.AF_BRIDGE))
+		msgs, err = req.Execute(unix.NETLINK_ROUTE, 0)
+	})
+	if err != nil {
+		return up, false, err
+	}
+	for _, m := range msgs {
+		info := nl.DeserializeIfInfomsg(m)
+		if int(info.Index) != link.Attrs().Index {
+			continue
+		}
+		attrs, err := nl.ParseRouteAttr(m[info.Len():])
+		if err != nil {
+			return up, false, err
+		}
+		for _, a := range attrs {
+			if a.Attr.Type&^unix.NLA_F_NESTED != unix.IFLA_PROTINFO {
+				continue
+			}
+			port, err := nl.ParseRouteAttr(a.Value)
+			if err != nil {
+				return up, false, err
+			}
+			for _, p := range port {
+				if p.Attr.Type == nl.IFLA_BRPORT_STATE && len(p.Value) > 0 {
+					forwarding = p.Value[0] == brStateForwarding
+				}
+			}
+		}
+	}
+	return up, forwarding, nil
 }
 
 // serve listens on TCP port of every IPv4 address in the namespace and
