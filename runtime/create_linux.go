@@ -116,14 +116,11 @@ func Create(o CreateOptions) (c *Container, err error) {
 		os.RemoveAll(dir)
 		c = nil
 	}()
-	var late func() (cgroups.Manager, error)
-	if joinCgroupLate(s) {
-		late = func() (cgroups.Manager, error) { return c.makeCgroup(s, o.Rootless) }
-	} else if cg, err = c.makeCgroup(s, o.Rootless); err != nil {
-		return nil, err
-	}
-	init, cg, err = c.startInit(s, cg, late, &o)
-	if err != nil {
+	if rc := rootfsConfig(s, &initConfig{Bundle: bundle, NoPivot: o.NoPivot, NewCgroupNS: hasNamespace(s, specs.CgroupNamespace)}); fastEligible(s, &o, rc) {
+		if init, cg, err = c.startFast(s, &o, rc); err != nil {
+			return nil, err
+		}
+	} else if err := c.startSlow(s, &o, &init, &cg); err != nil {
 		return nil, err
 	}
 	c.cg = cg
@@ -137,6 +134,18 @@ func Create(o CreateOptions) (c *Container, err error) {
 		}
 	}
 	return c, nil
+}
+
+// startSlow starts the init from a sealed copy of this binary (spawn).
+func (c *Container) startSlow(s *specs.Spec, o *CreateOptions, initp **initProcess, cgp *cgroups.Manager) (err error) {
+	var late func() (cgroups.Manager, error)
+	if joinCgroupLate(s) {
+		late = func() (cgroups.Manager, error) { return c.makeCgroup(s, o.Rootless) }
+	} else if *cgp, err = c.makeCgroup(s, o.Rootless); err != nil {
+		return err
+	}
+	*initp, *cgp, err = c.startInit(s, *cgp, late, o)
+	return err
 }
 
 // joinCgroupLate reports whether the init may join its cgroup after

@@ -39,15 +39,21 @@ func setRlimits(limits []specs.POSIXRlimit) error {
 		}
 		lim := unix.Rlimit{Cur: l.Soft, Max: l.Hard}
 		if err := unix.Prlimit(0, res, &lim, nil); err != nil {
-			var cur unix.Rlimit
-			unix.Prlimit(0, res, nil, &cur)
-			if err == unix.EPERM && l.Hard > cur.Max {
-				return fmt.Errorf("set %s to soft %d hard %d: raising the hard limit above %d needs CAP_SYS_RESOURCE: %w", l.Type, l.Soft, l.Hard, cur.Max, err)
-			}
-			return fmt.Errorf("set %s to soft %d hard %d: %w", l.Type, l.Soft, l.Hard, err)
+			return rlimitError(l, res, err)
 		}
 	}
 	return nil
+}
+
+// rlimitError explains a refusal to set l (resource res); the caller's own
+// hard limit is the one the process had.
+func rlimitError(l specs.POSIXRlimit, res int, err error) error {
+	var cur unix.Rlimit
+	unix.Prlimit(0, res, nil, &cur)
+	if err == unix.EPERM && l.Hard > cur.Max {
+		return fmt.Errorf("set %s to soft %d hard %d: raising the hard limit above %d needs CAP_SYS_RESOURCE: %w", l.Type, l.Soft, l.Hard, cur.Max, err)
+	}
+	return fmt.Errorf("set %s to soft %d hard %d: %w", l.Type, l.Soft, l.Hard, err)
 }
 
 var schedPolicies = map[specs.LinuxSchedulerPolicy]uint32{

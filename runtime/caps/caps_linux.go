@@ -288,3 +288,37 @@ func inAmbient(c Cap) (bool, error) {
 	}
 	return r == 1, nil
 }
+
+// Raw is c worked out for a process that applies it with bare system calls
+// (see DropBounding and Apply for the order): the capabilities to drop from
+// the bounding set, capset(2)'s data, and the ambient ones to raise.
+type Raw struct {
+	Drop    []uintptr
+	Data    [2]unix.CapUserData
+	Ambient []uintptr
+}
+
+// RawOf checks c as Apply does and returns it as Raw.
+func RawOf(c *specs.LinuxCapabilities) (*Raw, error) {
+	last, err := Last()
+	if err != nil {
+		return nil, err
+	}
+	s, err := parseSets(c, last)
+	if err != nil {
+		return nil, err
+	}
+	r := &Raw{Data: [2]unix.CapUserData{
+		{Effective: uint32(s.effective), Permitted: uint32(s.permitted), Inheritable: uint32(s.inheritable)},
+		{Effective: uint32(s.effective >> 32), Permitted: uint32(s.permitted >> 32), Inheritable: uint32(s.inheritable >> 32)},
+	}}
+	for x := Cap(0); x <= last; x++ {
+		if !s.bounding.has(x) {
+			r.Drop = append(r.Drop, uintptr(x))
+		}
+		if s.ambient.has(x) {
+			r.Ambient = append(r.Ambient, uintptr(x))
+		}
+	}
+	return r, nil
+}

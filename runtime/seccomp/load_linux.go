@@ -251,3 +251,6 @@ func kernelAcceptsFlags(f uint) bool {
 	_, _, errno := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, uintptr(f), 0)
 	return errno == unix.EFAULT
 }
+
+// LoadFlags returns the flags of seccomp(2) Install uses for c.
+func LoadFlags(c *specs.LinuxSeccomp) uint { return loadFlags(c) }

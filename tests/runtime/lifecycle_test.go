@@ -165,13 +165,15 @@ func TestList(t *testing.T) {
 	}
 }
 
+type badInput struct {
+	name string
+	mod  func(*specs.Spec)
+	want string
+}
+
 func TestBadInputLeavesNothing(t *testing.T) {
 	r := newRT(t)
-	cases := []struct {
-		name string
-		mod  func(*specs.Spec)
-		want string
-	}{
+	cases := []badInput{
 		{"no args", args(), "args"},
 		{"unknown namespace", func(s *specs.Spec) {
 			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "bogus"})
@@ -203,7 +205,24 @@ func TestBadInputLeavesNothing(t *testing.T) {
 			s.Linux.Namespaces = kept
 			s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
 		}, "/no/such/program"},
+		// Fail in the init, after the rootfs is built.
+		{"missing cwd", func(s *specs.Spec) { s.Process.Cwd = "/nonexistent-berth-cwd" }, "chdir /nonexistent-berth-cwd"},
+		{"rlimit above the hard limit", func(s *specs.Spec) {
+			s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 1024, Hard: 1 << 40}}
+		}, "RLIMIT_NOFILE to soft 1024 hard 1099511627776: raising the hard limit above"},
 	}
+	// The default bundle gets the fast init (runtime/fast_linux.go);
+	// BERTH_RUNTIME_FAST_INIT=0 gives the init executed from the sealed
+	// binary.
+	for _, init := range []struct{ name, env string }{{"fast init", ""}, {"sealed init", "0"}} {
+		t.Run(init.name, func(t *testing.T) {
+			t.Setenv("BERTH_RUNTIME_FAST_INIT", init.env)
+			badInputLeavesNothing(t, r, cases)
+		})
+	}
+}
+
+func badInputLeavesNothing(t *testing.T, r *rt, cases []badInput) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			id := testutil.UniqueName(t)
