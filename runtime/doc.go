@@ -9,7 +9,11 @@
 //	state.json   the saved State (written atomically)
 //	exec.fifo    exists while the container is "created"; start opens it
 //
-// The container's init is this same binary re-executed from a sealed copy
+// The common container's init is a child forked from the runtime itself
+// that makes only raw system calls, then executes a tiny sealed trampoline
+// that waits for start (fast_linux.go, fastchild_linux.go,
+// trampoline_amd64.go). Every other container's init, described below, is
+// this same binary re-executed from a sealed copy
 // (see exeseal_linux.go). Stage 0 of init is C (package nsenter): it joins
 // and creates namespaces before the Go runtime starts threads, joins the
 // cgroup (on v1 after making the namespaces, while the runtime creates the
