@@ -11,6 +11,8 @@
 #   BERTH_VM_SCRIPT    a shell script to run in the guest after the tests,
 #                      reported like a package (exit status 0 passes)
 #   BERTH_VM_TIMEOUT   seconds before qemu is killed (default 900)
+#   BERTH_VM_STALL     seconds without test output after which the guest
+#                      counts as hung and is booted once more (default 300)
 #   BERTH_VM_MEMORY    guest memory (default 2G)
 #   BERTH_VM_KEEP      if set, keep the work directory and print its path
 set -euo pipefail
@@ -23,6 +25,7 @@ export PATH=$PATH:/usr/local/go/bin
 read -ra packages <<<"${BERTH_VM_PACKAGES:-berth.dev/cgroups berth.dev/runtime/rootfs berth.dev/runtime berth.dev/tests/runtime berth.dev/tests/vm berth.dev/snapshot berth.dev/snapshot/overlay berth.dev/shim berth.dev/engine berth.dev/content berth.dev/archive}"
 run_pattern=${BERTH_VM_RUN:-.}
 timeout_s=${BERTH_VM_TIMEOUT:-900}
+stall_s=${BERTH_VM_STALL:-300}
 memory=${BERTH_VM_MEMORY:-2G}
 # Modules the guest loads (with their dependencies): overlayfs, which the
 # runtime uses to open its own binary read-only; a virtio disk, so that the
@@ -158,9 +161,15 @@ build_initramfs() {
 }
 
 # boot runs the guest, test results on its second serial port, and kills
-# it after the timeout. It returns qemu's (or timeout's) exit status.
+# it after the timeout. It returns qemu's (or timeout's) exit status, or
+# 125 if the guest stalled: no test output for stall_s seconds, while every
+# test binary runs with -test.timeout=3m and reports its own hang. The
+# emulated guest has been seen to freeze outright (its clock stopped, both
+# vCPUs spinning) in the middle of a test that had passed many times.
 boot() {
-	local kver=$1 work=$2
+	local kver=$1 work=$2 qemu size last=-1 quiet=0 status=0
+	rm -f "$work/console.log" "$work/results.log" "$work/stalled"
+	truncate -s 0 "$work/disk.img"
 	truncate -s 64M "$work/disk.img"
 	timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 \
 		-machine q35 -accel tcg -cpu max -smp 2 -m "$memory" \
@@ -169,7 +178,25 @@ boot() {
 		-drive "file=$work/disk.img,if=virtio,format=raw" \
 		-kernel "/boot/vmlinuz-$kver" -initrd "$work/initrd.cpio" \
 		-append "console=ttyS0 cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 panic=-1 rdinit=/init" \
-		</dev/null
+		</dev/null &
+	qemu=$!
+	while kill -0 "$qemu" 2>/dev/null; do
+		sleep 5
+		size=$(stat -c %s "$work/results.log" 2>/dev/null || echo 0)
+		if [ "$size" != "$last" ]; then
+			last=$size quiet=0
+			continue
+		fi
+		quiet=$((quiet + 5))
+		if [ "$quiet" -ge "$stall_s" ]; then
+			touch "$work/stalled"
+			kill "$qemu" 2>/dev/null || true
+			break
+		fi
+	done
+	wait "$qemu" || status=$?
+	[ -e "$work/stalled" ] && return 125
+	return "$status"
 }
 
 # report prints the guest's test output and go test's summary line for
@@ -213,9 +240,18 @@ main() {
 	echo "cgroup v2 VM: booting (software emulation, 2 vCPUs, $memory, timeout ${timeout_s}s)"
 	start=$SECONDS
 	boot "$kver" "$work" || status=$?
+	if [ "$status" = 125 ]; then
+		echo "cgroup v2 VM: no test output for ${stall_s}s after $((SECONDS - start))s: the guest hung; last lines of its console:"
+		tr -d '\r' <"$work/console.log" | tail -n 5
+		echo "cgroup v2 VM: booting it once more"
+		start=$SECONDS status=0
+		boot "$kver" "$work" || status=$?
+	fi
 	echo "cgroup v2 VM: qemu ran $((SECONDS - start))s, exit status $status"
 	if [ "$status" = 124 ] || [ "$status" = 137 ]; then
 		echo "cgroup v2 VM: killed after ${timeout_s}s"
+	elif [ "$status" = 125 ]; then
+		echo "cgroup v2 VM: hung again (no test output for ${stall_s}s)"
 	fi
 	known_failures
 	if ! report "$work/results.log"; then
