@@ -331,7 +331,25 @@ func (c *Container) startFast(s *specs.Spec, o *CreateOptions, rc *rootfs.Config
 		return nil, cg, err
 	}
 	init.procfsFD = int(procfs)
+	// The init is in its cgroup: the files that show which (for the
+	// cgroup mounts) are read here while the thread makes the mounts
+	// before them.
+	type cgroupFiles struct {
+		mountinfo, cgroup []byte
+		err               error
+	}
+	files := make(chan cgroupFiles, 1)
+	th.cgroupFiles = func() (mountinfo, cgroup []byte, err error) {
+		fs := <-files
+		return fs.mountinfo, fs.cgroup, fs.err
+	}
 	th.procfs <- int(procfs)
+	var fs cgroupFiles
+	proc := "/proc/" + strconv.Itoa(f.pid)
+	if fs.mountinfo, fs.err = os.ReadFile(proc + "/mountinfo"); fs.err == nil {
+		fs.cgroup, fs.err = os.ReadFile(proc + "/cgroup")
+	}
+	files <- fs
 	err = cg.Set(cgroupResources(s))
 	if err != nil {
 		err = fmt.Errorf("apply resources: %w", err)
@@ -447,10 +465,12 @@ func (f *fastInit) error(step uint32, i int, e syscall.Errno) error {
 // the init the program's block. It is started before the fork and waits for
 // the init's pid (to open its namespaces), then for its procfs context.
 type rootfsThread struct {
-	pids   chan int
-	ns     chan bool
-	procfs chan int
-	done   chan error
+	// cgroupFiles is set before procfs is sent (rootfs.Config.CgroupFiles).
+	cgroupFiles func() (mountinfo, cgroup []byte, err error)
+	pids        chan int
+	ns          chan bool
+	procfs      chan int
+	done        chan error
 }
 
 func (f *fastInit) startThread(rc *rootfs.Config, s *specs.Spec, p *specs.Process) *rootfsThread {
@@ -535,6 +555,7 @@ func (f *fastInit) prepareInNamespaces(th *rootfsThread, rc *rootfs.Config, s *s
 	if err := enter("cgroup", unix.CLONE_NEWCGROUP); err != nil {
 		return err
 	}
+	c.CgroupFiles = th.cgroupFiles
 	c.ProcDir = proc
 	if err := rootfs.Prepare(&c); err != nil {
 		return err

@@ -112,6 +112,13 @@ func underRoot(root, cgPath string) (string, bool) {
 }
 
 func (p *preparer) hostCgroups() (bool, []cgroupHierarchy, error) {
+	if f := p.cfg.CgroupFiles; f != nil {
+		mi, cg, err := f()
+		if err != nil {
+			return false, nil, err
+		}
+		return cgroupLayout(mi, cg)
+	}
 	mi, err := p.sys.ReadFile(p.cfg.procDir() + "/mountinfo")
 	if err != nil {
 		return false, nil, err

@@ -56,8 +56,16 @@ type Config struct {
 	// creates it, and a Prepare outside the init (CanPrepareOutside)
 	// runs in a thread that cannot enter that namespace.
 	ProcFS int
+	// CgroupFiles, if set, gives the init's mountinfo and cgroup files
+	// (what Prepare would read from ProcDir for the cgroup mounts), which
+	// the caller may have read while Prepare made the mounts before them.
+	CgroupFiles func() (mountinfo, cgroup []byte, err error)
 	// Sys performs the kernel calls; nil means the real kernel.
 	Sys Syscalls
+
+	// plan is the plan Prepare, Pivot and Finalize work from, made by
+	// the first of them: the Config must not change between them.
+	plan *plan
 }
 
 // CanPrepareOutside reports whether Prepare may run outside the init, in
@@ -180,6 +188,9 @@ type plan struct {
 }
 
 func newPlan(c *Config) (*plan, error) {
+	if c != nil && c.plan != nil {
+		return c.plan, nil
+	}
 	if c == nil || c.Spec == nil || c.Spec.Root == nil {
 		return nil, fmt.Errorf("%w: no spec or no root", ErrInvalid)
 	}
@@ -208,6 +219,7 @@ func newPlan(c *Config) (*plan, error) {
 	if p.devices, err = withDefaultDevices(p.devices); err != nil {
 		return nil, err
 	}
+	c.plan = p
 	return p, nil
 }
 
