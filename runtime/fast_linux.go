@@ -331,25 +331,32 @@ func (c *Container) startFast(s *specs.Spec, o *CreateOptions, rc *rootfs.Config
 		return nil, cg, err
 	}
 	init.procfsFD = int(procfs)
-	// The init is in its cgroup: the files that show which (for the
-	// cgroup mounts) are read here while the thread makes the mounts
-	// before them.
-	type cgroupFiles struct {
-		mountinfo, cgroup []byte
-		err               error
+	// The init is in its cgroup: which one, and where the host mounts it
+	// (for the cgroup mounts), is worked out here while the thread makes
+	// the mounts before them.
+	type layout struct {
+		l   *rootfs.CgroupLayout
+		err error
 	}
-	files := make(chan cgroupFiles, 1)
-	th.cgroupFiles = func() (mountinfo, cgroup []byte, err error) {
-		fs := <-files
-		return fs.mountinfo, fs.cgroup, fs.err
+	layouts := make(chan layout, 1)
+	th.cgroupLayout = func() (*rootfs.CgroupLayout, error) {
+		l := <-layouts
+		return l.l, l.err
 	}
 	th.procfs <- int(procfs)
-	var fs cgroupFiles
-	proc := "/proc/" + strconv.Itoa(f.pid)
-	if fs.mountinfo, fs.err = os.ReadFile(proc + "/mountinfo"); fs.err == nil {
-		fs.cgroup, fs.err = os.ReadFile(proc + "/cgroup")
-	}
-	files <- fs
+	layouts <- func() (l layout) {
+		proc := "/proc/" + strconv.Itoa(f.pid)
+		mi, err := os.ReadFile(proc + "/mountinfo")
+		if err != nil {
+			return layout{err: err}
+		}
+		cgf, err := os.ReadFile(proc + "/cgroup")
+		if err != nil {
+			return layout{err: err}
+		}
+		l.l, l.err = rootfs.ParseCgroupLayout(mi, cgf)
+		return l
+	}()
 	err = cg.Set(cgroupResources(s))
 	if err != nil {
 		err = fmt.Errorf("apply resources: %w", err)
@@ -465,12 +472,12 @@ func (f *fastInit) error(step uint32, i int, e syscall.Errno) error {
 // the init the program's block. It is started before the fork and waits for
 // the init's pid (to open its namespaces), then for its procfs context.
 type rootfsThread struct {
-	// cgroupFiles is set before procfs is sent (rootfs.Config.CgroupFiles).
-	cgroupFiles func() (mountinfo, cgroup []byte, err error)
-	pids        chan int
-	ns          chan bool
-	procfs      chan int
-	done        chan error
+	// cgroupLayout is set before procfs is sent (rootfs.Config.CgroupLayout).
+	cgroupLayout func() (*rootfs.CgroupLayout, error)
+	pids         chan int
+	ns           chan bool
+	procfs       chan int
+	done         chan error
 }
 
 func (f *fastInit) startThread(rc *rootfs.Config, s *specs.Spec, p *specs.Process) *rootfsThread {
@@ -555,7 +562,7 @@ func (f *fastInit) prepareInNamespaces(th *rootfsThread, rc *rootfs.Config, s *s
 	if err := enter("cgroup", unix.CLONE_NEWCGROUP); err != nil {
 		return err
 	}
-	c.CgroupFiles = th.cgroupFiles
+	c.CgroupLayout = th.cgroupLayout
 	c.ProcDir = proc
 	if err := rootfs.Prepare(&c); err != nil {
 		return err

@@ -4,6 +4,7 @@
 package mountinfo
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
@@ -30,7 +31,7 @@ type Info struct {
 
 // Parse parses the contents of a mountinfo file.
 func Parse(data []byte) ([]Info, error) {
-	var out []Info
+	out := make([]Info, 0, bytes.Count(data, []byte{'\n'})+1)
 	for i, line := range strings.Split(string(data), "\n") {
 		if line == "" {
 			continue

@@ -18,6 +18,23 @@ type cgroupHierarchy struct {
 	source string // host directory of the init's own cgroup, or "" if the host mount does not show it
 }
 
+// CgroupLayout is which cgroup hierarchies a process is in and where the
+// host mounts them (Config.CgroupLayout).
+type CgroupLayout struct {
+	unified     bool
+	hierarchies []cgroupHierarchy
+}
+
+// ParseCgroupLayout works out a process's CgroupLayout from its
+// /proc/<pid>/mountinfo and /proc/<pid>/cgroup.
+func ParseCgroupLayout(mountinfo, cgroup []byte) (*CgroupLayout, error) {
+	unified, hs, err := cgroupLayout(mountinfo, cgroup)
+	if err != nil {
+		return nil, err
+	}
+	return &CgroupLayout{unified, hs}, nil
+}
+
 // cgroupLayout works out, from /proc/self/mountinfo and /proc/self/cgroup,
 // which hierarchies the process is in and where they are mounted.
 // unified is true on a cgroup v2 only host.
@@ -112,12 +129,12 @@ func underRoot(root, cgPath string) (string, bool) {
 }
 
 func (p *preparer) hostCgroups() (bool, []cgroupHierarchy, error) {
-	if f := p.cfg.CgroupFiles; f != nil {
-		mi, cg, err := f()
+	if f := p.cfg.CgroupLayout; f != nil {
+		l, err := f()
 		if err != nil {
 			return false, nil, err
 		}
-		return cgroupLayout(mi, cg)
+		return l.unified, l.hierarchies, nil
 	}
 	mi, err := p.sys.ReadFile(p.cfg.procDir() + "/mountinfo")
 	if err != nil {

@@ -56,10 +56,11 @@ type Config struct {
 	// creates it, and a Prepare outside the init (CanPrepareOutside)
 	// runs in a thread that cannot enter that namespace.
 	ProcFS int
-	// CgroupFiles, if set, gives the init's mountinfo and cgroup files
-	// (what Prepare would read from ProcDir for the cgroup mounts), which
-	// the caller may have read while Prepare made the mounts before them.
-	CgroupFiles func() (mountinfo, cgroup []byte, err error)
+	// CgroupLayout, if set, gives the init's cgroups as
+	// ParseCgroupLayout makes them of its mountinfo and cgroup files
+	// (what Prepare would read from ProcDir for the cgroup mounts): the
+	// caller may work them out while Prepare makes the mounts before.
+	CgroupLayout func() (*CgroupLayout, error)
 	// Sys performs the kernel calls; nil means the real kernel.
 	Sys Syscalls
 
