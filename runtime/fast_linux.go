@@ -293,7 +293,15 @@ func (c *Container) startFast(s *specs.Spec, o *CreateOptions, rc *rootfs.Config
 	// The thread that builds the rootfs starts now, and the cgroup is
 	// made while the child starts.
 	th := f.startThread(rc, s, p)
-	defer th.stop()
+	threadDone := false
+	defer func() {
+		// After an error, once the init is killed: nothing may still be
+		// mounting when the caller cleans up.
+		th.stop()
+		if err != nil && !threadDone {
+			<-th.done
+		}
+	}()
 	syscall.ForkLock.Lock()
 	ca.flags |= uint64(flags)
 	pid, errno := forkFast(a, ca)
@@ -312,10 +320,15 @@ func (c *Container) startFast(s *specs.Spec, o *CreateOptions, rc *rootfs.Config
 			init.kill()
 		}
 	}()
-	if _, err := f.record(recNamespaces); err != nil {
+	// The thread builds the rootfs from now on; the init joins its cgroup
+	// meanwhile (the thread waits for that only to enter a new cgroup
+	// namespace).
+	procfs, err := f.record(recNamespaces)
+	if err != nil {
 		return nil, cg, err
 	}
-	th.ns <- true
+	init.procfsFD = int(procfs)
+	th.ns <- int(procfs)
 	if cgDone != nil {
 		cgErr := <-cgDone
 		cgDone = nil
@@ -326,33 +339,22 @@ func (c *Container) startFast(s *specs.Spec, o *CreateOptions, rc *rootfs.Config
 			return nil, cg, fmt.Errorf("container init: %w", err)
 		}
 	}
-	procfs, err := f.record(recProcfs)
-	if err != nil {
+	if _, err := f.record(recJoined); err != nil {
 		return nil, cg, err
 	}
-	init.procfsFD = int(procfs)
 	// The init is in its cgroup: which one, and where the host mounts it
 	// (for the cgroup mounts), is worked out here while the thread makes
 	// the mounts before them.
-	type layout struct {
-		l   *rootfs.CgroupLayout
-		err error
-	}
-	layouts := make(chan layout, 1)
-	th.cgroupLayout = func() (*rootfs.CgroupLayout, error) {
-		l := <-layouts
-		return l.l, l.err
-	}
-	th.procfs <- int(procfs)
-	layouts <- func() (l layout) {
+	th.joined <- true
+	th.layouts <- func() (l cgroupLayout) {
 		proc := "/proc/" + strconv.Itoa(f.pid)
 		mi, err := os.ReadFile(proc + "/mountinfo")
 		if err != nil {
-			return layout{err: err}
+			return cgroupLayout{err: err}
 		}
 		cgf, err := os.ReadFile(proc + "/cgroup")
 		if err != nil {
-			return layout{err: err}
+			return cgroupLayout{err: err}
 		}
 		l.l, l.err = rootfs.ParseCgroupLayout(mi, cgf)
 		return l
@@ -367,7 +369,9 @@ func (c *Container) startFast(s *specs.Spec, o *CreateOptions, rc *rootfs.Config
 	if err == nil {
 		err = c.recordInit(f.pid)
 	}
-	if perr := <-th.done; err == nil && perr != nil {
+	perr := <-th.done
+	threadDone = true
+	if err == nil && perr != nil {
 		err = perr
 	}
 	if err != nil {
@@ -472,16 +476,27 @@ func (f *fastInit) error(step uint32, i int, e syscall.Errno) error {
 // the init the program's block. It is started before the fork and waits for
 // the init's pid (to open its namespaces), then for its procfs context.
 type rootfsThread struct {
-	// cgroupLayout is set before procfs is sent (rootfs.Config.CgroupLayout).
-	cgroupLayout func() (*rootfs.CgroupLayout, error)
-	pids         chan int
-	ns           chan bool
-	procfs       chan int
-	done         chan error
+	pids chan int
+	// ns gets the init's procfs context (0: none), once it has made its
+	// namespaces, or -1 to stop.
+	ns chan int
+	// joined: the init is in its cgroup and cgroup namespace (false:
+	// stop).
+	joined chan bool
+	// layouts gets the init's cgroup layout (rootfs.Config.CgroupLayout),
+	// worked out by the caller once the init is in its cgroup.
+	layouts chan cgroupLayout
+	done    chan error
+}
+
+type cgroupLayout struct {
+	l   *rootfs.CgroupLayout
+	err error
 }
 
 func (f *fastInit) startThread(rc *rootfs.Config, s *specs.Spec, p *specs.Process) *rootfsThread {
-	th := &rootfsThread{pids: make(chan int, 1), ns: make(chan bool, 1), procfs: make(chan int, 1), done: make(chan error, 1)}
+	th := &rootfsThread{pids: make(chan int, 1), ns: make(chan int, 1), joined: make(chan bool, 1),
+		layouts: make(chan cgroupLayout, 1), done: make(chan error, 1)}
 	go func() {
 		goruntime.LockOSThread()
 		if unix.Gettid() == unix.Getpid() {
@@ -503,11 +518,15 @@ func (th *rootfsThread) stop() {
 	default:
 	}
 	select {
-	case th.ns <- false:
+	case th.ns <- -1:
 	default:
 	}
 	select {
-	case th.procfs <- -1:
+	case th.joined <- false:
+	default:
+	}
+	select {
+	case th.layouts <- cgroupLayout{err: errors.New("stopped")}:
 	default:
 	}
 }
@@ -536,7 +555,8 @@ func (f *fastInit) prepareInNamespaces(th *rootfsThread, rc *rootfs.Config, s *s
 		}
 		return nil
 	}
-	if !<-th.ns {
+	procfs := <-th.ns
+	if procfs < 0 {
 		return nil // stopped
 	}
 	for _, ns := range []struct {
@@ -547,10 +567,6 @@ func (f *fastInit) prepareInNamespaces(th *rootfsThread, rc *rootfs.Config, s *s
 			return err
 		}
 	}
-	procfs := <-th.procfs
-	if procfs < 0 {
-		return nil // stopped
-	}
 	if procfs > 0 {
 		fs, err := takeFd(pid, procfs)
 		if err != nil {
@@ -559,13 +575,27 @@ func (f *fastInit) prepareInNamespaces(th *rootfsThread, rc *rootfs.Config, s *s
 		defer unix.Close(fs)
 		c.ProcFS = fs
 	}
-	if err := enter("cgroup", unix.CLONE_NEWCGROUP); err != nil {
-		return err
+	if rc.CgroupNS {
+		// Its cgroup namespace exists once the init is in its cgroup.
+		if !<-th.joined {
+			return nil // stopped
+		}
+		if err := enter("cgroup", unix.CLONE_NEWCGROUP); err != nil {
+			return err
+		}
 	}
-	c.CgroupLayout = th.cgroupLayout
+	c.CgroupLayout = func() (*rootfs.CgroupLayout, error) {
+		l := <-th.layouts
+		return l.l, l.err
+	}
 	c.ProcDir = proc
 	if err := rootfs.Prepare(&c); err != nil {
 		return err
+	}
+	// pivot_root moves the init's root too: not before it has joined its
+	// cgroup through the host's paths.
+	if !rc.CgroupNS && !<-th.joined {
+		return nil // stopped
 	}
 	if err := rootfs.Pivot(&c); err != nil {
 		return err

@@ -101,10 +101,10 @@ const (
 
 // Records the fast init writes to its socket: 8 bytes, a kind and a value.
 const (
-	recProcfs     = 1 // value: the procfs context's descriptor
+	recJoined     = 1 // in the cgroup, and its cgroup namespace made
 	recExec       = 2 // about to execute the trampoline
 	recError      = 3 // value: step<<16 | errno
-	recNamespaces = 4 // the namespaces but the cgroup one are made
+	recNamespaces = 4 // the namespaces but the cgroup one are made; value: the procfs context's descriptor, or 0
 )
 
 // cloneArgs is struct clone_args of clone3(2), up to its cgroup field.
@@ -217,7 +217,17 @@ func fastChild(a *fastArgs) {
 			fastFail(a, stepUnshare, e)
 		}
 	}
-	if e := rawRecord(a.sock, recNamespaces, 0); e != 0 {
+	// A procfs shows the PID namespace of the process that opens it: the
+	// runtime mounts the container's from this context.
+	procfs := uintptr(0)
+	if a.procName != 0 {
+		fd, _, e := syscall.RawSyscall(unix.SYS_FSOPEN, a.procName, unix.FSOPEN_CLOEXEC, 0)
+		if e != 0 {
+			fastFail(a, stepProcfs, e)
+		}
+		procfs = fd
+	}
+	if e := rawRecord(a.sock, recNamespaces, procfs); e != 0 {
 		fastFail(a, stepReport, e)
 	}
 	var c [8]byte
@@ -243,15 +253,7 @@ func fastChild(a *fastArgs) {
 			fastFail(a, stepCgroupNS, e)
 		}
 	}
-	procfs := uintptr(0)
-	if a.procName != 0 {
-		fd, _, e := syscall.RawSyscall(unix.SYS_FSOPEN, a.procName, unix.FSOPEN_CLOEXEC, 0)
-		if e != 0 {
-			fastFail(a, stepProcfs, e)
-		}
-		procfs = fd
-	}
-	if e := rawRecord(a.sock, recProcfs, procfs); e != 0 {
+	if e := rawRecord(a.sock, recJoined, 0); e != 0 {
 		fastFail(a, stepReport, e)
 	}
 	// The runtime builds the root filesystem and switches this process's
