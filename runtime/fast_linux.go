@@ -9,8 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -113,6 +115,7 @@ func kernelHasFastInit() bool {
 type fastInit struct {
 	process *specs.Process
 	pid     int
+	tid     int32 // the child's pid, written by clone3 (CLONE_PARENT_SETTID)
 	sock    *os.File
 	r       *bufio.Reader
 	args    *fastArgs
@@ -293,31 +296,52 @@ func (c *Container) startFast(s *specs.Spec, o *CreateOptions, rc *rootfs.Config
 	// The thread that builds the rootfs starts now, and the cgroup is
 	// made while the child starts.
 	th := f.startThread(rc, s, p)
-	threadDone := false
 	defer func() {
 		// After an error, once the init is killed: nothing may still be
 		// mounting when the caller cleans up.
 		th.stop()
-		if err != nil && !threadDone {
+		if err != nil && !th.waited {
 			<-th.done
 		}
 	}()
-	syscall.ForkLock.Lock()
-	ca.flags |= uint64(flags)
-	pid, errno := forkFast(a, ca)
-	syscall.ForkLock.Unlock()
+	// The calling thread waits in forkFast while the child runs on its
+	// stack: what the runtime does for the child meanwhile is drive's, on
+	// a goroutine of its own. No garbage collection may start until then:
+	// it would stop the world, waiting for this thread, which waits for
+	// the child, which waits for the other goroutines.
+	ca.flags |= uint64(flags) | unix.CLONE_VM | unix.CLONE_VFORK | unix.CLONE_PARENT_SETTID
+	ca.parentTID = uint64(uintptr(unsafe.Pointer(&f.tid)))
+	gcPercent := debug.SetGCPercent(-1)
+	defer debug.SetGCPercent(gcPercent)
+	driven := make(chan error, 1)
+	init := &initProcess{sock: f.sock}
+	go func() { driven <- c.drive(f, init, th, cg, &cgDone, s, p) }()
+	_, errno := forkFast(a, ca)
 	unix.Close(fds[1])
-	goruntime.KeepAlive(f.keep)
-	goruntime.KeepAlive(ca)
 	if errno != 0 {
+		unix.Shutdown(int(f.sock.Fd()), unix.SHUT_RDWR) // ends drive, which reads from it
+		<-driven
 		return nil, cg, fmt.Errorf("start container init: clone: %w", errno)
 	}
-	f.pid = int(pid)
-	init := &initProcess{pid: f.pid, sock: f.sock}
-	th.pids <- f.pid
-	defer func() {
-		if err != nil {
+	err = <-driven
+	goruntime.KeepAlive(f.keep)
+	goruntime.KeepAlive(ca)
+	if err != nil {
+		if init.pid > 0 {
 			init.kill()
+		}
+		return nil, cg, err
+	}
+	return init, cg, nil
+}
+
+// drive does the runtime's part of starting the fast init, from its first
+// report to the exec of the trampoline (then its socket reads EOF).
+func (c *Container) drive(f *fastInit, init *initProcess, th *rootfsThread, cg cgroups.Manager, cgDone *chan error, s *specs.Spec, p *specs.Process) (err error) {
+	defer func() {
+		if err != nil && init.pid > 0 {
+			// The child is killed, which returns forkFast.
+			unix.Kill(init.pid, unix.SIGKILL)
 		}
 	}()
 	// The thread builds the rootfs from now on; the init joins its cgroup
@@ -325,22 +349,26 @@ func (c *Container) startFast(s *specs.Spec, o *CreateOptions, rc *rootfs.Config
 	// namespace).
 	procfs, err := f.record(recNamespaces)
 	if err != nil {
-		return nil, cg, err
+		return err
 	}
+	// The kernel wrote the child's pid before the child ran.
+	f.pid = int(atomic.LoadInt32(&f.tid))
+	init.pid = f.pid
+	th.pids <- f.pid
 	init.procfsFD = int(procfs)
 	th.ns <- int(procfs)
-	if cgDone != nil {
-		cgErr := <-cgDone
-		cgDone = nil
+	if *cgDone != nil {
+		cgErr := <-*cgDone
+		*cgDone = nil
 		if cgErr != nil {
-			return nil, cg, fmt.Errorf("create cgroup: %w", cgErr)
+			return fmt.Errorf("create cgroup: %w", cgErr)
 		}
 		if _, err := f.sock.Write([]byte{'C'}); err != nil {
-			return nil, cg, fmt.Errorf("container init: %w", err)
+			return fmt.Errorf("container init: %w", err)
 		}
 	}
 	if _, err := f.record(recJoined); err != nil {
-		return nil, cg, err
+		return err
 	}
 	// The init is in its cgroup: which one, and where the host mounts it
 	// (for the cgroup mounts), is worked out here while the thread makes
@@ -370,22 +398,23 @@ func (c *Container) startFast(s *specs.Spec, o *CreateOptions, rc *rootfs.Config
 		err = c.recordInit(f.pid)
 	}
 	perr := <-th.done
-	threadDone = true
+	th.waited = true
 	if err == nil && perr != nil {
 		err = perr
 	}
 	if err != nil {
-		return nil, cg, err
+		return err
 	}
 	if _, err := f.record(recExec); err != nil {
-		return nil, cg, err
+		return err
 	}
-	// Then EOF: the socket closed on exec of the trampoline; an error
+	// Then EOF: the socket closed on exec of the trampoline (and forkFast
+	// returned, closing the runtime's copy of the child's end); an error
 	// record means the exec failed.
 	if _, err := f.record(0); err != nil && err != io.EOF {
-		return nil, cg, err
+		return err
 	}
-	return init, cg, nil
+	return nil
 }
 
 // record reads the child's next record, which must be of kind want (0:
@@ -487,6 +516,8 @@ type rootfsThread struct {
 	// worked out by the caller once the init is in its cgroup.
 	layouts chan cgroupLayout
 	done    chan error
+	// waited: done was received (by drive, before it returns).
+	waited bool
 }
 
 type cgroupLayout struct {

@@ -122,24 +122,6 @@ type cloneArgs struct {
 	cgroup     uint64
 }
 
-// forkFast forks the fast init with clone3(2) and runs it in the child. It
-// returns the child's pid in the parent. With a stack of 0 the child goes
-// on on a copy of the caller's, as after fork(2).
-//
-//go:norace
-//go:nosplit
-func forkFast(a *fastArgs, ca *cloneArgs) (pid uintptr, err syscall.Errno) {
-	runtimeBeforeFork()
-	pid, _, err = syscall.RawSyscall(unix.SYS_CLONE3, uintptr(unsafe.Pointer(ca)), unsafe.Sizeof(*ca), 0)
-	if err != 0 || pid != 0 {
-		runtimeAfterFork()
-		return pid, err
-	}
-	runtimeAfterForkInChild()
-	fastChild(a)
-	return 0, 0 // not reached
-}
-
 //go:norace
 //go:nosplit
 func rawRecord(fd, kind, val uintptr) syscall.Errno {
