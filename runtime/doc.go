@@ -9,9 +9,10 @@
 //	state.json   the saved State (written atomically)
 //	exec.fifo    exists while the container is "created"; start opens it
 //
-// The common container's init is a child forked from the runtime itself
-// that makes only raw system calls, then executes a tiny sealed trampoline
-// that waits for start (fast_linux.go, fastchild_linux.go,
+// The common container's init is a child the runtime starts itself with
+// vfork (sharing its memory, on the forking goroutine's stack) that makes
+// only raw system calls, then executes a tiny sealed trampoline that waits
+// for start (fast_linux.go, fastchild_linux.go, fastfork_amd64.go,
 // trampoline_amd64.go). Every other container's init, described below, is
 // this same binary re-executed from a sealed copy
 // (see exeseal_linux.go). Stage 0 of init is C (package nsenter): it joins

@@ -27,9 +27,9 @@ import (
 // The fast init: for the common container (its own mount and PID
 // namespaces, nothing joined by path, no user or time namespace, no
 // terminal, no hooks that run in the container, no seccomp listener or LSM
-// label) the init is a child forked from the runtime that runs no Go of its
-// own (fastchild_linux.go): no sealed binary to execute, no second Go
-// runtime to start. The runtime's thread that builds the root filesystem
+// label) the init is a child the runtime starts with vfork that runs no Go
+// of its own (fastchild_linux.go, fastfork_amd64.go): no sealed binary to
+// execute, no second Go runtime to start. The runtime's thread that builds the root filesystem
 // also switches the root (pivot_root moves every process of the
 // namespace), applies sysctls, read-only and masked paths and the host
 // name, and finds the program; the child does what belongs to the process
