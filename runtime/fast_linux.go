@@ -24,21 +24,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The fast init: for the common container (its own mount and PID
-// namespaces, nothing joined by path, no user or time namespace, no
-// terminal, no hooks that run in the container, no seccomp listener or LSM
-// label) the init is a child the runtime starts with vfork that runs no Go
-// of its own (fastchild_linux.go, fastfork_amd64.go): no sealed binary to
-// execute, no second Go runtime to start. The runtime's thread that builds the root filesystem
-// also switches the root (pivot_root moves every process of the
-// namespace), applies sysctls, read-only and masked paths and the host
-// name, and finds the program; the child does what belongs to the process
-// (working directory, keyring, credentials, capabilities, seccomp, limits)
-// and executes a tiny sealed trampoline (trampoline_amd64.go) that waits on
-// the exec fifo for start and executes the program. While the container
-// exists, the init's /proc/<pid>/exe is that sealed memfd, never the
-// runtime's binary (CVE-2019-5736). Everything else goes the way of spawn
-// and Init.
+// The fast init: for the common container (its own mount and PID namespaces,
+// nothing joined by path, no user or time namespace, no terminal, no hooks
+// that run in the container, no seccomp listener or LSM label) the init is a
+// child the runtime starts with vfork that runs no Go of its own
+// (fastchild_linux.go, fastfork_amd64.go): no sealed binary to execute, no
+// second Go runtime to start. The runtime's thread that builds the root
+// filesystem also switches the root (pivot_root moves every process of the
+// namespace), applies sysctls, read-only and masked paths and the host name,
+// and finds the program; the child does what belongs to the process (working
+// directory, keyring, credentials, capabilities, seccomp, limits) and
+// executes a tiny sealed trampoline (trampoline_amd64.go) that waits on the
+// exec fifo for start and executes the program. While the container exists,
+// the init's /proc/<pid>/exe is that sealed memfd, never the runtime's
+// binary (CVE-2019-5736). Everything else goes the way of spawn and Init.
 
 // fastDisabled turns the fast init off (BERTH_RUNTIME_FAST_INIT=0), for
 // comparisons.
