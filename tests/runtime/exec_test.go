@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -154,6 +155,35 @@ func TestInitIsSealedCopy(t *testing.T) {
 	}
 	if err == nil {
 		t.Fatal("the init's executable is writable")
+	}
+}
+
+// The common container gets the fast init: until start, its init is the
+// sealed trampoline (runtime/trampoline_amd64.go); BERTH_RUNTIME_FAST_INIT=0
+// gives the init executed from the sealed runtime binary instead.
+func TestFastInit(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skip("the fast init is amd64's")
+	}
+	for _, c := range []struct {
+		env, want string
+		fast      bool
+	}{{"", "memfd:berth-init", true}, {"0", "memfd:berth-init", false}} {
+		t.Run("BERTH_RUNTIME_FAST_INIT="+c.env, func(t *testing.T) {
+			t.Setenv("BERTH_RUNTIME_FAST_INIT", c.env)
+			r := newRT(t)
+			id := testutil.UniqueName(t)
+			r.OK("create", "--bundle", fixtures.Bundle(t, args("true")), id)
+			exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", r.State(id).Pid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(exe, c.want); got != c.fast {
+				t.Errorf("init runs %q; fast init %v, want %v", exe, got, c.fast)
+			}
+			r.OK("start", id)
+			waitFor(t, "the container to exit", func() bool { return r.State(id).Status == "stopped" })
+		})
 	}
 }
 
