@@ -187,20 +187,25 @@ func hasLimits(r *specs.LinuxResources) bool {
 		len(r.HugepageLimits) > 0 || r.Network != nil || len(r.Rdma) > 0 || len(r.Unified) > 0
 }
 
-// startInit starts the container's init and drives it to "created".
-func (c *Container) startInit(s *specs.Spec, cg cgroups.Manager, late func() (cgroups.Manager, error), o *CreateOptions) (*initProcess, cgroups.Manager, error) {
+// makeExecFifo makes the state directory's exec fifo and returns it opened
+// with O_PATH: the init reopens it for writing through /proc/self/fd once
+// it is inside the container, which blocks until start opens it to read.
+func (c *Container) makeExecFifo() (*os.File, error) {
 	fifo := filepath.Join(c.dir, fifoName)
 	if err := unix.Mkfifo(fifo, 0o622); err != nil {
-		return nil, cg, &os.PathError{Op: "mkfifo", Path: fifo, Err: err}
+		return nil, &os.PathError{Op: "mkfifo", Path: fifo, Err: err}
 	}
 	// Past the umask: the init may have switched to any uid by the time it
 	// opens the fifo for writing.
 	if err := os.Chmod(fifo, 0o622); err != nil {
-		return nil, cg, err
+		return nil, err
 	}
-	// O_PATH: the init reopens it for writing through /proc/self/fd once it
-	// is inside the container, which blocks until start opens it to read.
-	fifoFile, err := os.OpenFile(fifo, unix.O_PATH|unix.O_CLOEXEC, 0)
+	return os.OpenFile(fifo, unix.O_PATH|unix.O_CLOEXEC, 0)
+}
+
+// startInit starts the container's init and drives it to "created".
+func (c *Container) startInit(s *specs.Spec, cg cgroups.Manager, late func() (cgroups.Manager, error), o *CreateOptions) (*initProcess, cgroups.Manager, error) {
+	fifoFile, err := c.makeExecFifo()
 	if err != nil {
 		return nil, cg, err
 	}

@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	goruntime "runtime"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -144,14 +142,7 @@ func (c *Container) startFast(s *specs.Spec, o *CreateOptions, rc *rootfs.Config
 			<-cgDone // made or not, cg.Destroy removes it
 		}
 	}()
-	fifo := filepath.Join(c.dir, fifoName)
-	if err := unix.Mkfifo(fifo, 0o622); err != nil {
-		return nil, cg, &os.PathError{Op: "mkfifo", Path: fifo, Err: err}
-	}
-	if err := os.Chmod(fifo, 0o622); err != nil {
-		return nil, cg, err
-	}
-	fifoFile, err := os.OpenFile(fifo, unix.O_PATH|unix.O_CLOEXEC, 0)
+	fifoFile, err := c.makeExecFifo()
 	if err != nil {
 		return nil, cg, err
 	}
@@ -630,24 +621,8 @@ func (f *fastInit) prepareInNamespaces(th *rootfsThread, rc *rootfs.Config, s *s
 	if err := rootfs.Pivot(&c); err != nil {
 		return err
 	}
-	for k, v := range s.Linux.Sysctl {
-		path := filepath.Join("/proc/sys", strings.ReplaceAll(k, ".", "/"))
-		if err := os.WriteFile(path, []byte(v), 0); err != nil {
-			return fmt.Errorf("sysctl %s=%s: %w", k, v, err)
-		}
-	}
-	if err := rootfs.Finalize(&c); err != nil {
+	if err := finishRoot(s, &c); err != nil {
 		return err
-	}
-	if s.Hostname != "" {
-		if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
-			return fmt.Errorf("sethostname: %w", err)
-		}
-	}
-	if s.Domainname != "" {
-		if err := unix.Setdomainname([]byte(s.Domainname)); err != nil {
-			return fmt.Errorf("setdomainname: %w", err)
-		}
 	}
 	// This thread's root is now the container's: find the program there.
 	env := processEnv(p)

@@ -161,7 +161,14 @@ func (in *initState) setupContainer() error {
 			return err
 		}
 	}
-	// Before Finalize: /proc/sys is usually among the read-only paths.
+	return finishRoot(s, rc)
+}
+
+// finishRoot is the end of the container's world, once its root is "/":
+// sysctls, then rootfs.Finalize (read-only and masked paths, a read-only
+// root: /proc/sys is usually among the read-only paths), then the host and
+// domain names.
+func finishRoot(s *specs.Spec, rc *rootfs.Config) error {
 	for k, v := range s.Linux.Sysctl {
 		path := filepath.Join("/proc/sys", strings.ReplaceAll(k, ".", "/"))
 		if err := os.WriteFile(path, []byte(v), 0); err != nil {

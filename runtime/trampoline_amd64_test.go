@@ -11,11 +11,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The trampoline waits for a reader of the fifo, tells it with one byte, and
-// executes the program with the argv and environment it was given.
-func TestTrampoline(t *testing.T) {
-	dir := t.TempDir()
-	fifo := filepath.Join(dir, "fifo")
+// trampolineSetup makes, in a temp dir, a fifo, opens it with O_PATH (to
+// be the child's descriptor 3, its ExtraFiles[0]) and writes the
+// trampoline for descriptor 3.
+func trampolineSetup(t *testing.T) (dir, fifo string, path *os.File, exe string) {
+	t.Helper()
+	dir = t.TempDir()
+	fifo = filepath.Join(dir, "fifo")
 	if err := unix.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -23,16 +25,22 @@ func TestTrampoline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer path.Close()
-	exe := filepath.Join(dir, "trampoline")
+	t.Cleanup(func() { path.Close() })
+	exe = filepath.Join(dir, "trampoline")
+	if err := os.WriteFile(exe, trampolineELF(3), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir, fifo, path, exe
+}
+
+// The trampoline waits for a reader of the fifo, tells it with one byte, and
+// executes the program with the argv and environment it was given.
+func TestTrampoline(t *testing.T) {
 	sh, err := exec.LookPath("sh")
 	if err != nil {
 		t.Skip(err)
 	}
-	// ExtraFiles[0] is descriptor 3 in the child.
-	if err := os.WriteFile(exe, trampolineELF(3), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	_, fifo, path, exe := trampolineSetup(t)
 	var out bytes.Buffer
 	cmd := exec.Command(exe, "-c", `echo "$0 $X$P"; tr '\0' ' ' </proc/$$/cmdline; echo; [ -e /proc/$$/fd/3 ] && echo fd 3 open; true`, "arg1")
 	// argv[0] passes unchanged (not the path; busybox picks its applet
@@ -68,24 +76,11 @@ func TestTrampoline(t *testing.T) {
 // Run again by a script naming /proc/self/exe as its interpreter, the
 // trampoline finds its fifo closed and fails instead of looping.
 func TestTrampolineRunsOnce(t *testing.T) {
-	dir := t.TempDir()
+	dir, fifo, path, exe := trampolineSetup(t)
 	script := filepath.Join(dir, "script")
 	if err := os.WriteFile(script, []byte("#!/proc/self/exe\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	exe := filepath.Join(dir, "trampoline")
-	if err := os.WriteFile(exe, trampolineELF(3), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	fifo := filepath.Join(dir, "fifo")
-	if err := unix.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	path, err := os.OpenFile(fifo, unix.O_PATH, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer path.Close()
 	var out bytes.Buffer
 	cmd := exec.Command(exe)
 	cmd.Env = []string{"P=" + script}
