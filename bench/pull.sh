@@ -43,12 +43,20 @@ shift $((OPTIND - 1))
 
 TMP=$(mktemp -d /tmp/bp.XXXX) # short: berthd refuses an exec root its shim sockets would not fit under
 PIDS=()
+# berthd's network names (its default bridge, veth prefix, nftables table)
+# are this run's own, removed on exit: with the defaults every run would
+# leave a berth0 bridge with one more subnet on it.
+BERTH_NET=bp$(head -c2 /dev/urandom | od -An -tx1 | tr -d ' \n')
 cleanup() {
-	local pid
+	local pid l
 	for pid in "${PIDS[@]}"; do
 		kill "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
 	done
+	for l in $(ip -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | grep "^$BERTH_NET"); do
+		ip link del "$l" 2>/dev/null || true
+	done
+	nft delete table inet "berth_bench_$BERTH_NET" 2>/dev/null || true
 	# Stores hold overlay mounts (containerd, podman, dockerd, berthd).
 	grep -o " ${TMP}[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
 	rm -rf "$TMP"
@@ -162,7 +170,7 @@ pull_berth() {
 	local d=$TMP/berth-$1 pid t0
 	[ -x "$REPO/bin/berthd" ] || { echo "pull.sh: build berth first (make)" >&2; return 1; }
 	mkdir -p "$d"
-	: >"$d/berth.toml"
+	printf '[network]\nbridge = "%s-0"\nlink_prefix = "%s"\nnftables_table = "berth_bench_%s"\n' "$BERTH_NET" "$BERTH_NET" "$BERTH_NET" >"$d/berth.toml"
 	"$REPO/bin/berthd" --config "$d/berth.toml" --root "$d/root" --exec-root "$d/run" -H "unix://$d/sock" >"$d/log" 2>&1 &
 	pid=$!
 	PIDS+=("$pid")
