@@ -105,16 +105,21 @@ func (u *unpacker) apply(ctx context.Context, parent digest.Digest, layer io.Rea
 		}
 	}()
 
-	digester := digest.Canonical.Digester()
-	tee := io.TeeReader(layer, digester.Hash())
-	if size, err = archive.Apply(ctx, dir, tee); err != nil {
-		return 0, "", fmt.Errorf("apply: %w", err)
+	tee := newHashReader(layer, digest.Canonical.Hash())
+	size, err = archive.Apply(ctx, dir, tee)
+	if err == nil {
+		// The tar's end-of-archive padding is part of the diff ID.
+		if _, err = io.Copy(io.Discard, tee); err != nil {
+			err = fmt.Errorf("read: %w", err)
+		}
+	} else {
+		err = fmt.Errorf("apply: %w", err)
 	}
-	// The tar's end-of-archive padding is part of the diff ID.
-	if _, err := io.Copy(io.Discard, tee); err != nil {
-		return 0, "", fmt.Errorf("read: %w", err)
+	sum := tee.Sum() // also ends its goroutine
+	if err != nil {
+		return 0, "", err
 	}
-	diffID = digester.Digest()
+	diffID = digest.NewDigestFromBytes(digest.Canonical, sum)
 	chainID, err := name(diffID)
 	if err != nil {
 		return 0, "", err
