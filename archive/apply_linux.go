@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -71,6 +73,7 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ...ApplyOption) (
 		sameOwner:    os.Geteuid() == 0 && !o.noSameOwner,
 		euid:         os.Geteuid(),
 		egid:         os.Getegid(),
+		umask:        processUmask(),
 		entries:      make(map[string]struct{}),
 		parents:      make(map[string]struct{}),
 		dirMeta:      make(map[string]*dirMeta),
@@ -107,7 +110,9 @@ type applier struct {
 	buf        []byte
 	sameOwner  bool
 	euid, egid int
-	size       int64
+	// umask is the process's, which a new file's mode goes through.
+	umask uint32
+	size  int64
 
 	// entries holds every path this layer wrote, parents their ancestors:
 	// an opaque marker keeps exactly those.
@@ -292,10 +297,13 @@ func (a *applier) file(dir, rel, base string, hdr *tar.Header, r io.Reader) erro
 	if err != nil {
 		return err
 	}
+	// Made with its permission bits (the snapshot is not visible yet):
+	// most files then need no chmod.
+	perm := uint32(hdr.Mode) & 0o777
 	fd := -1
 	h, err := a.create(dir, rel, base, func(parent int) error {
 		var err error
-		fd, err = unix.Openat(parent, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		fd, err = unix.Openat(parent, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
 		return err
 	})
 	if err != nil {
@@ -313,20 +321,54 @@ func (a *applier) file(dir, rel, base string, hdr *tar.Header, r io.Reader) erro
 	a.size += hdr.Size
 	// chown clears setuid and setgid, and writing clears
 	// security.capability: owner, then mode, then xattrs.
-	if a.sameOwner && (uid != a.euid || gid != a.egid || h.setgid) {
+	chown := a.sameOwner && (uid != a.euid || gid != a.egid || h.setgid)
+	if chown {
 		if err := unix.Fchown(fd, uid, gid); err != nil {
 			return wrapPath("chown", rel, err)
 		}
 	}
-	if err := unix.Fchmod(fd, uint32(hdr.Mode)&0o7777); err != nil {
-		return wrapPath("chmod", rel, err)
+	if chown || hdr.Mode&0o7000 != 0 || perm&a.umask != 0 {
+		if err := unix.Fchmod(fd, uint32(hdr.Mode)&0o7777); err != nil {
+			return wrapPath("chmod", rel, err)
+		}
 	}
 	for k, v := range xattrs {
 		if err := unix.Fsetxattr(fd, k, []byte(v), 0); err != nil && !unsupported(err) {
 			return wrapPath("setxattr "+k, rel, err)
 		}
 	}
-	return wrapPath("utimes", rel, setTimes(h.fd, base, hdr.AccessTime, hdr.ModTime))
+	return wrapPath("utimes", rel, setFileTimes(fd, hdr.AccessTime, hdr.ModTime))
+}
+
+// setFileTimes is setTimes for an open file: futimens, no path lookup.
+func setFileTimes(fd int, atime, mtime time.Time) error {
+	if atime.IsZero() {
+		atime = mtime
+	}
+	ts := [2]unix.Timespec{timespec(atime), timespec(mtime)}
+	_, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// processUmask reads the process's umask (/proc/self/status, Linux 4.7);
+// where it cannot, every bit counts as masked, so that every file gets its
+// chmod.
+func processUmask() uint32 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0o777
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			if m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+				return uint32(m)
+			}
+		}
+	}
+	return 0o777
 }
 
 func (a *applier) sparseLimit() int64 {

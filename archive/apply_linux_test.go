@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -337,4 +338,35 @@ func userXattrs(t *testing.T, dir string) bool {
 	}
 	defer os.Remove(probe)
 	return unix.Setxattr(probe, "user.probe", []byte("1"), 0) == nil
+}
+
+// A regular file's mode is exact whatever the process's umask: it is
+// created with its permission bits and changed only where the umask took
+// some, or for the setuid, setgid and sticky bits. Its times are set
+// through its descriptor.
+func TestApplyFileModesUnderUmask(t *testing.T) {
+	old := unix.Umask(0o027)
+	defer unix.Umask(old)
+	modes := []int64{0o644, 0o666, 0o777, 0o640, 0o600, 0o000, 0o4755, 0o2711, 0o1644}
+	var entries []tentry
+	for _, m := range modes {
+		entries = append(entries, with(reg(fmt.Sprintf("f%o", m), "x"), func(h *tar.Header) { h.Mode = m }))
+	}
+	root := t.TempDir()
+	if _, err := applyTar(t, root, buildTar(t, entries...)); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range modes {
+		var st unix.Stat_t
+		name := fmt.Sprintf("f%o", m)
+		if err := unix.Lstat(filepath.Join(root, name), &st); err != nil {
+			t.Fatal(err)
+		}
+		if got := int64(st.Mode & 0o7777); got != m {
+			t.Errorf("%s: mode %o, want %o", name, got, m)
+		}
+		if mt := time.Unix(st.Mtim.Unix()); !mt.Equal(testTime) {
+			t.Errorf("%s: mtime %v, want %v", name, mt, testTime)
+		}
+	}
 }
