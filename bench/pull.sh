@@ -58,7 +58,9 @@ cleanup() {
 	done
 	nft delete table inet "berth_bench_$BERTH_NET" 2>/dev/null || true
 	# Stores hold overlay mounts (containerd, podman, dockerd, berthd).
-	grep -o " ${TMP}[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+	# (grep finds nothing when nothing is mounted: under pipefail that must
+	# not end the cleanup before the rm.)
+	{ grep -o " ${TMP}[^ ]*" /proc/self/mountinfo || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
