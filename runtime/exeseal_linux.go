@@ -101,14 +101,25 @@ func memfdExe() (*os.File, error) {
 		return nil, err
 	}
 	defer self.Close()
-	fd, err := unix.MemfdCreate("berth-runtime", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	return sealedMemfd("berth-runtime", func(mem *os.File) error {
+		if err := copyExe(mem, self); err != nil {
+			return fmt.Errorf("copy runtime binary to memfd: %w", err)
+		}
+		return nil
+	})
+}
+
+// sealedMemfd returns a close-on-exec memfd called name that fill has
+// written, sealed against writes and resizes.
+func sealedMemfd(name string, fill func(*os.File) error) (*os.File, error) {
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
-		return nil, &os.PathError{Op: "memfd_create", Path: "berth-runtime", Err: err}
+		return nil, &os.PathError{Op: "memfd_create", Path: name, Err: err}
 	}
-	mem := os.NewFile(uintptr(fd), "memfd:berth-runtime")
-	if err := copyExe(mem, self); err != nil {
+	mem := os.NewFile(uintptr(fd), "memfd:"+name)
+	if err := fill(mem); err != nil {
 		mem.Close()
-		return nil, fmt.Errorf("copy runtime binary to memfd: %w", err)
+		return nil, err
 	}
 	const seals = unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
 	if _, err := unix.FcntlInt(mem.Fd(), unix.F_ADD_SEALS, seals); err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	goruntime "runtime"
 	"runtime/debug"
 	"strconv"
@@ -61,7 +62,7 @@ func fastEligible(s *specs.Spec, o *CreateOptions, rc *rootfs.Config) bool {
 	if l == nil || l.Personality != nil || l.MountLabel != "" || l.IntelRdt != nil {
 		return false
 	}
-	if sc := l.Seccomp; sc != nil && (sc.ListenerPath != "" || hasNotifyRule(sc)) {
+	if sc := l.Seccomp; sc != nil && (sc.ListenerPath != "" || seccomp.HasNotify(sc)) {
 		return false
 	}
 	mnt, pid := false, false
@@ -84,15 +85,6 @@ func fastEligible(s *specs.Spec, o *CreateOptions, rc *rootfs.Config) bool {
 	return kernelHasFastInit()
 }
 
-func hasNotifyRule(sc *specs.LinuxSeccomp) bool {
-	for _, r := range sc.Syscalls {
-		if r.Action == specs.ActNotify {
-			return true
-		}
-	}
-	return false
-}
-
 // kernelHasFastInit reports whether the kernel has what the fast init uses:
 // fsopen(2) (5.2), pidfd_getfd(2) (5.6) and clone3(2) with
 // CLONE_INTO_CGROUP (5.7).
@@ -111,7 +103,6 @@ func kernelHasFastInit() bool {
 // fastInit is the runtime's side of a fast init.
 type fastInit struct {
 	process *specs.Process
-	pid     int
 	tid     int32 // the child's pid, written by clone3 (CLONE_PARENT_SETTID)
 	sock    *os.File
 	r       *bufio.Reader
@@ -172,19 +163,18 @@ func (c *Container) startFast(s *specs.Spec, o *CreateOptions, rc *rootfs.Config
 	f.keep = append(f.keep, cwdBuf)
 	a.cwdBuf, a.cwdBufLen = unsafe.Pointer(&cwdBuf[0]), uintptr(len(cwdBuf))
 	a.nnp = p.NoNewPrivileges
-	cfg := &initConfig{}
-	if err := withSeccompProgram(s, cfg, c.root); err != nil {
-		return nil, cg, err
-	}
-	if len(cfg.SeccompBPF) > 0 {
-		prog, err := seccomp.DecodeProgram(cfg.SeccompBPF)
+	if sc := s.Linux.Seccomp; sc != nil {
+		prog, err := seccomp.Program(sc, filepath.Join(c.root, seccompCacheDir))
 		if err != nil {
-			return nil, cg, err
+			return nil, cg, fmt.Errorf("seccomp: %w", err)
+		}
+		if len(prog) == 0 {
+			return nil, cg, errors.New("seccomp: empty program")
 		}
 		fprog := &unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
 		f.keep = append(f.keep, prog, fprog)
 		a.seccomp = uintptr(unsafe.Pointer(fprog))
-		a.seccompFlags = uintptr(seccomp.LoadFlags(s.Linux.Seccomp))
+		a.seccompFlags = uintptr(seccomp.LoadFlags(sc))
 	}
 	if p.Capabilities != nil {
 		raw, err := caps.RawOf(p.Capabilities)
@@ -342,10 +332,8 @@ func (c *Container) drive(f *fastInit, init *initProcess, th *rootfsThread, cg c
 		return err
 	}
 	// The kernel wrote the child's pid before the child ran.
-	f.pid = int(atomic.LoadInt32(&f.tid))
-	init.pid = f.pid
-	th.pids <- f.pid
-	init.procfsFD = int(procfs)
+	init.pid = int(atomic.LoadInt32(&f.tid))
+	th.pids <- init.pid
 	th.ns <- int(procfs)
 	if *cgDone != nil {
 		cgErr := <-*cgDone
@@ -365,7 +353,7 @@ func (c *Container) drive(f *fastInit, init *initProcess, th *rootfsThread, cg c
 	// the mounts before them.
 	th.joined <- true
 	th.layouts <- func() (l cgroupLayout) {
-		proc := "/proc/" + strconv.Itoa(f.pid)
+		proc := "/proc/" + strconv.Itoa(init.pid)
 		mi, err := os.ReadFile(proc + "/mountinfo")
 		if err != nil {
 			return cgroupLayout{err: err}
@@ -382,10 +370,10 @@ func (c *Container) drive(f *fastInit, init *initProcess, th *rootfsThread, cg c
 		err = fmt.Errorf("apply resources: %w", err)
 	}
 	if err == nil && p.OOMScoreAdj != nil {
-		err = os.WriteFile("/proc/"+strconv.Itoa(f.pid)+"/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0)
+		err = os.WriteFile("/proc/"+strconv.Itoa(init.pid)+"/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0)
 	}
 	if err == nil {
-		err = c.recordInit(f.pid)
+		err = c.recordInit(init.pid)
 	}
 	perr := <-th.done
 	th.waited = true
@@ -532,7 +520,7 @@ func (f *fastInit) startThread(rc *rootfs.Config, s *specs.Spec, p *specs.Proces
 	return th
 }
 
-// stop ends a thread that was never given a pid.
+// stop ends the thread wherever it waits for the caller (after an error).
 func (th *rootfsThread) stop() {
 	select {
 	case th.pids <- 0:
@@ -565,17 +553,6 @@ func (f *fastInit) prepareInNamespaces(th *rootfsThread, rc *rootfs.Config, s *s
 	// The namespaces but the cgroup one are entered as soon as the child
 	// has made them (while the cgroup is created and joined), the cgroup
 	// one and procfs once the child has joined it.
-	enter := func(name string, flag int) error {
-		fd, err := unix.Open(proc+"/ns/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return &os.PathError{Op: "open", Path: proc + "/ns/" + name, Err: err}
-		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, flag); err != nil {
-			return fmt.Errorf("enter the init's %s namespace: %w", name, err)
-		}
-		return nil
-	}
 	procfs := <-th.ns
 	if procfs < 0 {
 		return nil // stopped
@@ -584,7 +561,7 @@ func (f *fastInit) prepareInNamespaces(th *rootfsThread, rc *rootfs.Config, s *s
 		name string
 		flag int
 	}{{"net", unix.CLONE_NEWNET}, {"ipc", unix.CLONE_NEWIPC}, {"uts", unix.CLONE_NEWUTS}, {"mnt", unix.CLONE_NEWNS}} {
-		if err := enter(ns.name, ns.flag); err != nil {
+		if err := enterNamespace(proc, ns.name, ns.flag); err != nil {
 			return err
 		}
 	}
@@ -601,7 +578,7 @@ func (f *fastInit) prepareInNamespaces(th *rootfsThread, rc *rootfs.Config, s *s
 		if !<-th.joined {
 			return nil // stopped
 		}
-		if err := enter("cgroup", unix.CLONE_NEWCGROUP); err != nil {
+		if err := enterNamespace(proc, "cgroup", unix.CLONE_NEWCGROUP); err != nil {
 			return err
 		}
 	}
@@ -609,7 +586,6 @@ func (f *fastInit) prepareInNamespaces(th *rootfsThread, rc *rootfs.Config, s *s
 		l := <-th.layouts
 		return l.l, l.err
 	}
-	c.ProcDir = proc
 	if err := rootfs.Prepare(&c); err != nil {
 		return err
 	}
@@ -656,19 +632,8 @@ func fastProgram(argv, env []string) []byte {
 // trampolineFile returns a sealed memfd holding the trampoline for the
 // exec fifo at descriptor fifo.
 func trampolineFile(fifo int) (*os.File, error) {
-	fd, err := unix.MemfdCreate("berth-init", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
-	if err != nil {
-		return nil, &os.PathError{Op: "memfd_create", Path: "berth-init", Err: err}
-	}
-	f := os.NewFile(uintptr(fd), "memfd:berth-init")
-	if _, err := f.Write(trampolineELF(fifo)); err != nil {
-		f.Close()
-		return nil, err
-	}
-	const seals = unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
-	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, seals); err != nil {
-		f.Close()
-		return nil, &os.PathError{Op: "fcntl F_ADD_SEALS", Path: f.Name(), Err: err}
-	}
-	return f, nil
+	return sealedMemfd("berth-init", func(f *os.File) error {
+		_, err := f.Write(trampolineELF(fifo))
+		return err
+	})
 }

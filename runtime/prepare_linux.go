@@ -60,8 +60,7 @@ func prepareRootfs(init *initProcess, rc *rootfs.Config) (bool, error) {
 	return r.done, r.err
 }
 
-// nsEntered are the namespaces the preparing thread enters, in this order
-// (all opened first, through the host's /proc).
+// nsEntered are the namespaces the preparing thread enters, in this order.
 var nsEntered = [...]struct {
 	name string
 	flag int
@@ -86,34 +85,33 @@ func prepareInNamespaces(init *initProcess, rc *rootfs.Config) (bool, error) {
 		c.ProcFS = fs
 	}
 	proc := "/proc/" + strconv.Itoa(init.pid)
-	var fds [len(nsEntered)]int
-	for i, ns := range nsEntered {
-		fd, err := unix.Open(proc+"/ns/"+ns.name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			for _, f := range fds[:i] {
-				unix.Close(f)
-			}
-			return true, &os.PathError{Op: "open", Path: proc + "/ns/" + ns.name, Err: err}
-		}
-		fds[i] = fd
-	}
-	defer func() {
-		for _, fd := range fds {
-			unix.Close(fd)
-		}
-	}()
 	// A thread shares its root and working directory with the process
 	// until it unshares them; entering a mount namespace changes both.
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
 		return true, fmt.Errorf("unshare fs: %w", err)
 	}
-	for i, ns := range nsEntered {
-		if err := unix.Setns(fds[i], ns.flag); err != nil {
-			return true, fmt.Errorf("enter the init's %s namespace: %w", ns.name, err)
+	for _, ns := range nsEntered {
+		if err := enterNamespace(proc, ns.name, ns.flag); err != nil {
+			return true, err
 		}
 	}
 	c.ProcDir = proc
 	return true, rootfs.Prepare(&c)
+}
+
+// enterNamespace moves the calling thread into the namespace name (flag,
+// a CLONE_NEW* bit) of the process whose /proc directory is proc. The mount
+// namespace comes last: after it, the host's paths are gone.
+func enterNamespace(proc, name string, flag int) error {
+	fd, err := unix.Open(proc+"/ns/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: proc + "/ns/" + name, Err: err}
+	}
+	defer unix.Close(fd)
+	if err := unix.Setns(fd, flag); err != nil {
+		return fmt.Errorf("enter the init's %s namespace: %w", name, err)
+	}
+	return nil
 }
 
 // takeFd copies descriptor fd of process pid into this one.

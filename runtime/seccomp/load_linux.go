@@ -192,8 +192,8 @@ func exportThroughMemfd(f *libseccomp.ScmpFilter) ([]byte, error) {
 	return io.ReadAll(file)
 }
 
-// hasNotify reports whether a rule of c has SCMP_ACT_NOTIFY.
-func hasNotify(c *specs.LinuxSeccomp) bool {
+// HasNotify reports whether a rule of c has SCMP_ACT_NOTIFY.
+func HasNotify(c *specs.LinuxSeccomp) bool {
 	for _, r := range c.Syscalls {
 		if r.Action == specs.ActNotify {
 			return true
@@ -204,7 +204,7 @@ func hasNotify(c *specs.LinuxSeccomp) bool {
 
 // loadFlags returns the flags of seccomp(2) for c (see Load).
 func loadFlags(c *specs.LinuxSeccomp) uint {
-	listener := hasNotify(c)
+	listener := HasNotify(c)
 	flags := uint(unix.SECCOMP_FILTER_FLAG_TSYNC)
 	for _, f := range c.Flags {
 		bit, _ := lookupFlag(f)
