@@ -342,10 +342,7 @@ func (a *applier) file(dir, rel, base string, hdr *tar.Header, r io.Reader) erro
 
 // setFileTimes is setTimes for an open file: futimens, no path lookup.
 func setFileTimes(fd int, atime, mtime time.Time) error {
-	if atime.IsZero() {
-		atime = mtime
-	}
-	ts := [2]unix.Timespec{timespec(atime), timespec(mtime)}
+	ts := entryTimes(atime, mtime)
 	_, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
 	if errno != 0 {
 		return errno
@@ -795,11 +792,17 @@ func unsupported(err error) bool {
 }
 
 func setTimes(dirfd int, name string, atime, mtime time.Time) error {
+	ts := entryTimes(atime, mtime)
+	return unix.UtimesNanoAt(dirfd, name, ts[:], unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// entryTimes are an entry's access and modification times for utimensat;
+// an entry without an access time gets its modification time.
+func entryTimes(atime, mtime time.Time) [2]unix.Timespec {
 	if atime.IsZero() {
 		atime = mtime
 	}
-	ts := []unix.Timespec{timespec(atime), timespec(mtime)}
-	return unix.UtimesNanoAt(dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW)
+	return [2]unix.Timespec{timespec(atime), timespec(mtime)}
 }
 
 func timespec(t time.Time) unix.Timespec {
