@@ -18,6 +18,9 @@ import (
 // runs ahead of the reader with few wake-ups.
 const commandPipeSize = 1 << 20
 
+// directReadSize is the smallest read that bypasses commandReader's buffer.
+const directReadSize = 64 << 10
+
 // commandReader reads what a decompressor program writes: `path -dc`
 // with the compressed stream as its input.
 type commandReader struct {
@@ -55,7 +58,15 @@ func (c *commandReader) Read(p []byte) (int, error) {
 	if c.err != nil {
 		return 0, c.err
 	}
-	n, err := c.br.Read(p)
+	var n int
+	var err error
+	if c.br.Buffered() == 0 && len(p) >= directReadSize {
+		// A large read (a buffering reader's, such as the engine's
+		// hashing one) goes straight to the pipe: no copy through br.
+		n, err = c.out.Read(p)
+	} else {
+		n, err = c.br.Read(p)
+	}
 	if err == io.EOF {
 		// The end of the output: the program must have succeeded, and
 		// its input been read whole.

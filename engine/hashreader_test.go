@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"io"
 	"math/rand"
 	"testing"
@@ -20,11 +21,12 @@ func TestHashReader(t *testing.T) {
 			"one byte": iotest.OneByteReader,
 			"half":     iotest.HalfReader,
 		} {
-			if size > 4*hashChunkSize && name == "one byte" {
+			if size > hashChunkSize+1 && name == "one byte" {
 				continue
 			}
 			hr := newHashReader(wrap(bytes.NewReader(data)), sha256.New())
-			got, err := io.ReadAll(hr)
+			// The reader's own reads come in odd sizes too.
+			got, err := readOdd(hr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -36,5 +38,43 @@ func TestHashReader(t *testing.T) {
 				t.Errorf("size %d, %s: sum %x, want %x", size, name, sum, want)
 			}
 		}
+	}
+}
+
+// readOdd reads r to its end in reads of varying, mostly small sizes, as
+// a tar reader does (headers, then file data).
+func readOdd(r io.Reader) ([]byte, error) {
+	var out []byte
+	sizes := []int{512, 1, 7000, 512, 100000, 3}
+	buf := make([]byte, 100000)
+	for i := 0; ; i++ {
+		b := buf[:sizes[i%len(sizes)]]
+		n, err := r.Read(b)
+		out = append(out, b[:n]...)
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+	}
+}
+
+// An error of r comes after the bytes read before it, and is returned
+// again by later reads.
+func TestHashReaderError(t *testing.T) {
+	data := bytes.Repeat([]byte("berth"), 1000)
+	boom := errors.New("boom")
+	hr := newHashReader(io.MultiReader(bytes.NewReader(data), iotest.ErrReader(boom)), sha256.New())
+	got, err := io.ReadAll(hr)
+	if !errors.Is(err, boom) || !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes, err %v; want %d bytes, then %v", len(got), err, len(data), boom)
+	}
+	if n, err := hr.Read(make([]byte, 10)); n != 0 || !errors.Is(err, boom) {
+		t.Errorf("read after the error: %d, %v", n, err)
+	}
+	want := sha256.Sum256(data)
+	if sum := hr.Sum(); !bytes.Equal(sum, want[:]) {
+		t.Errorf("sum %x, want %x", sum, want)
 	}
 }

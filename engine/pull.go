@@ -399,7 +399,11 @@ func (s *Images) downloadAndUnpack(ctx context.Context, c *registry.Client, name
 		return err
 	}
 	defer w.Close()
-	rc, err := c.FetchBlob(ctx, named, desc, 0)
+	// The content writer hashes the blob and its Commit checks the
+	// digest before the snapshot is committed: the registry reader only
+	// checks the size (a second SHA-256 of the blob would cost as much
+	// CPU as the download).
+	rc, err := c.FetchBlobResume(ctx, named, desc, 0, nil)
 	if err != nil {
 		return err
 	}
@@ -417,7 +421,8 @@ func (s *Images) downloadAndUnpack(ctx context.Context, c *registry.Client, name
 			return "", fmt.Errorf("%w: layer %s: content is %s, the image config says %s", errdefs.ErrFailedPrecondition, desc.Digest, got, diffID)
 		}
 		// Whatever follows the compressed stream's end is part of the
-		// blob too; the registry reader checks the digest at its end.
+		// blob too; the registry reader checks the size at its end, the
+		// commit the digest.
 		if _, err := io.Copy(w, rc); err != nil {
 			return "", fmt.Errorf("download layer %s: %w", desc.Digest, err)
 		}
