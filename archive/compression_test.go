@@ -181,6 +181,30 @@ func TestGzipCommand(t *testing.T) {
 		t.Errorf("%d bytes of the input left unread at the end", in.Len())
 	}
 
+	// Small reads (buffered) and large ones (straight from the pipe when
+	// nothing is buffered) mixed give the same bytes.
+	r, _, err = DecompressStream(bytes.NewReader(gz.Bytes()), WithGzipCommand(igzip))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mixed []byte
+	buf := make([]byte, 3*directReadSize)
+	for i := 0; ; i++ {
+		b := buf[:[]int{512, directReadSize, 1, 3 * directReadSize, 7000}[i%5]]
+		n, err := r.Read(b)
+		mixed = append(mixed, b[:n]...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Close()
+	if !bytes.Equal(mixed, payload) {
+		t.Fatalf("mixed reads gave %d bytes that differ from the %d inflated", len(mixed), len(payload))
+	}
+
 	for name, bad := range map[string][]byte{
 		"truncated": gz.Bytes()[:gz.Len()/2],
 		"corrupt":   append(append([]byte{}, gz.Bytes()[:20]...), bytes.Repeat([]byte{0xff}, 4096)...),
