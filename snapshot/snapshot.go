@@ -125,8 +125,9 @@ type Snapshotter interface {
 	Update(ctx context.Context, info Info, fieldpaths ...string) (Info, error)
 
 	// Usage returns the space the snapshot key uses apart from its
-	// parents. For a Committed snapshot it is the figure measured at
-	// Commit; for an Active one it is measured now, which walks the tree.
+	// parents, which takes a walk of its tree: for an Active snapshot
+	// every time, for a Committed one (which never changes) only the first
+	// time, the figure being kept.
 	Usage(ctx context.Context, key string) (Usage, error)
 
 	// Mounts returns the mounts of an Active or View snapshot again, as
@@ -148,8 +149,8 @@ type Snapshotter interface {
 	View(ctx context.Context, key, parent string, opts ...Opt) ([]Mount, error)
 
 	// Commit turns the Active snapshot key into the Committed snapshot
-	// name, keeping its parent and labels (opts add labels), and measures
-	// its Usage. Afterwards key no longer exists. It fails with
+	// name, keeping its parent and labels (opts add labels). Afterwards
+	// key no longer exists. It fails with
 	// ErrNotFound if key does not exist, ErrFailedPrecondition if key is
 	// not Active, and ErrAlreadyExists if name is taken. Its mounts must
 	// be unmounted before Commit.

@@ -65,8 +65,11 @@ type record struct {
 	Labels  map[string]string `json:"labels,omitempty"`
 	Created time.Time         `json:"created"`
 	Updated time.Time         `json:"updated"`
-	Size    int64             `json:"size,omitempty"`
-	Inodes  int64             `json:"inodes,omitempty"`
+	// Size and Inodes are the Usage of a Committed snapshot, measured on
+	// the first Usage call after Commit (Inodes 0: not yet; the top
+	// directory always counts one).
+	Size   int64 `json:"size,omitempty"`
+	Inodes int64 `json:"inodes,omitempty"`
 }
 
 // Store implements snapshot.Snapshotter over a Driver.
@@ -298,12 +301,24 @@ func (s *Store) Usage(ctx context.Context, key string) (snapshot.Usage, error) {
 	if err != nil {
 		return snapshot.Usage{}, fmt.Errorf("usage: %w", err)
 	}
-	if r.Kind == snapshot.Committed {
+	if r.Kind == snapshot.Committed && r.Inodes > 0 {
 		return snapshot.Usage{Size: r.Size, Inodes: r.Inodes}, nil
 	}
 	u, err := diskUsage(ctx, s.driver.UsageDir(s.dir(r.ID)))
 	if err != nil {
 		return snapshot.Usage{}, fmt.Errorf("usage of %q: %w", key, err)
+	}
+	if r.Kind == snapshot.Committed {
+		// A committed snapshot never changes: keep the figure. Failing
+		// to keep it only means measuring again next time.
+		s.db.Update(func(tx *bolt.Tx) error {
+			cur, err := get(tx, key)
+			if err != nil || cur.ID != r.ID || cur.Kind != snapshot.Committed {
+				return err
+			}
+			cur.Size, cur.Inodes = u.Size, u.Inodes
+			return put(tx, key, cur)
+		})
 	}
 	return u, nil
 }
@@ -472,11 +487,7 @@ func (s *Store) Commit(ctx context.Context, name, key string, opts ...snapshot.O
 			return fmt.Errorf("commit: %w", err)
 		}
 	}
-	u, err := diskUsage(ctx, s.driver.UsageDir(s.dir(r.ID)))
-	if err != nil {
-		return fmt.Errorf("commit %q: usage: %w", key, err)
-	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		id := r.ID
 		if err := check(tx); err != nil {
 			return err
@@ -490,7 +501,7 @@ func (s *Store) Commit(ctx context.Context, name, key string, opts ...snapshot.O
 		r.Kind = snapshot.Committed
 		r.Labels = in.Labels
 		r.Updated = time.Now().UTC()
-		r.Size, r.Inodes = u.Size, u.Inodes
+		r.Size, r.Inodes = 0, 0 // measured by the first Usage
 		if err := put(tx, name, r); err != nil {
 			return err
 		}

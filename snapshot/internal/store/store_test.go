@@ -8,6 +8,8 @@ import (
 	"sort"
 	"testing"
 
+	bolt "go.etcd.io/bbolt"
+
 	"berth.dev/internal/errdefs"
 	"berth.dev/snapshot"
 )
@@ -195,5 +197,53 @@ func TestFilters(t *testing.T) {
 		if !equal(got, tc.want) {
 			t.Errorf("filters %q match %v, want %v", tc.filters, got, tc.want)
 		}
+	}
+}
+
+// A committed snapshot's usage is measured by the first Usage, not by
+// Commit, and kept: later calls (and a reopened store) return the figure
+// without walking the tree again.
+func TestCommittedUsageMeasuredOnceLazily(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s := open(t, root, &fakeDriver{})
+	m, err := s.Prepare(ctx, "a", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(m[0].Source, "f"), []byte("12345"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, "c", "a"); err != nil {
+		t.Fatal(err)
+	}
+	row := func() record {
+		t.Helper()
+		var r record
+		if err := s.db.View(func(tx *bolt.Tx) error { r, err = get(tx, "c"); return err }); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if r := row(); r.Inodes != 0 {
+		t.Fatalf("Commit measured the usage: %+v", r)
+	}
+	u, err := s.Usage(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Inodes != 2 || u.Size != 5 {
+		t.Fatalf("usage = %+v, want 2 inodes and 5 bytes", u)
+	}
+	if r := row(); r.Inodes != 2 || r.Size != 5 {
+		t.Fatalf("the measured usage was not kept: %+v", r)
+	}
+	// The tree is not walked again: a file added behind the store's back
+	// (which a committed snapshot never gets) does not count.
+	if err := os.WriteFile(filepath.Join(m[0].Source, "g"), []byte("1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := s.Usage(ctx, "c"); err != nil || again != u {
+		t.Errorf("second usage = %+v, %v; want %+v", again, err, u)
 	}
 }
