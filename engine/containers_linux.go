@@ -92,8 +92,11 @@ func NewContainers(c ContainersConfig) *Containers {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	// What containers and builds make on an image's layers waits until
+	// the layers are on disk.
+	var snaps snapshot.Snapshotter = durable{c.Snaps, c.Images.unpacker.sync}
 	cs := &Containers{
-		cfg: c.Config, images: c.Images, snaps: c.Snaps, db: c.DB, events: c.Events, log: log,
+		cfg: c.Config, images: c.Images, snaps: snaps, db: c.DB, events: c.Events, log: log,
 		volumes: c.Volumes, nets: c.Networks, shimBin: c.Shim, ctx: ctx, cancel: cancel,
 		byID: map[string]*ctr{}, byName: map[string]string{}, execs: map[string]*execProcess{},
 	}

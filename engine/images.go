@@ -83,9 +83,10 @@ func NewImages(c ImagesConfig) *Images {
 	s := &Images{
 		cfg: c.Config, content: c.Content, snaps: c.Snaps, names: c.Names, hosts: c.Hosts,
 		events: c.Events, log: log, platform: p,
-		unpacker: &unpacker{snaps: c.Snaps, tmp: c.Config.tmpDir()},
+		unpacker: &unpacker{snaps: c.Snaps, tmp: c.Config.tmpDir(), sync: newLayerSyncer(c.Snaps, c.Config.SnapshotDir(), log)},
 		dangling: &dangling{db: c.DB},
 	}
+	s.unpacker.sync.start()
 	// ISA-L's igzip (Debian's isal), where installed, inflates gzip layers
 	// about 2.5 times as fast as the Go decoder, in a process of its own.
 	if igzip, err := exec.LookPath("igzip"); err == nil {
@@ -682,12 +683,33 @@ func (s *Images) Count(ctx context.Context) int {
 }
 
 // Recover cleans up what a previous engine left half done (see
-// unpacker.recover); berthd calls it at start, before serving.
+// unpacker.recover) and unpacks again, from their blobs, the layers it
+// had to remove; berthd calls it at start, before serving.
 func (s *Images) Recover(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.unpacker.recover(ctx)
+	removed, err := s.unpacker.recover(ctx)
+	if err != nil || len(removed) == 0 {
+		return err
+	}
+	byID, err := s.records(ctx)
+	if err != nil {
+		return err
+	}
+	for id, recs := range byID {
+		r, err := s.load(ctx, recs[0])
+		if err == nil {
+			err = s.unpackAll(ctx, r.manifest, r.config.RootFS.DiffIDs, &reporter{})
+		}
+		if err != nil {
+			s.log.Error("image has lost unpacked layers and cannot be unpacked again; pull it again", "image", id, "err", err)
+		}
+	}
+	return nil
 }
+
+// Close makes the layers unpacked so far durable and stops the syncer.
+func (s *Images) Close() { s.unpacker.sync.close() }
 
 // DiskUsage reports the images part of docker system df: each image with
 // its size and the size it shares with others, and the size of all

@@ -34,6 +34,9 @@ type unpacker struct {
 	snaps snapshot.Snapshotter
 	// tmp holds the temp mount points (under the run-time root).
 	tmp string
+	// sync makes committed layers durable; nil: each is synced before
+	// its commit.
+	sync *layerSyncer
 }
 
 // has reports whether the layer with this chain ID is already unpacked.
@@ -124,16 +127,20 @@ func (u *unpacker) apply(ctx context.Context, parent digest.Digest, layer io.Rea
 	if err != nil {
 		return 0, "", err
 	}
-	// One syncfs for the whole layer instead of an fsync per file: the
-	// snapshot is committed only once its content is on disk.
-	if err := syncDir(dir); err != nil {
+	labels := map[string]string{labelDiffID: diffID.String()}
+	if u.sync.deferred() {
+		// Committed marked, and synced by the syncer afterwards.
+		labels[labelUnsynced] = u.sync.bootID
+	} else if err := syncDir(dir); err != nil {
+		// One syncfs for the whole layer instead of an fsync per file:
+		// the snapshot is committed only once its content is on disk.
 		return 0, "", err
 	}
 	if err := snapshot.UnmountAll(dir); err != nil {
 		return 0, "", err
 	}
 	mounted = false
-	if err := u.snaps.Commit(ctx, chainID.String(), key, snapshot.WithLabels(map[string]string{labelDiffID: diffID.String()})); err != nil {
+	if err := u.snaps.Commit(ctx, chainID.String(), key, snapshot.WithLabels(labels)); err != nil {
 		if errors.Is(err, errdefs.ErrAlreadyExists) {
 			// Another pull unpacked the same layer meanwhile.
 			return size, diffID, nil
@@ -141,6 +148,9 @@ func (u *unpacker) apply(ctx context.Context, parent digest.Digest, layer io.Rea
 		return 0, "", fmt.Errorf("commit: %w", err)
 	}
 	committed = true
+	if u.sync.deferred() {
+		u.sync.add(chainID.String())
+	}
 	return size, diffID, nil
 }
 
@@ -163,8 +173,20 @@ func (c *Config) tmpDir() string { return filepath.Join(c.ExecRoot, "tmp") }
 // unpack (killed, crashed, power lost): the temp mount points under the
 // run-time root are unmounted and removed, and the Active snapshots that
 // unpacks were filling are removed. Downloads are not touched: their
-// ingests resume on the next pull.
-func (u *unpacker) recover(ctx context.Context) error {
+// ingests resume on the next pull. Then the layers that were committed
+// but not seen synced are synced, or removed when the system went down
+// before their sync (see layerSyncer): it returns those removed.
+func (u *unpacker) recover(ctx context.Context) ([]string, error) {
+	if err := u.recoverUnpacks(ctx); err != nil {
+		return nil, err
+	}
+	if u.sync == nil {
+		return nil, nil
+	}
+	return u.sync.recoverUnsynced(ctx)
+}
+
+func (u *unpacker) recoverUnpacks(ctx context.Context) error {
 	entries, _ := os.ReadDir(u.tmp)
 	for _, e := range entries {
 		dir := filepath.Join(u.tmp, e.Name())

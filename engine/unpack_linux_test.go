@@ -47,7 +47,7 @@ func TestRecoverAfterKilledUnpack(t *testing.T) {
 	}
 	t.Cleanup(func() { snapshot.UnmountAll(dir) })
 
-	if err := u.recover(ctx); err != nil {
+	if _, err := u.recover(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), dir) {

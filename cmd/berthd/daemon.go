@@ -159,6 +159,9 @@ func (d *daemon) close() {
 	if d.nets != nil {
 		d.nets.Close()
 	}
+	if d.images != nil {
+		d.images.Close()
+	}
 	if d.snaps != nil {
 		d.snaps.Close()
 	}
