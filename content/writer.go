@@ -235,6 +235,7 @@ type writer struct {
 	alg       digest.Algorithm
 	h         hash.Hash
 	offset    int64
+	written   int64 // data before it is being written out
 	updatedAt time.Time
 	done      bool
 }
@@ -252,8 +253,18 @@ func (w *writer) Write(p []byte) (int, error) {
 	if err != nil {
 		return n, fmt.Errorf("write ingest %s: %w", w.meta.ref, err)
 	}
+	if w.offset-w.written >= writeBehind {
+		// Start writing the data out now, without waiting for it: the
+		// fsync of Commit then finds little left to write.
+		startWriteOut(w.f, w.written, w.offset-w.written)
+		w.written = w.offset
+	}
 	return n, nil
 }
+
+// writeBehind is how much a writer lets accumulate before it starts
+// writing it out.
+const writeBehind = 8 << 20
 
 func (w *writer) Digest() digest.Digest { return digest.NewDigest(w.alg, w.h) }
 
@@ -308,7 +319,7 @@ func (w *writer) Truncate(size int64) error {
 	if _, err := w.f.Seek(size, io.SeekStart); err != nil {
 		return fmt.Errorf("truncate ingest %s: %w", w.meta.ref, err)
 	}
-	w.h, w.offset, w.updatedAt = h, size, w.s.now()
+	w.h, w.offset, w.written, w.updatedAt = h, size, min(w.written, size), w.s.now()
 	return nil
 }
 
