@@ -39,7 +39,7 @@ func startDecompressor(path string, in io.Reader) (*commandReader, error) {
 	growPipe(w, commandPipeSize)
 	c := &commandReader{out: out, br: bufio.NewReaderSize(out, commandPipeSize)}
 	c.cmd = exec.Command(path, "-dc")
-	c.cmd.Stdin = in
+	c.cmd.Stdin = stdinSource{in}
 	c.cmd.Stdout = w
 	c.cmd.Stderr = &c.stderr
 	// The input is copied by a goroutine of os/exec: Wait gives it this
@@ -52,6 +52,22 @@ func startDecompressor(path string, in io.Reader) (*commandReader, error) {
 		return nil, fmt.Errorf("decompress with %s: %w", path, err)
 	}
 	return c, nil
+}
+
+// stdinSource hands os/exec's copy of the program's input large writes:
+// reads of up to commandPipeSize into a pipe grown to hold them. (Its own
+// copy goes by 32 KiB into a 64 KiB pipe, which wakes the program for each.)
+type stdinSource struct{ r io.Reader }
+
+func (s stdinSource) Read(p []byte) (int, error) { return s.r.Read(p) }
+
+func (s stdinSource) WriteTo(w io.Writer) (int64, error) {
+	if f, ok := w.(*os.File); ok {
+		growPipe(f, commandPipeSize)
+	}
+	// Neither side may choose its own way (ReaderFrom, WriterTo): buf is
+	// the point.
+	return io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{s.r}, make([]byte, commandPipeSize))
 }
 
 func (c *commandReader) Read(p []byte) (int, error) {
