@@ -28,6 +28,7 @@ import (
 // WORKDIR, STOPSIGNAL) and a history entry with opts.Message. With
 // opts.Ref the image is named; without, it has only its ID.
 func (s *Images) Import(ctx context.Context, src io.Reader, opts backend.ImportOptions, pw backend.ProgressWriter) (_ string, err error) {
+	defer s.unpacker.sync.poke() // the layers it unpacked: synced now
 	platform := s.platform
 	if opts.Platform != "" {
 		var err error

@@ -44,6 +44,7 @@ type layerSyncer struct {
 	// them in commit order, for the next syncfs.
 	pending map[string]*syncWait
 	queue   []string
+	armed   bool // a delayed poke is on its way
 	kick    chan struct{}
 	quit    chan struct{}
 	stopped chan struct{}
@@ -91,18 +92,33 @@ func (s *layerSyncer) start() {
 	}
 }
 
-// add queues a layer committed with labelUnsynced for the next syncfs.
+// syncDelay is how long a committed layer may wait for its sync when
+// nothing asks for it sooner (poke, wait).
+const syncDelay = time.Second
+
+// add queues a layer committed with labelUnsynced for the next syncfs,
+// which runs when the operation that unpacked it ends (poke), when
+// something is to be built on it (wait), or syncDelay later: its writing
+// out then does not compete with the rest of that operation (the image
+// name's record, the next layers).
 func (s *layerSyncer) add(name string) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.pending[name] == nil {
 		s.pending[name] = &syncWait{done: make(chan struct{})}
 		s.queue = append(s.queue, name)
 	}
-	s.mu.Unlock()
-	s.poke()
+	if !s.armed {
+		s.armed = true
+		time.AfterFunc(syncDelay, s.poke)
+	}
 }
 
+// poke has what is queued synced now.
 func (s *layerSyncer) poke() {
+	if s == nil {
+		return
+	}
 	select {
 	case s.kick <- struct{}{}:
 	default:
@@ -121,6 +137,7 @@ func (s *layerSyncer) wait(ctx context.Context, name string) error {
 	if w == nil {
 		return nil
 	}
+	s.poke()
 	select {
 	case <-w.done:
 		if w.err != nil {
@@ -174,6 +191,7 @@ func (s *layerSyncer) flush() {
 	s.mu.Lock()
 	batch := s.queue
 	s.queue = nil
+	s.armed = false
 	s.mu.Unlock()
 	if len(batch) == 0 {
 		return

@@ -46,6 +46,7 @@ const (
 // files, directories and symlinks inside it), because its members come in
 // no useful order; the dir is removed at the end.
 func (s *Images) Load(ctx context.Context, r io.Reader, pw backend.ProgressWriter) ([]string, error) {
+	defer s.unpacker.sync.poke() // the layers it unpacked: synced now
 	tmp := filepath.Join(s.cfg.Root, "tmp")
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return nil, err

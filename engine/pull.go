@@ -35,6 +35,7 @@ const maxConfigSize = 8 << 20
 // is recorded last, so an interrupted pull leaves no image behind, only
 // blobs and layers that the next pull reuses.
 func (s *Images) Pull(ctx context.Context, ref string, opts backend.PullOptions, pw backend.ProgressWriter) error {
+	defer s.unpacker.sync.poke() // the layers it unpacked: synced now
 	// The API server sends a ref without a tag for --all-tags.
 	named, err := image.ParseNamed(ref)
 	if err != nil {
