@@ -409,7 +409,13 @@ func (s *Images) downloadAndUnpack(ctx context.Context, c *registry.Client, name
 		return err
 	}
 	defer rc.Close()
-	counter := &progressReader{r: io.TeeReader(rc, w), total: desc.Size, report: func(n, total int64) {
+	blob := &committingTee{r: rc, commit: func() error {
+		if err := w.Commit(ctx, desc.Size, desc.Digest); err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
+			return fmt.Errorf("download layer %s: %w", desc.Digest, err)
+		}
+		return nil
+	}, w: w}
+	counter := &progressReader{r: blob, total: desc.Size, report: func(n, total int64) {
 		p.progress(id, "Downloading", n, total)
 	}}
 	tar, _, err := archive.DecompressStream(counter, s.decompress...)
@@ -423,11 +429,9 @@ func (s *Images) downloadAndUnpack(ctx context.Context, c *registry.Client, name
 		}
 		// Whatever follows the compressed stream's end is part of the
 		// blob too; the registry reader checks the size at its end, the
-		// commit the digest.
-		if _, err := io.Copy(w, rc); err != nil {
-			return "", fmt.Errorf("download layer %s: %w", desc.Digest, err)
-		}
-		if err := w.Commit(ctx, desc.Size, desc.Digest); err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
+		// commit the digest. Usually the blob was read to its end, and
+		// committed, while the last of the layer was applied.
+		if _, err := io.Copy(io.Discard, blob); err != nil {
 			return "", fmt.Errorf("download layer %s: %w", desc.Digest, err)
 		}
 		p.send(id, "Download complete")
@@ -437,6 +441,41 @@ func (s *Images) downloadAndUnpack(ctx context.Context, c *registry.Client, name
 		return fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}
 	return nil
+}
+
+// committingTee writes what it reads from r to w and, once r is at its
+// end, runs commit (the content writer's, which checks the digest) and
+// returns its error in place of io.EOF: a blob is committed as soon as it
+// is downloaded, while its layer may still be being applied.
+type committingTee struct {
+	r      io.Reader
+	w      io.Writer
+	commit func() error
+	done   bool
+	err    error // commit's, returned from then on
+}
+
+func (t *committingTee) Read(p []byte) (int, error) {
+	if t.done {
+		if t.err != nil {
+			return 0, t.err
+		}
+		return 0, io.EOF
+	}
+	n, err := t.r.Read(p)
+	if n > 0 {
+		if _, werr := t.w.Write(p[:n]); werr != nil {
+			t.done, t.err = true, werr
+			return n, werr
+		}
+	}
+	if err == io.EOF {
+		t.done = true
+		if t.err = t.commit(); t.err != nil {
+			return n, t.err
+		}
+	}
+	return n, err
 }
 
 // unpackBlob unpacks a downloaded layer blob into its snapshot.
