@@ -48,7 +48,6 @@ func newContainerEnv(t *testing.T) *containerEnv {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
 	// The shim's socket path must fit in a sockaddr_un (108 bytes) with a
 	// 64-hex container ID in it: a short run-time root, as /run/berth is.
 	root := t.TempDir()
@@ -59,29 +58,7 @@ func newContainerEnv(t *testing.T) *containerEnv {
 	t.Cleanup(func() { os.RemoveAll(run) })
 	cfg := DefaultConfig()
 	cfg.Root, cfg.ExecRoot = root, run
-	db, err := metadata.Open(cfg.MetadataPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	store, err := content.Open(cfg.ContentDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	snaps, err := overlay.New(cfg.SnapshotDir())
-	if err != nil {
-		t.Skip(err)
-	}
-	t.Cleanup(func() { snaps.Close() })
-	imgs := NewImages(ImagesConfig{Config: cfg, Content: store, Snaps: snaps, Names: image.NewStore(db), DB: db, Events: NewEvents(10)})
-
-	var archive bytes.Buffer
-	if err := images.Busybox(t).WriteDockerArchive(&archive, "busybox:latest"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := imgs.Load(ctx, &archive, nil); err != nil {
-		t.Fatal(err)
-	}
+	imgs, snaps, db := newBusyboxImages(t, cfg)
 	runtimeBin, cleanup, err := runtimetest.Build()
 	if err != nil {
 		t.Fatal(err)
@@ -118,6 +95,37 @@ func newContainerEnv(t *testing.T) *containerEnv {
 		}
 	})
 	return env
+}
+
+// newBusyboxImages opens the stores under cfg's roots (overlay snapshots:
+// the test is skipped where overlayfs does not work) and returns an image
+// service with the busybox image loaded.
+func newBusyboxImages(t *testing.T, cfg *Config) (*Images, snapshot.Snapshotter, *metadata.DB) {
+	t.Helper()
+	db, err := metadata.Open(cfg.MetadataPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	store, err := content.Open(cfg.ContentDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	snaps, err := overlay.New(cfg.SnapshotDir())
+	if err != nil {
+		t.Skip(err)
+	}
+	t.Cleanup(func() { snaps.Close() })
+	imgs := NewImages(ImagesConfig{Config: cfg, Content: store, Snaps: snaps, Names: image.NewStore(db), DB: db, Events: NewEvents(10)})
+	t.Cleanup(imgs.Close)
+	var archive bytes.Buffer
+	if err := images.Busybox(t).WriteDockerArchive(&archive, "busybox:latest"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := imgs.Load(context.Background(), &archive, nil); err != nil {
+		t.Fatal(err)
+	}
+	return imgs, snaps, db
 }
 
 // create makes a busybox container running cmd with the test's cgroup

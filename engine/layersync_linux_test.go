@@ -13,14 +13,11 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"berth.dev/content"
 	"berth.dev/image"
 	"berth.dev/internal/errdefs"
 	"berth.dev/internal/testutil"
-	"berth.dev/metadata"
 	"berth.dev/snapshot"
 	"berth.dev/snapshot/overlay"
-	"berth.dev/tests/fixtures/images"
 )
 
 func overlaySnaps(t *testing.T, root string) snapshot.Snapshotter {
@@ -165,27 +162,9 @@ func TestRecoverUnpacksLostLayersAgain(t *testing.T) {
 	ctx := context.Background()
 	cfg := DefaultConfig()
 	cfg.Root, cfg.ExecRoot = t.TempDir(), t.TempDir()
-	db, err := metadata.Open(cfg.MetadataPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	store, err := content.Open(cfg.ContentDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	snaps := overlaySnaps(t, cfg.SnapshotDir())
-	imgs := NewImages(ImagesConfig{Config: cfg, Content: store, Snaps: snaps, Names: image.NewStore(db), DB: db, Events: NewEvents(10)})
-	defer imgs.Close()
+	imgs, snaps, _ := newBusyboxImages(t, cfg)
 	if !imgs.unpacker.sync.deferred() {
 		t.Skip("no boot ID: layers are synced before their commit")
-	}
-	var archive bytes.Buffer
-	if err := images.Busybox(t).WriteDockerArchive(&archive, "busybox:latest"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := imgs.Load(ctx, &archive, nil); err != nil {
-		t.Fatal(err)
 	}
 	rec, err := imgs.names.Lookup(ctx, "docker.io/library/busybox:latest")
 	if err != nil {

@@ -201,12 +201,11 @@ func TestFilters(t *testing.T) {
 }
 
 // A committed snapshot's usage is measured by the first Usage, not by
-// Commit, and kept: later calls (and a reopened store) return the figure
-// without walking the tree again.
+// Commit, and kept in its record: later calls return the figure without
+// walking the tree again.
 func TestCommittedUsageMeasuredOnceLazily(t *testing.T) {
 	ctx := context.Background()
-	root := t.TempDir()
-	s := open(t, root, &fakeDriver{})
+	s := open(t, t.TempDir(), &fakeDriver{})
 	m, err := s.Prepare(ctx, "a", "")
 	if err != nil {
 		t.Fatal(err)
