@@ -395,3 +395,94 @@ func TestBerthCLIRegistryAndArchives(t *testing.T) {
 		t.Errorf("pull after logout succeeded: %s", errOut)
 	}
 }
+
+// With a credential helper in config.json ("credsStore"), as docker login
+// sets up with pass or secretservice, berth login stores the password in
+// the helper (config.json keeps an empty entry), pull and push get it from
+// there, and logout erases it.
+func TestBerthCLICredentialHelper(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.WithHtpasswd("berth", "s3cret"))
+	d := enginetest.Start(t, bin, "")
+	// A helper that keeps what it is given in a file, logging each call.
+	helperDir := t.TempDir()
+	store := filepath.Join(helperDir, "creds.json")
+	script := `#!/bin/sh
+echo "$1" >>` + filepath.Join(helperDir, "calls") + `
+case "$1" in
+store) cat >` + store + ` ;;
+get) cat >/dev/null; if [ -f ` + store + ` ]; then cat ` + store + `; else echo "credentials not found in native keychain"; exit 1; fi ;;
+erase) cat >/dev/null; rm -f ` + store + ` ;;
+esac
+`
+	if err := os.WriteFile(filepath.Join(helperDir, "docker-credential-berthtest"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	configDir := filepath.Join(filepath.Dir(d.Config), "docker-config")
+	if err := os.MkdirAll(configDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(configDir, "config.json"), []byte(`{"credsStore":"berthtest"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	berth := func(stdin string, args ...string) (string, string, int) {
+		cmd := d.BerthCommand(args...)
+		cmd.Env = append(cmd.Env, "PATH="+helperDir+":"+os.Getenv("PATH"))
+		cmd.Stdin = strings.NewReader(stdin)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return out.String(), errb.String(), code
+	}
+
+	img := images.Busybox(t)
+	archive := filepath.Join(t.TempDir(), "busybox.tar")
+	f, _ := os.Create(archive)
+	if err := img.WriteDockerArchive(f, "berth-test/helper:1"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	mustBerth(t, d, "load", "-i", archive)
+	ref := reg.Ref("berth-test/helper:1")
+	mustBerth(t, d, "tag", "berth-test/helper:1", ref)
+
+	if out, errOut, code := berth("s3cret\n", "login", "-u", "berth", "--password-stdin", reg.Host()); code != 0 || !strings.Contains(out, "Login Succeeded") {
+		t.Fatalf("berth login: %d %s %s", code, out, errOut)
+	}
+	saved, err := os.ReadFile(store)
+	if err != nil || !strings.Contains(string(saved), `"Secret":"s3cret"`) || !strings.Contains(string(saved), reg.Host()) {
+		t.Fatalf("the helper holds %q (%v), want the login", saved, err)
+	}
+	cfg, _ := os.ReadFile(filepath.Join(configDir, "config.json"))
+	if strings.Contains(string(cfg), "s3cret") || strings.Contains(string(cfg), `"auth"`) || !strings.Contains(string(cfg), `"credsStore": "berthtest"`) {
+		t.Errorf("config.json after login through a helper:\n%s", cfg)
+	}
+	if out, errOut, code := berth("", "push", ref); code != 0 || !strings.Contains(out, "digest: "+img.Manifest.Digest.String()) {
+		t.Fatalf("push with the helper's login: %d %s %s", code, out, errOut)
+	}
+	mustBerth(t, d, "rmi", ref)
+	if _, errOut, code := berth("", "pull", ref); code != 0 {
+		t.Fatalf("pull with the helper's login: %d %s", code, errOut)
+	}
+	if _, errOut, code := berth("", "logout", reg.Host()); code != 0 {
+		t.Fatalf("logout: %d %s", code, errOut)
+	}
+	if _, err := os.Stat(store); !os.IsNotExist(err) {
+		t.Errorf("logout left the helper's credentials: %v", err)
+	}
+	mustBerth(t, d, "rmi", ref)
+	if _, _, code := berth("", "pull", ref); code == 0 {
+		t.Error("pull after logout succeeded")
+	}
+	calls, _ := os.ReadFile(filepath.Join(helperDir, "calls"))
+	for _, want := range []string{"store", "get", "erase"} {
+		if !strings.Contains(string(calls), want) {
+			t.Errorf("the helper was never asked to %s (calls: %q)", want, calls)
+		}
+	}
+}
