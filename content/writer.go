@@ -235,7 +235,7 @@ type writer struct {
 	alg       digest.Algorithm
 	h         hash.Hash
 	offset    int64
-	written   int64 // data before it is being written out
+	written   int64 // the data before this offset is being written out
 	updatedAt time.Time
 	done      bool
 }

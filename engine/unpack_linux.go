@@ -29,7 +29,8 @@ const (
 // Active snapshot over its parent, mounted on a temp dir (for the overlay
 // snapshotter, an overlay whose upper dir collects the layer: deletions
 // become overlay whiteouts), checked against its diff ID while it is
-// applied, synced, and only then committed under its chain ID.
+// applied, and committed under its chain ID; the syncer (layerSyncer) then
+// makes it durable before anything is built on it.
 type unpacker struct {
 	snaps snapshot.Snapshotter
 	// tmp holds the temp mount points (under the run-time root).
@@ -129,7 +130,7 @@ func (u *unpacker) apply(ctx context.Context, parent digest.Digest, layer io.Rea
 	}
 	labels := map[string]string{labelDiffID: diffID.String()}
 	if u.sync.deferred() {
-		// Committed marked, and synced by the syncer afterwards.
+		// Committed with the mark; the syncer syncs it afterwards.
 		labels[labelUnsynced] = u.sync.bootID
 	} else if err := syncDir(dir); err != nil {
 		// One syncfs for the whole layer instead of an fsync per file:
