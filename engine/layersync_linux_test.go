@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -201,6 +202,85 @@ func TestRecoverUnpacksLostLayersAgain(t *testing.T) {
 		t.Errorf("the unpacked-again layer is marked %q", mark)
 	}
 	if err := imgs.unpacker.sync.wait(ctx, top); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A sync that fails (here: the snapshots' directory is gone) fails the
+// waits with its error and leaves the layer marked, to be retried.
+func TestLayerSyncFailureKeepsTheMark(t *testing.T) {
+	ctx := context.Background()
+	snapDir := filepath.Join(t.TempDir(), "snapshots")
+	snaps := overlaySnaps(t, snapDir)
+	sync := newTestSyncer(t, snaps, filepath.Join(t.TempDir(), "missing"))
+	sync.start()
+	if _, err := snaps.Prepare(ctx, "l-active", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := snaps.Commit(ctx, "l", "l-active", snapshot.WithLabels(map[string]string{labelDiffID: "sha256:l", labelUnsynced: sync.bootID})); err != nil {
+		t.Fatal(err)
+	}
+	sync.add("l")
+	// (A failure that never reached the waits would show as a timeout.)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err := sync.wait(ctx, "l")
+	if err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("wait on a failed sync: %v, want the syncfs error", err)
+	}
+	info, err := snaps.Stat(ctx, "l")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Labels[labelUnsynced] != sync.bootID {
+		t.Errorf("a layer whose sync failed lost its mark: %v", info.Labels)
+	}
+	if _, err := (durable{snaps, sync}).Prepare(ctx, "ctr", "l"); err == nil {
+		t.Error("a container snapshot was made on a layer whose sync failed")
+	}
+}
+
+// A lost layer whose blob is gone too cannot be unpacked again: Recover
+// logs it and goes on, leaving the image without the layer (a pull puts
+// it back) and nothing half-made.
+func TestRecoverWithoutTheBlob(t *testing.T) {
+	ctx := context.Background()
+	cfg := DefaultConfig()
+	cfg.Root, cfg.ExecRoot = t.TempDir(), t.TempDir()
+	imgs, snaps, _ := newBusyboxImages(t, cfg)
+	if !imgs.unpacker.sync.deferred() {
+		t.Skip("no boot ID: layers are synced before their commit")
+	}
+	rec, err := imgs.names.Lookup(ctx, "docker.io/library/busybox:latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := imgs.load(ctx, rec.Images[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := r.chainIDs[len(r.chainIDs)-1].String()
+	if err := imgs.unpacker.sync.wait(ctx, top); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := snaps.Update(ctx, snapshot.Info{Name: top, Labels: map[string]string{labelUnsynced: "an-earlier-boot"}}, "labels."+labelUnsynced); err != nil {
+		t.Fatal(err)
+	}
+	if err := imgs.content.Delete(ctx, r.manifest.Layers[len(r.manifest.Layers)-1].Digest); err != nil {
+		t.Fatal(err)
+	}
+	if err := imgs.Recover(ctx); err != nil {
+		t.Fatalf("Recover with a lost layer and no blob: %v", err)
+	}
+	if _, err := snaps.Stat(ctx, top); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("layer after Recover: %v, want it gone", err)
+	}
+	if err := snaps.Walk(ctx, func(_ context.Context, info snapshot.Info) error {
+		if strings.HasPrefix(info.Name, "extract-") {
+			t.Errorf("a half-unpacked snapshot is left: %s", info.Name)
+		}
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 }
