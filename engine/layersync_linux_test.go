@@ -156,14 +156,16 @@ func TestRecoverUnsyncedLayers(t *testing.T) {
 	}
 }
 
-// An image whose layer was removed at start (not on disk when the system
-// went down) is unpacked again from its blobs.
-func TestRecoverUnpacksLostLayersAgain(t *testing.T) {
+// busyboxWithLostLayer returns an image service with busybox loaded, its
+// top layer synced and then marked as a machine that went down before the
+// sync leaves it, and the layer's Info from before the mark.
+func busyboxWithLostLayer(t *testing.T) (imgs *Images, snaps snapshot.Snapshotter, r *resolved, top string, before snapshot.Info) {
+	t.Helper()
 	testutil.RequiresRoot(t)
 	ctx := context.Background()
 	cfg := DefaultConfig()
 	cfg.Root, cfg.ExecRoot = t.TempDir(), t.TempDir()
-	imgs, snaps, _ := newBusyboxImages(t, cfg)
+	imgs, snaps, _ = newBusyboxImages(t, cfg)
 	if !imgs.unpacker.sync.deferred() {
 		t.Skip("no boot ID: layers are synced before their commit")
 	}
@@ -171,22 +173,27 @@ func TestRecoverUnpacksLostLayersAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := imgs.load(ctx, rec.Images[0])
-	if err != nil {
+	if r, err = imgs.load(ctx, rec.Images[0]); err != nil {
 		t.Fatal(err)
 	}
-	top := r.chainIDs[len(r.chainIDs)-1].String()
+	top = r.chainIDs[len(r.chainIDs)-1].String()
 	if err := imgs.unpacker.sync.wait(ctx, top); err != nil {
 		t.Fatal(err)
 	}
-	before, err := snaps.Stat(ctx, top)
-	if err != nil {
+	if before, err = snaps.Stat(ctx, top); err != nil {
 		t.Fatal(err)
 	}
-	// As a machine that went down before the sync leaves it.
 	if _, err := snaps.Update(ctx, snapshot.Info{Name: top, Labels: map[string]string{labelUnsynced: "an-earlier-boot"}}, "labels."+labelUnsynced); err != nil {
 		t.Fatal(err)
 	}
+	return imgs, snaps, r, top, before
+}
+
+// An image whose layer was removed at start (not on disk when the system
+// went down) is unpacked again from its blobs.
+func TestRecoverUnpacksLostLayersAgain(t *testing.T) {
+	ctx := context.Background()
+	imgs, snaps, _, top, before := busyboxWithLostLayer(t)
 
 	if err := imgs.Recover(ctx); err != nil {
 		t.Fatal(err)
@@ -245,27 +252,7 @@ func TestLayerSyncFailureKeepsTheMark(t *testing.T) {
 // it back) and nothing half-made.
 func TestRecoverWithoutTheBlob(t *testing.T) {
 	ctx := context.Background()
-	cfg := DefaultConfig()
-	cfg.Root, cfg.ExecRoot = t.TempDir(), t.TempDir()
-	imgs, snaps, _ := newBusyboxImages(t, cfg)
-	if !imgs.unpacker.sync.deferred() {
-		t.Skip("no boot ID: layers are synced before their commit")
-	}
-	rec, err := imgs.names.Lookup(ctx, "docker.io/library/busybox:latest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := imgs.load(ctx, rec.Images[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	top := r.chainIDs[len(r.chainIDs)-1].String()
-	if err := imgs.unpacker.sync.wait(ctx, top); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := snaps.Update(ctx, snapshot.Info{Name: top, Labels: map[string]string{labelUnsynced: "an-earlier-boot"}}, "labels."+labelUnsynced); err != nil {
-		t.Fatal(err)
-	}
+	imgs, snaps, r, top, _ := busyboxWithLostLayer(t)
 	if err := imgs.content.Delete(ctx, r.manifest.Layers[len(r.manifest.Layers)-1].Digest); err != nil {
 		t.Fatal(err)
 	}
