@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -69,7 +70,9 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ...ApplyOption) (
 	a := &applier{
 		applyOptions: o,
 		root:         rt,
-		buf:          make([]byte, copyBufferSize),
+		files:        newFileWriter(),
+		links:        make(map[string]struct{}),
+		pending:      make(map[string]struct{}),
 		sameOwner:    os.Geteuid() == 0 && !o.noSameOwner,
 		euid:         os.Geteuid(),
 		egid:         os.Getegid(),
@@ -77,6 +80,10 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ...ApplyOption) (
 		entries:      make(map[string]struct{}),
 		parents:      make(map[string]struct{}),
 		dirMeta:      make(map[string]*dirMeta),
+	}
+	defer a.files.close()
+	if a.async, err = rt.empty(); err != nil {
+		return 0, fmt.Errorf("apply layer: %w", err)
 	}
 	tr := tar.NewReader(r)
 	last := ""
@@ -86,6 +93,9 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ...ApplyOption) (
 				return a.size, err
 			}
 		}
+		if err := a.files.failure(); err != nil {
+			return a.size, err
+		}
 		hdr, err := tr.Next()
 		if err == io.EOF {
 			break
@@ -94,9 +104,15 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ...ApplyOption) (
 			return a.size, fmt.Errorf("read layer tar after %q: %w: %w", last, errdefs.ErrInvalidArgument, err)
 		}
 		if err := a.entry(hdr, tr); err != nil {
+			if ferr := a.files.failure(); ferr != nil {
+				return a.size, ferr // an earlier entry's, met waiting for the workers
+			}
 			return a.size, fmt.Errorf("apply layer entry %q: %w", hdr.Name, err)
 		}
 		last = hdr.Name
+	}
+	if err := a.files.close(); err != nil {
+		return a.size, err
 	}
 	if err := a.finishDirs(); err != nil {
 		return a.size, fmt.Errorf("apply layer: %w", err)
@@ -106,10 +122,18 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ...ApplyOption) (
 
 type applier struct {
 	applyOptions
-	root       *root
-	buf        []byte
-	sameOwner  bool
-	euid, egid int
+	root  *root
+	files *fileWriter
+	// async: the file writer's workers create new regular files (see
+	// settle). Only in a root that was empty: a name new to the layer is
+	// then new to the root. links are the symlinks the layer made, and
+	// pending the files queued for workers to create since they were last
+	// waited for.
+	async          bool
+	links, pending map[string]struct{}
+	buf            []byte // for sparse content; made on first use
+	sameOwner      bool
+	euid, egid     int
 	// umask is the process's, which a new file's mode goes through.
 	umask uint32
 	size  int64
@@ -140,6 +164,10 @@ func (a *applier) entry(hdr *tar.Header, tr *tar.Reader) error {
 		return err
 	}
 	dir, base := splitPath(rel)
+	fresh, err := a.settle(rel, dir, base, hdr)
+	if err != nil {
+		return err
+	}
 	if strings.HasPrefix(base, WhiteoutPrefix) {
 		return a.whiteout(dir, base)
 	}
@@ -154,8 +182,11 @@ func (a *applier) entry(hdr *tar.Header, tr *tar.Reader) error {
 	case tar.TypeDir:
 		return a.mkdir(dir, rel, base, hdr)
 	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
-		return a.file(dir, rel, base, hdr, tr)
+		return a.file(dir, rel, base, hdr, tr, fresh)
 	case tar.TypeSymlink:
+		if a.async {
+			a.links[rel] = struct{}{}
+		}
 		return a.symlink(dir, rel, base, hdr)
 	case tar.TypeLink:
 		return a.hardlink(dir, rel, base, hdr)
@@ -168,6 +199,43 @@ func (a *applier) entry(hdr *tar.Header, tr *tar.Reader) error {
 		return a.node(dir, rel, base, hdr)
 	}
 	return fmt.Errorf("unsupported entry type %q: %w", hdr.Typeflag, errdefs.ErrInvalidArgument)
+}
+
+// settle keeps Apply and the file writer's workers out of each other's
+// way while workers may create files (async). An entry that could meet a
+// file a worker has yet to create waits for the workers first: a name the
+// layer wrote before, a name below a file it created, a whiteout, a hard
+// link. Names reached through a symlink of this layer may alias any other,
+// so the first such entry ends the workers' creating for the rest of the
+// layer. It reports whether rel is a name new to the root, which a worker
+// may create.
+func (a *applier) settle(rel, dir, base string, hdr *tar.Header) (fresh bool, err error) {
+	if !a.async {
+		return false, nil
+	}
+	aliased := false
+	below := false
+	for p := dir; p != "."; p, _ = splitPath(p) {
+		if _, ok := a.links[p]; ok {
+			aliased = true
+		}
+		if _, ok := a.pending[p]; ok {
+			below = true
+		}
+	}
+	fresh = !aliased && !a.isAdded(rel) && !strings.HasPrefix(base, WhiteoutPrefix)
+	if fresh && !below && hdr.Typeflag != tar.TypeLink {
+		return true, nil
+	}
+	if err := a.files.barrier(); err != nil {
+		return false, err
+	}
+	clear(a.pending)
+	if aliased {
+		a.async = false
+		return false, nil
+	}
+	return fresh, nil
 }
 
 // markAdded records rel as written by this layer.
@@ -278,7 +346,7 @@ func (a *applier) recordDir(rel string, hdr *tar.Header) error {
 	return nil
 }
 
-func (a *applier) file(dir, rel, base string, hdr *tar.Header, r io.Reader) error {
+func (a *applier) file(dir, rel, base string, hdr *tar.Header, r io.Reader, fresh bool) error {
 	sparse := isSparse(hdr)
 	if hdr.Size < 0 {
 		return fmt.Errorf("negative size: %w", errdefs.ErrInvalidArgument)
@@ -300,6 +368,29 @@ func (a *applier) file(dir, rel, base string, hdr *tar.Header, r io.Reader) erro
 	// Made with its permission bits (the snapshot is not visible yet):
 	// most files then need no chmod.
 	perm := uint32(hdr.Mode) & 0o777
+	meta := fileMeta{
+		name: hdr.Name, rel: rel,
+		uid: uid, gid: gid,
+		mode:  uint32(hdr.Mode) & 0o7777,
+		atime: hdr.AccessTime, mtime: hdr.ModTime,
+		xattrs: xattrs,
+	}
+	// A new file is owned by its creator, and its group is the parent's
+	// when that is setgid.
+	setMode := func(setgid bool) {
+		meta.chown = a.sameOwner && (uid != a.euid || gid != a.egid || setgid)
+		meta.chmod = meta.chown || hdr.Mode&0o7000 != 0 || perm&a.umask != 0
+	}
+	if fresh && !sparse {
+		h, err := a.root.dir(dir, true)
+		if err != nil {
+			return err
+		}
+		setMode(h.setgid)
+		a.size += hdr.Size
+		a.pending[rel] = struct{}{}
+		return a.files.create(h, dir, base, perm, r, hdr.Size, meta)
+	}
 	fd := -1
 	h, err := a.create(dir, rel, base, func(parent int) error {
 		var err error
@@ -309,35 +400,16 @@ func (a *applier) file(dir, rel, base string, hdr *tar.Header, r io.Reader) erro
 	if err != nil {
 		return err
 	}
-	defer unix.Close(fd)
-	if sparse {
-		err = a.copySparse(fd, r, hdr.Size)
-	} else {
-		err = a.copy(fd, r)
+	setMode(h.setgid)
+	a.size += hdr.Size
+	if !sparse {
+		return a.files.add(fd, dir, r, hdr.Size, meta)
 	}
-	if err != nil {
+	defer unix.Close(fd)
+	if err := a.copySparse(fd, r, hdr.Size); err != nil {
 		return err
 	}
-	a.size += hdr.Size
-	// chown clears setuid and setgid, and writing clears
-	// security.capability: owner, then mode, then xattrs.
-	chown := a.sameOwner && (uid != a.euid || gid != a.egid || h.setgid)
-	if chown {
-		if err := unix.Fchown(fd, uid, gid); err != nil {
-			return wrapPath("chown", rel, err)
-		}
-	}
-	if chown || hdr.Mode&0o7000 != 0 || perm&a.umask != 0 {
-		if err := unix.Fchmod(fd, uint32(hdr.Mode)&0o7777); err != nil {
-			return wrapPath("chmod", rel, err)
-		}
-	}
-	for k, v := range xattrs {
-		if err := unix.Fsetxattr(fd, k, []byte(v), 0); err != nil && !unsupported(err) {
-			return wrapPath("setxattr "+k, rel, err)
-		}
-	}
-	return wrapPath("utimes", rel, setFileTimes(fd, hdr.AccessTime, hdr.ModTime))
+	return meta.apply(fd)
 }
 
 // setFileTimes is setTimes for an open file: futimens, no path lookup.
@@ -388,27 +460,13 @@ func isSparse(hdr *tar.Header) bool {
 	return false
 }
 
-func (a *applier) copy(fd int, r io.Reader) error {
-	for {
-		n, err := r.Read(a.buf)
-		if n > 0 {
-			if werr := writeAll(fd, a.buf[:n]); werr != nil {
-				return fmt.Errorf("write: %w", werr)
-			}
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read content: %w: %w", errdefs.ErrInvalidArgument, err)
-		}
-	}
-}
-
 // copySparse writes r's content at its offsets and leaves every block of
 // zeros as a hole. The tar reader expands the entry's holes into zeros; they
 // are skipped here, never written.
 func (a *applier) copySparse(fd int, r io.Reader, size int64) error {
+	if a.buf == nil {
+		a.buf = make([]byte, copyBufferSize)
+	}
 	var off int64
 	for {
 		n, err := readFull(r, a.buf)
@@ -534,7 +592,8 @@ func (a *applier) finishNode(h dirHandle, rel, base string, hdr *tar.Header, chm
 	if err != nil {
 		return err
 	}
-	if a.sameOwner {
+	// Made owned by the creator, in the parent's group when that is setgid.
+	if a.sameOwner && (uid != a.euid || gid != a.egid || h.setgid) {
 		if err := unix.Fchownat(h.fd, base, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return wrapPath("chown", rel, err)
 		}
@@ -697,9 +756,19 @@ func (a *applier) recreate(dir string) (bool, error) {
 	return true, wrapPath("mkdir", dir, unix.Mkdirat(h.fd, base, 0o755))
 }
 
-// finishDirs applies the recorded metadata of directories.
+// finishDirs applies the recorded metadata of directories: what differs
+// from what the directory has (most were made by Apply as they are meant
+// to be, but for their times), through a descriptor that cannot be a
+// symlink's, then the times. Siblings come one after the other, so that
+// their parent stays cached.
 func (a *applier) finishDirs() error {
-	for rel, m := range a.dirMeta {
+	rels := make([]string, 0, len(a.dirMeta))
+	for rel := range a.dirMeta {
+		rels = append(rels, rel)
+	}
+	slices.Sort(rels)
+	for _, rel := range rels {
+		m := a.dirMeta[rel]
 		dir, base := splitPath(rel)
 		h, err := a.root.dir(dir, false)
 		if gone(err) {
@@ -708,17 +777,28 @@ func (a *applier) finishDirs() error {
 		if err != nil {
 			return err
 		}
-		fd, err := unix.Openat(h.fd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if gone(err) {
+		var st unix.Stat_t
+		err = unix.Fstatat(h.fd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
+		if gone(err) || (err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR) {
 			continue
 		}
 		if err != nil {
-			return wrapPath("open", rel, err)
+			return wrapPath("stat", rel, err)
 		}
-		err = m.apply(fd)
-		unix.Close(fd)
-		if err != nil {
-			return wrapPath("set metadata of", rel, err)
+		chown := m.chown && (int(st.Uid) != m.uid || int(st.Gid) != m.gid)
+		if chown || st.Mode&0o7777 != m.mode || len(m.xattrs) > 0 {
+			fd, err := unix.Openat(h.fd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if gone(err) {
+				continue
+			}
+			if err != nil {
+				return wrapPath("open", rel, err)
+			}
+			err = m.apply(fd, chown)
+			unix.Close(fd)
+			if err != nil {
+				return wrapPath("set metadata of", rel, err)
+			}
 		}
 		if err := setTimes(h.fd, base, m.atime, m.mtime); err != nil {
 			return wrapPath("utimes", rel, err)
@@ -734,8 +814,8 @@ func gone(err error) bool {
 	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP)
 }
 
-func (m *dirMeta) apply(fd int) error {
-	if m.chown {
+func (m *dirMeta) apply(fd int, chown bool) error {
+	if chown {
 		if err := unix.Fchown(fd, m.uid, m.gid); err != nil {
 			return err
 		}

@@ -370,3 +370,46 @@ func TestApplyFileModesUnderUmask(t *testing.T) {
 		}
 	}
 }
+
+// Directories (made by Apply, merged with one there before, or made in a
+// setgid directory, whose group they inherit) and symlinks end up with the
+// owner, mode and times of their entries, whatever they had.
+func TestApplyDirAndSymlinkMetadata(t *testing.T) {
+	testutil.RequiresRoot(t)
+	root := t.TempDir()
+	mustApply(t, root, buildTar(t,
+		dirE("merged/"), dirE("plain/"),
+		with(dirE("sg/"), func(h *tar.Header) { h.Mode, h.Gid = 0o2775, 9 }),
+	))
+	later := testTime.Add(time.Hour)
+	mustApply(t, root, buildTar(t,
+		with(dirE("merged/"), func(h *tar.Header) { h.Mode, h.Uid, h.Gid, h.ModTime = 0o700, 7, 8, later }),
+		dirE("sg/sub/"),
+		reg("sg/file", "f"),
+		symlinkE("sg/link", "sub"),
+		with(symlinkE("sg/owned", "sub"), func(h *tar.Header) { h.Uid, h.Gid = 3, 4 }),
+	))
+	for _, c := range []struct {
+		path          string
+		mode          uint32
+		uid, gid      uint32
+		mtime         time.Time
+		checkModeTime bool
+	}{
+		{"merged", 0o700, 7, 8, later, true},
+		{"plain", 0o755, 0, 0, testTime, true},
+		{"sg", 0o2775, 0, 9, time.Time{}, true}, // its content changed since
+		{"sg/sub", 0o755, 0, 0, testTime, true},
+		{"sg/file", 0o644, 0, 0, testTime, true},
+		{"sg/link", 0, 0, 0, time.Time{}, false},
+		{"sg/owned", 0, 3, 4, time.Time{}, false},
+	} {
+		st := lstat(t, filepath.Join(root, c.path))
+		if st.Uid != c.uid || st.Gid != c.gid {
+			t.Errorf("%s owner %d:%d, want %d:%d", c.path, st.Uid, st.Gid, c.uid, c.gid)
+		}
+		if c.checkModeTime && (st.Mode&0o7777 != c.mode || !c.mtime.IsZero() && st.Mtim.Sec != c.mtime.Unix()) {
+			t.Errorf("%s mode %o mtime %d, want %o %d", c.path, st.Mode&0o7777, st.Mtim.Sec, c.mode, c.mtime.Unix())
+		}
+	}
+}

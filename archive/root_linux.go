@@ -59,6 +59,32 @@ func (r *root) forget() {
 	clear(r.dirs)
 }
 
+// empty reports whether the root directory has no entries.
+func (r *root) empty() (bool, error) {
+	fd, err := unix.Openat(r.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false, &os.PathError{Op: "open", Path: ".", Err: err}
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 4096)
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return false, &os.PathError{Op: "getdents", Path: ".", Err: err}
+		}
+		if n == 0 {
+			return true, nil
+		}
+		_, _, names := unix.ParseDirent(buf[:n], -1, nil)
+		if len(names) > 0 { // ParseDirent leaves out "." and ".."
+			return false, nil
+		}
+	}
+}
+
 // openRel opens rel under dirfd with the given resolve flags.
 func openRel(dirfd int, rel string, flags, resolve uint64) (int, error) {
 	return openat2.Open(dirfd, rel, &unix.OpenHow{Flags: flags | unix.O_CLOEXEC, Resolve: resolve})
