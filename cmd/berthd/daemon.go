@@ -41,8 +41,10 @@ type daemon struct {
 	snaps snapshot.Snapshotter
 }
 
-func newDaemon(cfg *engine.Config, log *slog.Logger) (d *daemon, err error) {
-	d = &daemon{cfg: cfg, log: log, events: engine.NewEvents(1024)}
+func newDaemon(cfg *engine.Config, log *slog.Logger) (_ *daemon, err error) {
+	// Not the named result: a failed return sets that to nil before the
+	// deferred close would read it.
+	d := &daemon{cfg: cfg, log: log, events: engine.NewEvents(1024)}
 	defer func() {
 		if err != nil {
 			d.close()
