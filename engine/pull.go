@@ -266,8 +266,14 @@ func (s *Images) fetchAndUnpack(ctx context.Context, c *registry.Client, named r
 	if len(fetch) == 0 {
 		return true, nil
 	}
+	// The downloads report progress on the pull's stream: whatever ends
+	// the pull, they are stopped and waited for before it returns.
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	downloads := make(chan struct{})
+	defer func() {
+		cancel()
+		<-downloads
+	}()
 	// The first layer to unpack is unpacked as it downloads; the others
 	// download in parallel meanwhile and are unpacked from the store.
 	streamed := -1
@@ -279,6 +285,7 @@ func (s *Images) fetchAndUnpack(ctx context.Context, c *registry.Client, named r
 		ready[i] = make(chan error, 1)
 	}
 	go func() {
+		defer close(downloads)
 		sem := make(chan struct{}, s.cfg.MaxConcurrentDownloads)
 		var wg sync.WaitGroup
 		for _, i := range fetch {

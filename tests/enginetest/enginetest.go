@@ -178,7 +178,9 @@ func Start(t *testing.T, bin Binaries, config string) *Daemon {
 
 func (d *Daemon) start() {
 	t := d.T
-	d.log = &testutil.Buffer{}
+	if d.log == nil {
+		d.log = &testutil.Buffer{}
+	}
 	d.cmd = exec.Command(d.Bin.Berthd, "--config", d.Config, "--root", d.Root, "--exec-root", d.ExecRoot, "-H", "unix://"+d.Socket, "--debug")
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
