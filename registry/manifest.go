@@ -138,6 +138,37 @@ func (c *Client) resolveAt(ctx context.Context, ep Endpoint, ref reference.Named
 	return desc, nil
 }
 
+// ResolveFetch is Resolve and FetchManifest in one request: it GETs the
+// manifest or index ref names and returns its descriptor (the digest and
+// size of the bytes received; a reference by digest must match) and its
+// bytes. It saves Resolve's round trip when the manifest is to be fetched
+// anyway; registries that count manifest GETs as pulls count this one
+// even when the image turns out unchanged, so Resolve (HEAD) is the way to
+// ask about an image already known.
+func (c *Client) ResolveFetch(ctx context.Context, ref reference.Named) (ocispec.Descriptor, []byte, error) {
+	type result struct {
+		desc ocispec.Descriptor
+		body []byte
+	}
+	r, err := onEndpoints(ctx, c.pullEndpoints(ref), func(ep Endpoint) (result, error) {
+		body, mt, err := c.getManifest(ctx, ep, ref, manifestRef(ref))
+		if err != nil {
+			return result{}, err
+		}
+		desc := ocispec.Descriptor{MediaType: mt, Digest: digest.FromBytes(body), Size: int64(len(body))}
+		if d, ok := ref.(reference.Digested); ok {
+			if desc.Digest = d.Digest().Algorithm().FromBytes(body); desc.Digest != d.Digest() {
+				return result{}, fmt.Errorf("%w: the registry sent a manifest of digest %s", errdefs.ErrFailedPrecondition, desc.Digest)
+			}
+		}
+		return result{desc, body}, nil
+	})
+	if err != nil {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("resolve %s: %w", ref, err)
+	}
+	return r.desc, r.body, nil
+}
+
 // FetchManifest returns the bytes of the manifest or index desc describes,
 // checked against its digest and size (desc comes from Resolve or from an
 // index). Manifests larger than MaxManifestSize are refused.

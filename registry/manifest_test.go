@@ -139,6 +139,38 @@ func TestFetchManifestChecksDigestAndSize(t *testing.T) {
 	}
 }
 
+// ResolveFetch gets a manifest in one GET and describes the bytes it got;
+// a reference by digest must match them.
+func TestResolveFetch(t *testing.T) {
+	m := &manifestServer{body: testIndex, contentType: ocispec.MediaTypeImageIndex}
+	ref := m.start(t)
+	c := fastClient()
+	ctx := context.Background()
+	desc, body, err := c.ResolveFetch(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: digest.FromString(testIndex), Size: int64(len(testIndex))}
+	if string(body) != testIndex || desc.MediaType != want.MediaType || desc.Digest != want.Digest || desc.Size != want.Size {
+		t.Fatalf("ResolveFetch: %+v %q, want %+v", desc, body, want)
+	}
+	if m.heads != 0 || m.gets != 1 {
+		t.Fatalf("%d HEAD and %d GET, want one GET", m.heads, m.gets)
+	}
+	byDigest, _ := reference.WithDigest(reference.TrimNamed(ref), want.Digest)
+	if desc, _, err := c.ResolveFetch(ctx, byDigest); err != nil || desc.Digest != want.Digest {
+		t.Fatalf("ResolveFetch by digest: %+v, %v", desc, err)
+	}
+	other, _ := reference.WithDigest(reference.TrimNamed(ref), digest.FromString("other"))
+	if _, _, err := c.ResolveFetch(ctx, other); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("ResolveFetch by another digest: %v", err)
+	}
+	m.body, m.contentType = `{"schemaVersion":1,"fsLayers":[]}`, "application/json"
+	if _, _, err := c.ResolveFetch(ctx, ref); !errors.Is(err, errdefs.ErrNotImplemented) {
+		t.Fatalf("ResolveFetch of schema 1: %v", err)
+	}
+}
+
 func TestErrorMapping(t *testing.T) {
 	for _, tc := range []struct {
 		status   int
