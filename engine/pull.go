@@ -14,6 +14,7 @@ import (
 	"github.com/moby/moby/api/types/events"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 
 	"berth.dev/api/docker/backend"
 	"berth.dev/archive"
@@ -90,7 +91,16 @@ func (s *Images) pull(ctx context.Context, named reference.Named, opts backend.P
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 
-	desc, err := c.Resolve(ctx, named)
+	// A first pull of a name GETs its manifest at once; for a known one a
+	// HEAD tells whether it changed (registries that count manifest GETs
+	// as pulls do not count it).
+	var desc ocispec.Descriptor
+	var fetched []byte
+	if s.known(ctx, named) {
+		desc, err = c.Resolve(ctx, named)
+	} else {
+		desc, fetched, err = c.ResolveFetch(ctx, named)
+	}
 	if err != nil {
 		return err
 	}
@@ -100,10 +110,18 @@ func (s *Images) pull(ctx context.Context, named reference.Named, opts backend.P
 	}
 	p.send(tagOrDigest, "Pulling from "+reference.Path(named)) // "library/busybox", as dockerd
 
+	// The manifests and the config go into the store beside the rest of
+	// the pull; the name is recorded only once they are there.
+	var stores errgroup.Group
+	defer stores.Wait()
 	target := desc
 	mdesc := desc
-	mdata, err := s.fetchDocument(ctx, c, named, desc)
-	if err != nil {
+	mdata := fetched
+	if mdata != nil {
+		if _, err := s.content.Info(ctx, desc.Digest); err != nil {
+			stores.Go(func() error { return s.storeBytes(ctx, desc, mdata) })
+		}
+	} else if mdata, err = s.fetchDocument(ctx, c, named, desc, &stores); err != nil {
 		return err
 	}
 	doc, err := image.Decode(desc, mdata)
@@ -114,7 +132,7 @@ func (s *Images) pull(ctx context.Context, named reference.Named, opts backend.P
 		if mdesc, err = image.SelectManifest(*doc.Index, platform); err != nil {
 			return fmt.Errorf("%s: %w", image.FamiliarString(named), err)
 		}
-		if mdata, err = s.fetchDocument(ctx, c, named, mdesc); err != nil {
+		if mdata, err = s.fetchDocument(ctx, c, named, mdesc, &stores); err != nil {
 			return err
 		}
 		if doc, err = image.Decode(mdesc, mdata); err != nil {
@@ -125,7 +143,9 @@ func (s *Images) pull(ctx context.Context, named reference.Named, opts backend.P
 		}
 	}
 	man := doc.Manifest
-	cfgData, err := s.fetchBlobBytes(ctx, c, named, man.Config, maxConfigSize)
+	pre := s.prefetchLayer(ctx, c, named, man.Layers)
+	defer pre.release()
+	cfgData, err := s.fetchBlobBytes(ctx, c, named, man.Config, maxConfigSize, &stores)
 	if err != nil {
 		return err
 	}
@@ -150,8 +170,11 @@ func (s *Images) pull(ctx context.Context, named reference.Named, opts backend.P
 	release := s.content.Protect(protect...)
 	defer release()
 
-	existed, err := s.fetchAndUnpack(ctx, c, named, man.Layers, cfg.RootFS.DiffIDs, chainIDs, p)
+	existed, err := s.fetchAndUnpack(ctx, c, named, man.Layers, cfg.RootFS.DiffIDs, chainIDs, p, pre)
 	if err != nil {
+		return err
+	}
+	if err := stores.Wait(); err != nil {
 		return err
 	}
 
@@ -193,9 +216,22 @@ func (s *Images) pullAllTags(ctx context.Context, named reference.Named, opts ba
 	return nil
 }
 
-// fetchDocument fetches a manifest or index into the content store (or
-// reads it from there) and returns its bytes.
-func (s *Images) fetchDocument(ctx context.Context, c *registry.Client, named reference.Named, desc ocispec.Descriptor) ([]byte, error) {
+// known reports whether named is an image here, or names by digest a
+// manifest the store has.
+func (s *Images) known(ctx context.Context, named reference.Named) bool {
+	if d, ok := named.(reference.Digested); ok {
+		if _, err := s.content.Info(ctx, d.Digest()); err == nil {
+			return true
+		}
+	}
+	_, err := s.names.Get(ctx, named.String())
+	return err == nil
+}
+
+// fetchDocument fetches a manifest or index (or reads it from the content
+// store) and returns its bytes; a fetched one is stored by a goroutine of
+// stores.
+func (s *Images) fetchDocument(ctx context.Context, c *registry.Client, named reference.Named, desc ocispec.Descriptor, stores *errgroup.Group) ([]byte, error) {
 	if data, err := content.ReadBlob(ctx, s.content, desc); err == nil {
 		return data, nil
 	}
@@ -203,15 +239,14 @@ func (s *Images) fetchDocument(ctx context.Context, c *registry.Client, named re
 	if err != nil {
 		return nil, err
 	}
-	if err := s.storeBytes(ctx, desc, data); err != nil {
-		return nil, err
-	}
+	stores.Go(func() error { return s.storeBytes(ctx, desc, data) })
 	return data, nil
 }
 
-// fetchBlobBytes fetches a small blob (a config) into the content store and
-// returns it.
-func (s *Images) fetchBlobBytes(ctx context.Context, c *registry.Client, named reference.Named, desc ocispec.Descriptor, max int64) ([]byte, error) {
+// fetchBlobBytes fetches a small blob (a config), or reads it from the
+// content store, and returns it; a fetched one is stored by a goroutine of
+// stores.
+func (s *Images) fetchBlobBytes(ctx context.Context, c *registry.Client, named reference.Named, desc ocispec.Descriptor, max int64, stores *errgroup.Group) ([]byte, error) {
 	if desc.Size > max {
 		return nil, fmt.Errorf("%w: %s is %d bytes, more than %d", errdefs.ErrInvalidArgument, desc.Digest, desc.Size, max)
 	}
@@ -227,9 +262,7 @@ func (s *Images) fetchBlobBytes(ctx context.Context, c *registry.Client, named r
 	if err != nil {
 		return nil, err
 	}
-	if err := s.storeBytes(ctx, desc, data); err != nil {
-		return nil, err
-	}
+	stores.Go(func() error { return s.storeBytes(ctx, desc, data) })
 	return data, nil
 }
 
@@ -246,7 +279,7 @@ func (s *Images) storeBytes(ctx context.Context, desc ocispec.Descriptor, data [
 // parallel (at most max_concurrent_downloads at once) and unpacked in
 // order as soon as each and its parent are ready. It reports whether every
 // layer was already there.
-func (s *Images) fetchAndUnpack(ctx context.Context, c *registry.Client, named reference.Named, layers []ocispec.Descriptor, diffIDs, chainIDs []digest.Digest, p *reporter) (allExisted bool, err error) {
+func (s *Images) fetchAndUnpack(ctx context.Context, c *registry.Client, named reference.Named, layers []ocispec.Descriptor, diffIDs, chainIDs []digest.Digest, p *reporter, pre *layerPrefetch) (allExisted bool, err error) {
 	need := make([]bool, len(layers))
 	var fetch []int
 	for i := range layers {
@@ -316,7 +349,7 @@ func (s *Images) fetchAndUnpack(ctx context.Context, c *registry.Client, named r
 			parent = chainIDs[i-1]
 		}
 		if i == streamed {
-			if err := s.downloadAndUnpack(ctx, c, named, layers[i], parent, chainIDs[i], diffIDs[i], p); err != nil {
+			if err := s.downloadAndUnpack(ctx, c, named, layers[i], parent, chainIDs[i], diffIDs[i], p, pre); err != nil {
 				return false, err
 			}
 			p.send(shortDigest(layers[i].Digest), "Pull complete")
@@ -397,7 +430,7 @@ func (s *Images) streamable(ctx context.Context, desc ocispec.Descriptor) bool {
 // The snapshot is committed only after the blob's digest and size are
 // verified and it is committed to the store; on any error both are
 // discarded.
-func (s *Images) downloadAndUnpack(ctx context.Context, c *registry.Client, named reference.Named, desc ocispec.Descriptor, parent, chainID, diffID digest.Digest, p *reporter) error {
+func (s *Images) downloadAndUnpack(ctx context.Context, c *registry.Client, named reference.Named, desc ocispec.Descriptor, parent, chainID, diffID digest.Digest, p *reporter, pre *layerPrefetch) error {
 	id := shortDigest(desc.Digest)
 	w, err := s.content.Writer(ctx, "pull-"+desc.Digest.String(), desc)
 	if errors.Is(err, errdefs.ErrAlreadyExists) {
@@ -411,7 +444,17 @@ func (s *Images) downloadAndUnpack(ctx context.Context, c *registry.Client, name
 	// digest before the snapshot is committed: the registry reader only
 	// checks the size (a second SHA-256 of the blob would cost as much
 	// CPU as the download).
-	rc, err := c.FetchBlobResume(ctx, named, desc, 0, nil)
+	rc, ex, err := pre.take(desc, parent)
+	if ex != nil {
+		defer func() {
+			if ex != nil {
+				ex.discard(ctx)
+			}
+		}()
+	}
+	if rc == nil && err == nil {
+		rc, err = c.FetchBlobResume(ctx, named, desc, 0, nil)
+	}
 	if err != nil {
 		return err
 	}
@@ -430,7 +473,14 @@ func (s *Images) downloadAndUnpack(ctx context.Context, c *registry.Client, name
 		return fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}
 	defer tar.Close()
-	_, _, err = s.unpacker.apply(ctx, parent, tar, func(got digest.Digest) (digest.Digest, error) {
+	if ex == nil {
+		if ex, err = s.unpacker.prepare(ctx, parent); err != nil {
+			return fmt.Errorf("layer %s: %w", desc.Digest, err)
+		}
+	}
+	e := ex
+	ex = nil // apply commits or discards it
+	_, _, err = e.apply(ctx, tar, func(got digest.Digest) (digest.Digest, error) {
 		if got != diffID {
 			return "", fmt.Errorf("%w: layer %s: content is %s, the image config says %s", errdefs.ErrFailedPrecondition, desc.Digest, got, diffID)
 		}
@@ -448,6 +498,80 @@ func (s *Images) downloadAndUnpack(ctx context.Context, c *registry.Client, name
 		return fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}
 	return nil
+}
+
+// layerPrefetch starts a pull's first layer as soon as the manifest names
+// it, beside the request for the config: the request for the blob is sent
+// and the snapshot it is unpacked into is prepared and mounted, so that
+// the unpack starts as soon as the config is read. That is done only for a
+// blob the store lacks and no earlier pull began, which the pull then
+// streams unless the config shows the layer already unpacked; what is not
+// taken is dropped when the pull ends.
+type layerPrefetch struct {
+	desc   ocispec.Descriptor
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+	rc     io.ReadCloser
+	err    error
+	ex     *extraction // nil if its prepare failed: the unpack tries again
+	taken  bool
+}
+
+func (s *Images) prefetchLayer(ctx context.Context, c *registry.Client, named reference.Named, layers []ocispec.Descriptor) *layerPrefetch {
+	if len(layers) == 0 || image.IsForeignLayer(layers[0].MediaType) || !s.streamable(ctx, layers[0]) {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	pf := &layerPrefetch{desc: layers[0], cancel: cancel}
+	pf.done.Add(2)
+	go func() {
+		defer pf.done.Done()
+		// The size is checked here, the digest by the content writer, as
+		// for any streamed layer.
+		pf.rc, pf.err = c.FetchBlobResume(ctx, named, pf.desc, 0, nil)
+	}()
+	go func() {
+		defer pf.done.Done()
+		pf.ex, _ = s.unpacker.prepare(ctx, "")
+	}()
+	return pf
+}
+
+// take returns the answer for desc when desc is the prefetched blob (the
+// caller's to close), with the extraction to unpack it into when parent is
+// the prefetched layer's ("": the caller's to apply or discard), and
+// nils else.
+func (pf *layerPrefetch) take(desc ocispec.Descriptor, parent digest.Digest) (io.ReadCloser, *extraction, error) {
+	if pf == nil || pf.taken || pf.desc.Digest != desc.Digest {
+		return nil, nil, nil
+	}
+	pf.taken = true
+	pf.done.Wait()
+	ex := pf.ex
+	if ex != nil && (parent != "" || pf.err != nil) {
+		ex.discard(context.Background())
+		ex = nil
+	}
+	return pf.rc, ex, pf.err
+}
+
+// release ends the prefetch at the end of the pull, dropping what was not
+// taken.
+func (pf *layerPrefetch) release() {
+	if pf == nil {
+		return
+	}
+	if !pf.taken {
+		pf.taken = true
+		pf.done.Wait()
+		if pf.rc != nil {
+			pf.rc.Close()
+		}
+		if pf.ex != nil {
+			pf.ex.discard(context.Background())
+		}
+	}
+	pf.cancel()
 }
 
 // committingTee writes what it reads from r to w and, once r is at its

@@ -74,43 +74,78 @@ func (u *unpacker) unpack(ctx context.Context, parent, chainID, diffID digest.Di
 // (its digest, computed while applying), or discards it when name fails.
 // It returns the content size and the diff ID.
 func (u *unpacker) apply(ctx context.Context, parent digest.Digest, layer io.Reader, name func(diffID digest.Digest) (digest.Digest, error)) (size int64, diffID digest.Digest, err error) {
+	e, err := u.prepare(ctx, parent)
+	if err != nil {
+		return 0, "", err
+	}
+	return e.apply(ctx, layer, name)
+}
+
+// extraction is a layer about to be unpacked: an Active snapshot over its
+// parent, mounted on a temp dir. Its apply or discard must follow.
+type extraction struct {
+	u       *unpacker
+	key     string
+	dir     string
+	mounted bool
+}
+
+// prepare makes the snapshot a layer on top of parent ("" for the first)
+// is unpacked into, and mounts it. On error nothing is left.
+func (u *unpacker) prepare(ctx context.Context, parent digest.Digest) (_ *extraction, err error) {
 	var rnd [6]byte
 	rand.Read(rnd[:])
-	key := "extract-" + hex.EncodeToString(rnd[:])
+	e := &extraction{u: u, key: "extract-" + hex.EncodeToString(rnd[:])}
 	parentName := ""
 	if parent != "" {
 		parentName = parent.String()
 	}
-	mounts, err := u.snaps.Prepare(ctx, key, parentName)
+	mounts, err := u.snaps.Prepare(ctx, e.key, parentName)
 	if err != nil {
-		return 0, "", fmt.Errorf("prepare snapshot: %w", err)
+		return nil, fmt.Errorf("prepare snapshot: %w", err)
 	}
-	committed := false
 	defer func() {
-		if !committed {
-			u.snaps.Remove(context.WithoutCancel(ctx), key)
+		if err != nil {
+			e.discard(ctx)
 		}
 	}()
 	if err := os.MkdirAll(u.tmp, 0o700); err != nil {
-		return 0, "", err
+		return nil, err
 	}
-	dir, err := os.MkdirTemp(u.tmp, "unpack-")
-	if err != nil {
-		return 0, "", err
+	if e.dir, err = os.MkdirTemp(u.tmp, "unpack-"); err != nil {
+		return nil, err
 	}
-	defer os.Remove(dir)
-	if err := snapshot.MountAll(mounts, dir); err != nil {
-		return 0, "", fmt.Errorf("mount snapshot: %w", err)
+	if err := snapshot.MountAll(mounts, e.dir); err != nil {
+		return nil, fmt.Errorf("mount snapshot: %w", err)
 	}
-	mounted := true
+	e.mounted = true
+	return e, nil
+}
+
+// discard unmounts and removes the snapshot.
+func (e *extraction) discard(ctx context.Context) {
+	if e.mounted {
+		snapshot.UnmountAll(e.dir)
+		e.mounted = false
+	}
+	if e.dir != "" {
+		os.Remove(e.dir)
+	}
+	e.u.snaps.Remove(context.WithoutCancel(ctx), e.key)
+}
+
+// apply unpacks the layer tar and commits the snapshot under the name that
+// name returns for the layer's diff ID, or discards it on error.
+func (e *extraction) apply(ctx context.Context, layer io.Reader, name func(diffID digest.Digest) (digest.Digest, error)) (size int64, diffID digest.Digest, err error) {
+	u := e.u
+	committed := false
 	defer func() {
-		if mounted {
-			snapshot.UnmountAll(dir)
+		if !committed {
+			e.discard(ctx)
 		}
 	}()
-
 	tee := newHashReader(layer, digest.Canonical.Hash())
-	size, err = archive.Apply(ctx, dir, tee)
+	size, err = archive.Apply(ctx, e.dir, tee)
 	if err == nil {
 		// The tar's end-of-archive padding is part of the diff ID.
 		if _, err = io.Copy(io.Discard, tee); err != nil {
@@ -132,16 +167,18 @@ func (u *unpacker) apply(ctx context.Context, parent digest.Digest, layer io.Rea
 	if u.sync.deferred() {
 		// Committed with the mark; the syncer syncs it afterwards.
 		labels[labelUnsynced] = u.sync.bootID
-	} else if err := syncDir(dir); err != nil {
+	} else if err := syncDir(e.dir); err != nil {
 		// One syncfs for the whole layer instead of an fsync per file:
 		// the snapshot is committed only once its content is on disk.
 		return 0, "", err
 	}
-	if err := snapshot.UnmountAll(dir); err != nil {
+	if err := snapshot.UnmountAll(e.dir); err != nil {
 		return 0, "", err
 	}
-	mounted = false
-	if err := u.snaps.Commit(ctx, chainID.String(), key, snapshot.WithLabels(labels)); err != nil {
+	e.mounted = false
+	os.Remove(e.dir)
+	e.dir = ""
+	if err := u.snaps.Commit(ctx, chainID.String(), e.key, snapshot.WithLabels(labels)); err != nil {
 		if errors.Is(err, errdefs.ErrAlreadyExists) {
 			// Another pull unpacked the same layer meanwhile.
 			return size, diffID, nil

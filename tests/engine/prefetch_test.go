@@ -1,0 +1,106 @@
+package engine_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+
+	"berth.dev/tests/enginetest"
+	"berth.dev/tests/fixtures/images"
+	"berth.dev/registry/registrytest"
+)
+
+// A pull asks for its first layer as soon as the manifest names it, and
+// prepares the snapshot to unpack it into, beside fetching the config.
+// These tests check that nothing of that stays when it is not used.
+
+// noLeftovers fails the test if the daemon holds a snapshot beyond
+// layers, a mount or an unpack directory.
+func noLeftovers(t *testing.T, d *enginetest.Daemon, layers int) {
+	t.Helper()
+	if dirs, _ := filepath.Glob(filepath.Join(d.Root, "snapshots", "[0-9]*")); len(dirs) != layers {
+		t.Errorf("%d snapshots, want %d: %v", len(dirs), layers, dirs)
+	}
+	if m := d.Mounts(); len(m) != 0 {
+		t.Errorf("mounts left: %v", m)
+	}
+	if tmp, _ := filepath.Glob(filepath.Join(d.ExecRoot, "tmp", "*")); len(tmp) != 0 {
+		t.Errorf("unpack directories left: %v", tmp)
+	}
+}
+
+// registryWithout serves img read-only but answers 404 for the blob gone.
+func registryWithout(t *testing.T, img *images.Image, gone digest.Digest) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/v2/":
+			w.WriteHeader(http.StatusOK)
+		case strings.Contains(r.URL.Path, "/manifests/"):
+			w.Header().Set("Content-Type", img.Manifest.MediaType)
+			w.Header().Set("Docker-Content-Digest", img.Manifest.Digest.String())
+			w.Write(img.Blobs[img.Manifest.Digest])
+		case strings.Contains(r.URL.Path, "/blobs/"):
+			d := digest.Digest(r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:])
+			data, ok := img.Blobs[d]
+			if !ok || d == gone {
+				http.Error(w, `{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}`, http.StatusNotFound)
+				return
+			}
+			w.Write(data)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// The first layer's blob is missing from the registry: the pull fails and
+// leaves neither image, layer nor mount.
+func TestPullFirstLayerMissing(t *testing.T) {
+	img := layered(t)
+	host := registryWithout(t, img, img.Layers[0].Descriptor.Digest)
+	d := enginetest.Start(t, bin, "")
+	_, errOut, code := d.Docker("pull", host+"/berth-test/missing:1")
+	if code == 0 {
+		t.Fatal("pull without the first layer succeeded")
+	}
+	if !strings.Contains(errOut, img.Layers[0].Descriptor.Digest.String()) {
+		t.Errorf("error does not name the missing blob: %s", errOut)
+	}
+	if out := mustDocker(t, d, "images", "-q"); strings.TrimSpace(out) != "" {
+		t.Errorf("images after a failed pull: %q", out)
+	}
+	noLeftovers(t, d, 0)
+}
+
+// The first layer is unpacked but its blob is no longer in the store, so
+// the pull of another name for the image asks for it and prepares a
+// snapshot; the config then shows the layer there: both are dropped.
+func TestPullDropsUnusedFirstLayer(t *testing.T) {
+	reg := registrytest.Start(t)
+	img := layered(t)
+	first, second := reg.Ref("berth-test/prefetch:1"), reg.Ref("berth-test/other:2")
+	pushImage(t, first, img)
+	pushImage(t, second, img)
+	d := enginetest.Start(t, bin, "")
+	mustDocker(t, d, "pull", first)
+	layer0 := img.Layers[0].Descriptor.Digest
+	if err := os.Remove(filepath.Join(d.Root, "content", "blobs", "sha256", layer0.Encoded())); err != nil {
+		t.Fatal(err)
+	}
+	out := mustDocker(t, d, "pull", second)
+	if !strings.Contains(out, layer0.Encoded()[:12]+": Already exists") {
+		t.Errorf("pull of the second name:\n%s", out)
+	}
+	noLeftovers(t, d, len(img.Layers))
+	if _, err := os.Stat(filepath.Join(d.Root, "content", "blobs", "sha256", layer0.Encoded())); err == nil {
+		t.Error("the layer already unpacked was downloaded again")
+	}
+}
