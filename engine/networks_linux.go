@@ -266,11 +266,19 @@ func (n *Networks) predefine(ctx context.Context) error {
 		}
 		subnet = p
 	} else {
-		p, err := ipam.PickSubnet(ipam.DefaultPools, n.inUse(nil))
+		// A bridge of that name that has an address already (from an
+		// earlier berthd whose state is gone, or made by hand) keeps
+		// it, as dockerd keeps docker0's: a new subnet would be added
+		// beside it on every such start.
+		addrs, err := bridge.Addrs(ctx, nc.Bridge)
 		if err != nil {
 			return fmt.Errorf("default bridge network: %w", err)
 		}
-		subnet = p
+		if len(addrs) > 0 && addrs[0].Bits() <= 30 {
+			subnet = addrs[0]
+		} else if subnet, err = ipam.PickSubnet(ipam.DefaultPools, n.inUse(nil)); err != nil {
+			return fmt.Errorf("default bridge network: %w", err)
+		}
 	}
 	gw := netip.Addr{}
 	if subnet.Addr() != subnet.Masked().Addr() {

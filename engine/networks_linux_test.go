@@ -24,6 +24,7 @@ import (
 	"berth.dev/api/docker/backend"
 	"berth.dev/internal/errdefs"
 	"berth.dev/internal/testutil"
+	"berth.dev/metadata"
 	"berth.dev/network/netns"
 	"berth.dev/tests/enginetest"
 )
@@ -549,5 +550,46 @@ func TestNetworkDisconnectPublished(t *testing.T) {
 		t.Errorf("the port of the network left is still held: %v", err)
 	} else {
 		l.Close()
+	}
+}
+
+// A default bridge that exists with an address (left by an earlier berthd
+// whose state is gone, or made by hand) keeps it, as dockerd keeps
+// docker0's; it used to get one more subnet at every such start.
+func TestDefaultBridgeKeepsItsAddress(t *testing.T) {
+	testutil.RequiresRoot(t)
+	var raw [2]byte
+	rand.Read(raw[:])
+	p := "e" + hex.EncodeToString(raw[:])
+	br := p + "-0"
+	cfg := DefaultConfig()
+	cfg.Root = t.TempDir()
+	cfg.ExecRoot = t.TempDir()
+	cfg.Network = NetworkConfig{Bridge: br, LinkPrefix: p, Table: "berth_test_" + p, MTU: 1500}
+	t.Cleanup(func() {
+		exec.Command("ip", "link", "del", br).Run()
+		exec.Command("nft", "delete", "table", "inet", cfg.Network.Table).Run()
+	})
+	for _, args := range [][]string{{"link", "add", br, "type", "bridge"}, {"addr", "add", "10.231.45.1/24", "dev", br}} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+	}
+	db, err := metadata.Open(cfg.MetadataPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	nets, err := NewNetworks(context.Background(), NetworksConfig{Config: cfg, DB: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nets.Close()
+	n, err := nets.Inspect(context.Background(), "bridge", backend.NetworkInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := n.IPAM.Config; len(c) != 1 || c[0].Subnet.String() != "10.231.45.0/24" || c[0].Gateway.String() != "10.231.45.1" {
+		t.Fatalf("bridge network IPAM %+v, want 10.231.45.0/24 via 10.231.45.1", c)
 	}
 }

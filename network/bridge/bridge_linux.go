@@ -431,6 +431,44 @@ func deleteLink(name, kind string) error {
 	return nil
 }
 
+// Addrs returns the IPv4 addresses, with their prefix lengths, of the
+// bridge called name: none when there is no such link. A link of that
+// name that is no bridge: ErrConflict.
+func Addrs(ctx context.Context, name string) ([]netip.Prefix, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("addresses of %s: netlink: %w", name, err)
+	}
+	defer h.Close()
+	link, err := h.LinkByName(name)
+	if isNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("addresses of %s: %w", name, err)
+	}
+	if _, ok := link.(*netlink.Bridge); !ok {
+		return nil, fmt.Errorf("addresses of %s: link is a %s, not a bridge: %w", name, link.Type(), errdefs.ErrConflict)
+	}
+	addrs, err := h.AddrList(link, netlink.FAMILY_V4)
+	if err != nil {
+		return nil, fmt.Errorf("addresses of %s: %w", name, err)
+	}
+	var out []netip.Prefix
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok || a.IPNet == nil {
+			continue
+		}
+		ones, _ := a.IPNet.Mask.Size()
+		out = append(out, netip.PrefixFrom(ip.Unmap(), ones))
+	}
+	return out, nil
+}
+
 // Links lists host link names that start with prefix (for reconciliation
 // after a crash), sorted.
 func Links(ctx context.Context, prefix string) ([]string, error) {
