@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -18,9 +19,9 @@ import (
 // from r when desc.Size is set, so a stream longer than announced fails the
 // size check instead of filling the disk.
 //
-// The ref must not be held by another Writer (errdefs.ErrUnavailable).
+// While another Writer holds ref, WriteBlob waits for it (OpenWriter).
 func WriteBlob(ctx context.Context, ing Ingester, ref string, r io.Reader, desc ocispec.Descriptor) error {
-	w, err := ing.Writer(ctx, ref, desc)
+	w, err := OpenWriter(ctx, ing, ref, desc)
 	if errors.Is(err, errdefs.ErrAlreadyExists) {
 		return nil
 	} else if err != nil {
@@ -86,4 +87,27 @@ func ReadBlob(ctx context.Context, p Provider, desc ocispec.Descriptor) ([]byte,
 		return nil, fmt.Errorf("%w: read blob %s: content has digest %s", errdefs.ErrFailedPrecondition, desc.Digest, got)
 	}
 	return b, nil
+}
+
+// OpenWriter is ing.Writer that waits while another writer holds ref, as
+// two pulls of one image do at once: when that writer commits, OpenWriter
+// returns ErrAlreadyExists (the blob is there); when it is closed without,
+// OpenWriter takes the ingest over, to resume it. It asks again after 5 ms,
+// then twice as long each time up to 100 ms, until ctx is done.
+func OpenWriter(ctx context.Context, ing Ingester, ref string, desc ocispec.Descriptor) (Writer, error) {
+	wait := 5 * time.Millisecond
+	for {
+		w, err := ing.Writer(ctx, ref, desc)
+		if !errors.Is(err, errdefs.ErrUnavailable) {
+			return w, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%w (waiting for it: %w)", err, ctx.Err())
+		case <-t.C:
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
 }

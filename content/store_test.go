@@ -12,6 +12,7 @@ import (
 	"sort"
 	"sync"
 	"testing"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -814,5 +815,56 @@ func TestCommitCancelledKeepsTheData(t *testing.T) {
 	}
 	if err := w.Commit(context.Background(), 0, digest.SHA512.FromBytes(data)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// OpenWriter waits while another writer holds the ref: it gets
+// ErrAlreadyExists once that one commits the blob, and the ingest when that
+// one is closed without; it gives up when its context ends.
+func TestOpenWriterWaitsForTheHolder(t *testing.T) {
+	s, _ := openStore(t)
+	ctx := context.Background()
+	data := []byte("shared layer")
+	desc := ocispec.Descriptor{Digest: digest.FromBytes(data), Size: int64(len(data))}
+
+	first, err := s.Writer(ctx, "pull-x", desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Writer(ctx, "pull-x", desc); !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Fatalf("second Writer while the first holds the ref: %v", err)
+	}
+	short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	defer cancel()
+	if _, err := content.OpenWriter(short, s, "pull-x", desc); !errors.Is(err, errdefs.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("OpenWriter until its deadline: %v", err)
+	}
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		first.Write(data)
+		first.Commit(ctx, desc.Size, desc.Digest)
+	}()
+	if _, err := content.OpenWriter(ctx, s, "pull-x", desc); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Fatalf("OpenWriter after the holder committed: %v", err)
+	}
+
+	other := []byte("another")
+	odesc := ocispec.Descriptor{Digest: digest.FromBytes(other), Size: int64(len(other))}
+	holder, err := s.Writer(ctx, "pull-y", odesc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder.Write(other[:3])
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		holder.Close()
+	}()
+	w, err := content.OpenWriter(ctx, s, "pull-y", odesc)
+	if err != nil {
+		t.Fatalf("OpenWriter after the holder gave up: %v", err)
+	}
+	defer w.Close()
+	if st, err := w.Status(); err != nil || st.Offset != 3 {
+		t.Fatalf("taken over at %d, %v; want 3", st.Offset, err)
 	}
 }
