@@ -348,20 +348,32 @@ func (s *Images) fetchAndUnpack(ctx context.Context, c *registry.Client, named r
 		if i > 0 {
 			parent = chainIDs[i-1]
 		}
-		if i == streamed {
-			if err := s.downloadAndUnpack(ctx, c, named, layers[i], parent, chainIDs[i], diffIDs[i], p, pre); err != nil {
-				return false, err
+		// Another pull may be unpacking the same layer (two pulls of one
+		// image, or of two images on one base): wait for it and take its
+		// layer.
+		unlock, err := s.unpacker.lock(ctx, chainIDs[i])
+		if err != nil {
+			return false, err
+		}
+		has, err := s.unpacker.has(ctx, chainIDs[i])
+		switch {
+		case err != nil || has:
+		case i == streamed:
+			err = s.downloadAndUnpack(ctx, c, named, layers[i], parent, chainIDs[i], diffIDs[i], p, pre)
+		default:
+			if err = <-ready[i]; err == nil {
+				err = s.unpackBlob(ctx, layers[i], parent, chainIDs[i], diffIDs[i], p)
 			}
+		}
+		unlock()
+		if err != nil {
+			return false, err
+		}
+		if has {
+			p.send(shortDigest(layers[i].Digest), "Already exists")
+		} else {
 			p.send(shortDigest(layers[i].Digest), "Pull complete")
-			continue
 		}
-		if err := <-ready[i]; err != nil {
-			return false, err
-		}
-		if err := s.unpackBlob(ctx, layers[i], parent, chainIDs[i], diffIDs[i], p); err != nil {
-			return false, err
-		}
-		p.send(shortDigest(layers[i].Digest), "Pull complete")
 	}
 	return false, nil
 }
@@ -374,7 +386,7 @@ func (s *Images) download(ctx context.Context, c *registry.Client, named referen
 		p.send(id, "Download complete")
 		return nil
 	}
-	w, err := s.content.Writer(ctx, "pull-"+desc.Digest.String(), desc)
+	w, err := content.OpenWriter(ctx, s.content, "pull-"+desc.Digest.String(), desc)
 	if errors.Is(err, errdefs.ErrAlreadyExists) {
 		p.send(id, "Download complete")
 		return nil
@@ -432,7 +444,7 @@ func (s *Images) streamable(ctx context.Context, desc ocispec.Descriptor) bool {
 // discarded.
 func (s *Images) downloadAndUnpack(ctx context.Context, c *registry.Client, named reference.Named, desc ocispec.Descriptor, parent, chainID, diffID digest.Digest, p *reporter, pre *layerPrefetch) error {
 	id := shortDigest(desc.Digest)
-	w, err := s.content.Writer(ctx, "pull-"+desc.Digest.String(), desc)
+	w, err := content.OpenWriter(ctx, s.content, "pull-"+desc.Digest.String(), desc)
 	if errors.Is(err, errdefs.ErrAlreadyExists) {
 		return s.unpackBlob(ctx, desc, parent, chainID, diffID, p)
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
@@ -38,6 +39,38 @@ type unpacker struct {
 	// sync makes committed layers durable; nil: each is synced before
 	// its commit.
 	sync *layerSyncer
+
+	mu   sync.Mutex
+	busy map[digest.Digest]chan struct{} // layers being unpacked: closed when done
+}
+
+// lock waits until no one else unpacks the layer chainID and makes the
+// caller the one, until it calls the function returned.
+func (u *unpacker) lock(ctx context.Context, chainID digest.Digest) (func(), error) {
+	for {
+		u.mu.Lock()
+		done, busy := u.busy[chainID]
+		if !busy {
+			if u.busy == nil {
+				u.busy = make(map[digest.Digest]chan struct{})
+			}
+			done = make(chan struct{})
+			u.busy[chainID] = done
+			u.mu.Unlock()
+			return func() {
+				u.mu.Lock()
+				delete(u.busy, chainID)
+				u.mu.Unlock()
+				close(done)
+			}, nil
+		}
+		u.mu.Unlock()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // has reports whether the layer with this chain ID is already unpacked.

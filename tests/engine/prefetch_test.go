@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -10,9 +11,9 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"berth.dev/registry/registrytest"
 	"berth.dev/tests/enginetest"
 	"berth.dev/tests/fixtures/images"
-	"berth.dev/registry/registrytest"
 )
 
 // A pull asks for its first layer as soon as the manifest names it, and
@@ -103,4 +104,38 @@ func TestPullDropsUnusedFirstLayer(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(d.Root, "content", "blobs", "sha256", layer0.Encoded())); err == nil {
 		t.Error("the layer already unpacked was downloaded again")
 	}
+}
+
+// Pulls of one image at once (the same name twice, another name once) all
+// succeed and share its layers: one waits for the other's download and
+// unpack instead of failing on its locked ingest.
+func TestConcurrentPullsOfOneImage(t *testing.T) {
+	reg := registrytest.Start(t)
+	img := layered(t)
+	a, b := reg.Ref("berth-test/together:1"), reg.Ref("berth-test/alongside:1")
+	pushImage(t, a, img)
+	pushImage(t, b, img)
+	d := enginetest.Start(t, bin, "")
+	refs := []string{a, a, b}
+	errs := make(chan string, len(refs))
+	for _, ref := range refs {
+		go func() {
+			_, errOut, code := d.Docker("pull", ref)
+			if code != 0 {
+				errOut = fmt.Sprintf("pull %s: exit %d: %s", ref, code, errOut)
+			} else {
+				errOut = ""
+			}
+			errs <- errOut
+		}()
+	}
+	for range refs {
+		if e := <-errs; e != "" {
+			t.Error(e)
+		}
+	}
+	if ids := strings.Fields(mustDocker(t, d, "images", "-q")); len(ids) != 2 || ids[0] != ids[1] {
+		t.Errorf("images after the pulls: %v", ids)
+	}
+	noLeftovers(t, d, len(img.Layers))
 }
