@@ -27,6 +27,10 @@ func FuzzApply(f *testing.F) {
 		{linkE("h", "../outside/sentinel")},
 		{nodeE("null", tar.TypeChar, 1, 3), nodeE("fifo", tar.TypeFifo, 0, 0)},
 		{with(reg("suid", "x"), func(h *tar.Header) { h.Mode = 0o6755 })},
+		// Files queued for the workers, then the directory they are in
+		// removed and replaced by a symlink out.
+		{dirE("d/"), reg("d/f", "x"), reg("d/g", "y"), reg(".wh.d", ""), symlinkE("d", "/tmp"), reg("d/"+escapeName, "x")},
+		{reg("d/f", "x"), symlinkE("l", "d"), reg("l/f", "y"), reg("d", "file now"), symlinkE("d", "/tmp"), reg("l/"+escapeName, "x")},
 	}
 	for _, s := range seeds {
 		f.Add(buildTar(tb, s...))
