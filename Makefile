@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 GOFLAGS  ?= -trimpath
 LDFLAGS  := -s -w -X main.version=$(VERSION)
-BINARIES := berth-runtime berthd berth berth-shim
+BINARIES := berth-runtime berthd berth berth-shim berth-inflate
 
 .PHONY: all $(BINARIES) install test test-unit test-integration conformance bench fmt vet clean
 
@@ -25,6 +25,13 @@ berthd berth:
 # keeps about a tenth of the memory a Go program's runtime alone does.
 berth-shim:
 	shim/c/build.sh bin/$@
+
+# berth-inflate inflates gzip layers with ISA-L into memory berthd shares
+# (archive/inflate): it needs ISA-L's headers (Debian's libisal-dev) to
+# build and its library (libisal2) to run. Without them berthd uses igzip
+# or its own decoder.
+berth-inflate:
+	archive/inflate/build.sh bin/$@
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin

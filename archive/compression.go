@@ -56,6 +56,39 @@ type DecompressOption func(*decompressConfig)
 
 type decompressConfig struct {
 	gzipCommand string
+	inflater    string
+}
+
+// CheckInflater tells whether berth-inflate at path works here: it
+// inflates a small stream with it.
+func CheckInflater(path string) error {
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	want := bytes.Repeat([]byte("berth-inflate "), 100)
+	zw.Write(want)
+	zw.Close()
+	r, _, err := DecompressStream(&gz, WithInflater(path))
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	got, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(got, want) {
+		return fmt.Errorf("inflate with %s: %d bytes out of %d, not what went in", path, len(got), len(want))
+	}
+	return nil
+}
+
+// WithInflater has gzip streams inflated by berth-inflate at path (which
+// inflates with ISA-L, as igzip, but into memory shared with the reader:
+// the returned reader is then also a ChunkReader). It takes precedence
+// over WithGzipCommand. An empty path leaves the choice to the other
+// options.
+func WithInflater(path string) DecompressOption {
+	return func(c *decompressConfig) { c.inflater = path }
 }
 
 // WithGzipCommand has gzip streams inflated by the program at path, run as
@@ -83,6 +116,12 @@ func DecompressStream(r io.Reader, opts ...DecompressOption) (io.ReadCloser, Com
 		return nil, Uncompressed, fmt.Errorf("detect compression: %w", err)
 	}
 	switch {
+	case bytes.HasPrefix(magic, gzipMagic) && cfg.inflater != "":
+		sr, err := startInflater(cfg.inflater, br)
+		if err != nil {
+			return nil, Gzip, err
+		}
+		return sr, Gzip, nil
 	case bytes.HasPrefix(magic, gzipMagic) && cfg.gzipCommand != "":
 		cr, err := startDecompressor(cfg.gzipCommand, br)
 		if err != nil {
@@ -103,6 +142,16 @@ func DecompressStream(r io.Reader, opts ...DecompressOption) (io.ReadCloser, Com
 		return zr.IOReadCloser(), Zstd, nil
 	}
 	return io.NopCloser(br), Uncompressed, nil
+}
+
+// A ChunkReader hands out what it reads in chunks of its own, which a
+// reader that keeps them a while (a hashing one) uses in place instead of
+// copying. Chunks come in order and are given back in order: a chunk stays
+// valid until ReleaseChunk is called for it, which may be from another
+// goroutine than NextChunk's. NextChunk returns io.EOF at the end.
+type ChunkReader interface {
+	NextChunk() ([]byte, error)
+	ReleaseChunk()
 }
 
 // CompressStream returns a writer that compresses into w with c. Close

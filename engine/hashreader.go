@@ -3,6 +3,8 @@ package engine
 import (
 	"hash"
 	"io"
+
+	"berth.dev/archive"
 )
 
 // hashReader passes what it reads from r on unchanged and feeds it to h on
@@ -15,8 +17,12 @@ import (
 // so the bytes are copied once on their way (r's need no buffer of their
 // own). Sum waits for the hashing to finish; it must be called once, after
 // the last Read.
+//
+// When r is an archive.ChunkReader its chunks are used in place of the
+// reader's own, and given back once hashed: no copy at all on the way.
 type hashReader struct {
 	r   io.Reader
+	cr  archive.ChunkReader // r's chunks, when it lends them
 	h   hash.Hash
 	buf []byte // the chunk being filled and read out: buf[off:] is unread
 	off int
@@ -38,18 +44,37 @@ func newHashReader(r io.Reader, h hash.Hash) *hashReader {
 		free: make(chan []byte, hashChunks+1),
 		done: make(chan struct{}),
 	}
-	for i := 0; i < hashChunks; i++ {
-		hr.free <- make([]byte, 0, hashChunkSize)
+	if cr, ok := r.(archive.ChunkReader); ok {
+		hr.cr = cr
+	} else {
+		for i := 0; i < hashChunks; i++ {
+			hr.free <- make([]byte, 0, hashChunkSize)
+		}
+		hr.buf = make([]byte, 0, hashChunkSize)
 	}
-	hr.buf = make([]byte, 0, hashChunkSize)
 	go func() {
 		defer close(hr.done)
 		for b := range hr.full {
 			h.Write(b)
-			hr.free <- b[:0]
+			if hr.cr != nil {
+				hr.cr.ReleaseChunk()
+			} else {
+				hr.free <- b[:0]
+			}
 		}
 	}()
 	return hr
+}
+
+// nextChunk hands the chunk read out to the hashing goroutine and takes
+// the next one from the ChunkReader.
+func (hr *hashReader) nextChunk() {
+	if hr.buf != nil {
+		hr.full <- hr.buf
+		hr.buf = nil
+	}
+	hr.buf, hr.err = hr.cr.NextChunk()
+	hr.off = 0
 }
 
 func (hr *hashReader) Read(p []byte) (int, error) {
@@ -59,6 +84,15 @@ func (hr *hashReader) Read(p []byte) (int, error) {
 	if hr.off == len(hr.buf) {
 		if hr.err != nil {
 			return 0, hr.err
+		}
+		if hr.cr != nil {
+			hr.nextChunk()
+			if hr.err != nil {
+				return 0, hr.err
+			}
+			n := copy(p, hr.buf)
+			hr.off = n
+			return n, nil
 		}
 		if len(hr.buf) == cap(hr.buf) {
 			hr.full <- hr.buf

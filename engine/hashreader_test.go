@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math/rand"
+	"sync"
 	"testing"
 	"testing/iotest"
 )
@@ -76,5 +77,60 @@ func TestHashReaderError(t *testing.T) {
 	want := sha256.Sum256(data)
 	if sum := hr.Sum(); !bytes.Equal(sum, want[:]) {
 		t.Errorf("sum %x, want %x", sum, want)
+	}
+}
+
+// chunkSource is an archive.ChunkReader over data that scribbles over a
+// chunk when it is given back, and counts what is out.
+type chunkSource struct {
+	data   []byte
+	size   int
+	lent   [][]byte
+	maxOut int
+	mu     sync.Mutex
+}
+
+func (c *chunkSource) Read([]byte) (int, error) { panic("read instead of lent chunks") }
+
+func (c *chunkSource) NextChunk() ([]byte, error) {
+	if len(c.data) == 0 {
+		return nil, io.EOF
+	}
+	n := min(c.size, len(c.data))
+	chunk := append([]byte(nil), c.data[:n]...)
+	c.data = c.data[n:]
+	c.mu.Lock()
+	c.lent = append(c.lent, chunk)
+	c.maxOut = max(c.maxOut, len(c.lent))
+	c.mu.Unlock()
+	return chunk, nil
+}
+
+func (c *chunkSource) ReleaseChunk() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.lent[0] {
+		c.lent[0][i] = 'X' // the source reuses it
+	}
+	c.lent = c.lent[1:]
+}
+
+// A ChunkReader's chunks are read and hashed in place, and each is given
+// back once both are done with it.
+func TestHashReaderChunks(t *testing.T) {
+	data := make([]byte, 5*hashChunkSize+777)
+	rand.New(rand.NewSource(1)).Read(data)
+	src := &chunkSource{data: append([]byte(nil), data...), size: hashChunkSize}
+	hr := newHashReader(src, sha256.New())
+	got, err := readOdd(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sha256.Sum256(data)
+	if sum := hr.Sum(); !bytes.Equal(sum, want[:]) || !bytes.Equal(got, data) {
+		t.Fatalf("sum %x (want %x), %d bytes read, equal %v", sum, want, len(got), bytes.Equal(got, data))
+	}
+	if len(src.lent) != 0 || src.maxOut > hashChunks+1 {
+		t.Fatalf("%d chunks not given back; at most %d out at once", len(src.lent), src.maxOut)
 	}
 }

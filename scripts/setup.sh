@@ -10,10 +10,11 @@ set -euo pipefail
 # nftables: the network tests read and remove test tables with nft; dpkg-dev:
 # dpkg-scanpackages for the apt repository of the network demo test; bzip2,
 # xz-utils, zstd: build contexts in every compression the engine reads; isal:
-# igzip, which berthd uses to inflate gzip layers where it is installed.
+# igzip, which berthd uses to inflate gzip layers where berth-inflate is not;
+# libisal-dev: ISA-L's headers and library, to build berth-inflate.
 packages=(busybox-static libseccomp-dev pkg-config gcc make procps iproute2 runc crun time
 	docker.io docker-registry umoci skopeo podman debootstrap containerd bc curl nftables dpkg-dev
-	bzip2 xz-utils zstd isal)
+	bzip2 xz-utils zstd isal libisal-dev)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -75,7 +75,7 @@ func newDaemon(cfg *engine.Config, log *slog.Logger) (_ *daemon, err error) {
 	}
 	d.images = engine.NewImages(engine.ImagesConfig{
 		Config: cfg, Content: store, Snaps: d.snaps, Names: image.NewStore(d.db), DB: d.db,
-		Hosts: hosts, Events: d.events, Log: log,
+		Hosts: hosts, Events: d.events, Log: log, Inflater: inflater(),
 	})
 	if err := d.images.Recover(context.Background()); err != nil {
 		return nil, fmt.Errorf("recover from the last run: %w", err)
@@ -170,6 +170,15 @@ func (d *daemon) close() {
 	if d.db != nil {
 		d.db.Close()
 	}
+}
+
+// inflater is berth-inflate's path when it is installed, else "".
+func inflater() string {
+	p := binary("berth-inflate")
+	if _, err := os.Stat(p); err != nil {
+		return ""
+	}
+	return p
 }
 
 // binary finds one of berth's programs: next to berthd's own executable

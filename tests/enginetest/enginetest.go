@@ -52,6 +52,21 @@ func Build() (b Binaries, cleanup func(), err error) {
 		cleanup()
 		return b, nil, err
 	}
+	// berthd uses berth-inflate where it finds it next to itself: built
+	// where ISA-L's headers are (the setup installs them).
+	if _, err := os.Stat("/usr/include/isa-l/igzip_lib.h"); err == nil {
+		root, err := shimtest.ModuleRoot()
+		if err != nil {
+			cleanup()
+			return b, nil, err
+		}
+		build := exec.Command("sh", filepath.Join(root, "archive", "inflate", "build.sh"), filepath.Join(dir, "berth-inflate"))
+		build.Stdout, build.Stderr = os.Stdout, os.Stderr
+		if err := build.Run(); err != nil {
+			cleanup()
+			return b, nil, fmt.Errorf("build berth-inflate: %w", err)
+		}
+	}
 	for _, name := range []string{"berthd", "berth", "berth-runtime"} {
 		args := []string{"build", "-o", filepath.Join(dir, name)}
 		env := append(os.Environ(), "CGO_ENABLED=0")

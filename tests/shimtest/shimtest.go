@@ -35,7 +35,7 @@ func Build() (binary string, cleanup func(), err error) {
 // BuildTo builds berth-shim at path, from the module the working
 // directory is in (a test runs in its package's directory).
 func BuildTo(path string) error {
-	root, err := moduleRoot()
+	root, err := ModuleRoot()
 	if err != nil {
 		return fmt.Errorf("build berth-shim: %w", err)
 	}
@@ -46,8 +46,8 @@ func BuildTo(path string) error {
 	return nil
 }
 
-// moduleRoot is the directory of the go.mod above the working directory.
-func moduleRoot() (string, error) {
+// ModuleRoot is the directory of the go.mod above the working directory.
+func ModuleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
