@@ -87,12 +87,8 @@ func (c *commandReader) Read(p []byte) (int, error) {
 		// The end of the output: the program must have succeeded, and
 		// its input been read whole.
 		err = io.EOF
-		if werr := c.cmd.Wait(); werr != nil {
-			msg := strings.TrimSpace(c.stderr.String())
-			err = fmt.Errorf("decompress: %s: %w: %w", msg, errdefs.ErrInvalidArgument, werr)
-			if errors.Is(werr, exec.ErrWaitDelay) {
-				err = fmt.Errorf("decompress: the input outlived the decompressor: %w", werr)
-			}
+		if werr := programError(c.cmd.Wait(), c.stderr.String()); werr != nil {
+			err = werr
 		}
 		c.err = err
 	} else if err != nil {
@@ -103,12 +99,29 @@ func (c *commandReader) Read(p []byte) (int, error) {
 
 // Close ends the program if it still runs and waits for it.
 func (c *commandReader) Close() error {
-	if c.cmd.ProcessState == nil {
-		c.cmd.Process.Kill()
-		c.cmd.Wait()
-	}
+	stopProgram(c.cmd)
 	if c.err == nil {
 		c.err = errors.New("read after close")
 	}
 	return c.out.Close()
+}
+
+// programError is the error of a decompressing program that has ended,
+// from what Wait returned (nil when it succeeded) and what it said.
+func programError(werr error, stderr string) error {
+	switch {
+	case werr == nil:
+		return nil
+	case errors.Is(werr, exec.ErrWaitDelay):
+		return fmt.Errorf("decompress: the input outlived the decompressor: %w", werr)
+	}
+	return fmt.Errorf("decompress: %s: %w: %w", strings.TrimSpace(stderr), errdefs.ErrInvalidArgument, werr)
+}
+
+// stopProgram ends cmd if it still runs and waits for it.
+func stopProgram(cmd *exec.Cmd) {
+	if cmd.ProcessState == nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
 }

@@ -9,17 +9,16 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"berth.dev/internal/errdefs"
 )
 
 // Geometry of the memory shared with berth-inflate: segments of
-// inflateSegment bytes, as many as inflateSegments, filled in turn.
+// inflateSegment bytes, as many as inflateSegments, filled in turn. A
+// reader that keeps chunks must give back one before it holds them all
+// (the engine's hashReader holds at most 6).
 const (
 	inflateSegment  = 1 << 20
 	inflateSegments = 8
@@ -122,17 +121,13 @@ func (s *shmInflater) end(readErr error) error {
 		// A length cut short: the program died mid-write.
 		s.cmd.Process.Kill()
 	}
-	werr := s.cmd.Wait()
-	switch {
-	case werr == nil && readErr == io.EOF:
-		return io.EOF
-	case errors.Is(werr, exec.ErrWaitDelay):
-		return fmt.Errorf("inflate: the input outlived the inflater: %w", werr)
-	case werr != nil:
-		msg := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(s.stderr.String()), "berth-inflate: "))
-		return fmt.Errorf("decompress: %s: %w: %w", msg, errdefs.ErrInvalidArgument, werr)
+	if err := programError(s.cmd.Wait(), s.stderr.String()); err != nil {
+		return err
 	}
-	return fmt.Errorf("inflate: %w", readErr)
+	if readErr != io.EOF {
+		return fmt.Errorf("inflate: %w", readErr)
+	}
+	return io.EOF
 }
 
 // ReleaseChunk gives the oldest segment lent back to the program.
@@ -164,10 +159,7 @@ func (s *shmInflater) Read(p []byte) (int, error) {
 // Close ends the program if it still runs and releases the shared memory
 // (unless a segment is still lent: then it stays mapped, never reused).
 func (s *shmInflater) Close() error {
-	if s.cmd.ProcessState == nil {
-		s.cmd.Process.Kill()
-		s.cmd.Wait()
-	}
+	stopProgram(s.cmd)
 	if s.err == nil {
 		s.err = errors.New("read after close")
 	}

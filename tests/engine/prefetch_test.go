@@ -2,18 +2,13 @@ package engine_test
 
 import (
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/opencontainers/go-digest"
-
 	"berth.dev/registry/registrytest"
 	"berth.dev/tests/enginetest"
-	"berth.dev/tests/fixtures/images"
 )
 
 // A pull asks for its first layer as soon as the manifest names it, and
@@ -35,38 +30,11 @@ func noLeftovers(t *testing.T, d *enginetest.Daemon, layers int) {
 	}
 }
 
-// registryWithout serves img read-only but answers 404 for the blob gone.
-func registryWithout(t *testing.T, img *images.Image, gone digest.Digest) string {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case r.URL.Path == "/v2/":
-			w.WriteHeader(http.StatusOK)
-		case strings.Contains(r.URL.Path, "/manifests/"):
-			w.Header().Set("Content-Type", img.Manifest.MediaType)
-			w.Header().Set("Docker-Content-Digest", img.Manifest.Digest.String())
-			w.Write(img.Blobs[img.Manifest.Digest])
-		case strings.Contains(r.URL.Path, "/blobs/"):
-			d := digest.Digest(r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:])
-			data, ok := img.Blobs[d]
-			if !ok || d == gone {
-				http.Error(w, `{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}`, http.StatusNotFound)
-				return
-			}
-			w.Write(data)
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
-}
-
 // The first layer's blob is missing from the registry: the pull fails and
 // leaves neither image, layer nor mount.
 func TestPullFirstLayerMissing(t *testing.T) {
 	img := layered(t)
-	host := registryWithout(t, img, img.Layers[0].Descriptor.Digest)
+	host := fakeRegistry(t, img, "", img.Layers[0].Descriptor.Digest)
 	d := enginetest.Start(t, bin, "")
 	_, errOut, code := d.Docker("pull", host+"/berth-test/missing:1")
 	if code == 0 {

@@ -14,8 +14,9 @@ import (
 )
 
 // fakeRegistry serves one image read-only over the distribution API, with
-// the bytes of the blob tamper replaced by others of the same size.
-func fakeRegistry(t *testing.T, img *images.Image, tamper digest.Digest) string {
+// the bytes of the blob tamper replaced by others of the same size, and
+// the blob gone answered 404 (either may be "").
+func fakeRegistry(t *testing.T, img *images.Image, tamper, gone digest.Digest) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
@@ -29,8 +30,8 @@ func fakeRegistry(t *testing.T, img *images.Image, tamper digest.Digest) string 
 		case strings.Contains(r.URL.Path, "/blobs/"):
 			d := digest.Digest(r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:])
 			data, ok := img.Blobs[d]
-			if !ok {
-				http.NotFound(w, r)
+			if !ok || d == gone {
+				http.Error(w, `{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}`, http.StatusNotFound)
 				return
 			}
 			if d == tamper {
@@ -55,7 +56,7 @@ func TestPullRefusesTamperedBlobs(t *testing.T) {
 		"config": img.Config.Digest,
 	} {
 		t.Run(name, func(t *testing.T) {
-			host := fakeRegistry(t, img, tamper)
+			host := fakeRegistry(t, img, tamper, "")
 			d := enginetest.Start(t, bin, "")
 			_, errOut, code := d.Docker("pull", host+"/berth-test/tampered:1")
 			if code == 0 {
