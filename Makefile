@@ -28,14 +28,14 @@ berth-shim:
 
 # berth-inflate inflates gzip layers with ISA-L into memory berthd shares
 # (archive/inflate): it needs ISA-L's headers (Debian's libisal-dev) to
-# build and its library (libisal2) to run. Without them berthd uses igzip
-# or its own decoder.
+# build and its library (libisal2) to run. Without the headers it is not
+# built (build.sh says so), and berthd uses igzip or its own decoder.
 berth-inflate:
 	archive/inflate/build.sh bin/$@
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 $(addprefix bin/,$(BINARIES)) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(wildcard $(addprefix bin/,$(BINARIES))) $(DESTDIR)$(PREFIX)/bin/
 
 # Every test: unit tests, and as root the tests that run real containers.
 test: all
