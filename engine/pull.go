@@ -573,6 +573,9 @@ func (pf *layerPrefetch) release() {
 	if pf == nil {
 		return
 	}
+	// Cancelled first: a pull that ends early (the config failed, say)
+	// does not wait for an answer it will not read.
+	pf.cancel()
 	if !pf.taken {
 		pf.taken = true
 		pf.done.Wait()
@@ -583,7 +586,6 @@ func (pf *layerPrefetch) release() {
 			pf.ex.discard(context.Background())
 		}
 	}
-	pf.cancel()
 }
 
 // committingTee writes what it reads from r to w and, once r is at its

@@ -1,11 +1,14 @@
 package engine_test
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"berth.dev/registry/registrytest"
 	"berth.dev/tests/enginetest"
@@ -34,7 +37,7 @@ func noLeftovers(t *testing.T, d *enginetest.Daemon, layers int) {
 // leaves neither image, layer nor mount.
 func TestPullFirstLayerMissing(t *testing.T) {
 	img := layered(t)
-	host := fakeRegistry(t, img, "", img.Layers[0].Descriptor.Digest)
+	host := fakeRegistry(t, img, fakeBlobs{gone: img.Layers[0].Descriptor.Digest})
 	d := enginetest.Start(t, bin, "")
 	_, errOut, code := d.Docker("pull", host+"/berth-test/missing:1")
 	if code == 0 {
@@ -45,6 +48,26 @@ func TestPullFirstLayerMissing(t *testing.T) {
 	}
 	if out := mustDocker(t, d, "images", "-q"); strings.TrimSpace(out) != "" {
 		t.Errorf("images after a failed pull: %q", out)
+	}
+	noLeftovers(t, d, 0)
+}
+
+// The config is missing while the first layer's request gets no answer:
+// the pull fails on the config without waiting for the layer.
+func TestPullFailsWithoutWaitingForItsFirstLayer(t *testing.T) {
+	img := layered(t)
+	host := fakeRegistry(t, img, fakeBlobs{gone: img.Config.Digest, hang: img.Layers[0].Descriptor.Digest})
+	d := enginetest.Start(t, bin, "")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// The docker CLI's own pull is not cancelled: a berthd that waited
+	// for the hanging answer would hold it until the test's end.
+	out, err := exec.CommandContext(ctx, "docker", "-H", "unix://"+d.Socket, "pull", host+"/berth-test/noconfig:1").CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("the pull waited for the first layer's answer:\n%s", out)
+	}
+	if err == nil || !strings.Contains(string(out), img.Config.Digest.String()) {
+		t.Errorf("pull without its config: %v:\n%s", err, out)
 	}
 	noLeftovers(t, d, 0)
 }

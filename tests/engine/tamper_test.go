@@ -13,11 +13,18 @@ import (
 	"berth.dev/tests/fixtures/images"
 )
 
-// fakeRegistry serves one image read-only over the distribution API, with
-// the bytes of the blob tamper replaced by others of the same size, and
-// the blob gone answered 404 (either may be "").
-func fakeRegistry(t *testing.T, img *images.Image, tamper, gone digest.Digest) string {
+// fakeBlobs says what fakeRegistry does wrong, blob by blob ("": none).
+type fakeBlobs struct {
+	tamper digest.Digest // its bytes replaced by others of the same size
+	gone   digest.Digest // answered 404
+	hang   digest.Digest // no answer until the test ends
+}
+
+// fakeRegistry serves one image read-only over the distribution API, its
+// blobs spoiled as bad says.
+func fakeRegistry(t *testing.T, img *images.Image, bad fakeBlobs) string {
 	t.Helper()
+	stop := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.URL.Path == "/v2/":
@@ -30,11 +37,18 @@ func fakeRegistry(t *testing.T, img *images.Image, tamper, gone digest.Digest) s
 		case strings.Contains(r.URL.Path, "/blobs/"):
 			d := digest.Digest(r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:])
 			data, ok := img.Blobs[d]
-			if !ok || d == gone {
+			if d == bad.hang {
+				select {
+				case <-stop:
+				case <-r.Context().Done():
+				}
+				return
+			}
+			if !ok || d == bad.gone {
 				http.Error(w, `{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}`, http.StatusNotFound)
 				return
 			}
-			if d == tamper {
+			if d == bad.tamper {
 				data = append([]byte(nil), data...)
 				data[len(data)/2] ^= 0xff
 			}
@@ -43,7 +57,10 @@ func fakeRegistry(t *testing.T, img *images.Image, tamper, gone digest.Digest) s
 			http.NotFound(w, r)
 		}
 	}))
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		close(stop)
+		srv.Close()
+	})
 	return strings.TrimPrefix(srv.URL, "http://")
 }
 
@@ -56,7 +73,7 @@ func TestPullRefusesTamperedBlobs(t *testing.T) {
 		"config": img.Config.Digest,
 	} {
 		t.Run(name, func(t *testing.T) {
-			host := fakeRegistry(t, img, tamper, "")
+			host := fakeRegistry(t, img, fakeBlobs{tamper: tamper})
 			d := enginetest.Start(t, bin, "")
 			_, errOut, code := d.Docker("pull", host+"/berth-test/tampered:1")
 			if code == 0 {
