@@ -9,14 +9,17 @@
 // but never out of the root), hard links only point inside the root,
 // whiteouts remove only what lies inside the root, and sizes are bounded.
 // Nothing is ever written outside the root; on error the caller discards the
-// snapshot.
+// snapshot. Regular files are written, and in an empty root created, by
+// worker goroutines while the tar is read on (filewriter_linux.go).
 //
 // WriteDiff turns an overlay upper directory (a container's changes) into a
 // layer tar, and Changes with WriteChanges do the same for two plain trees.
 // Both write deterministic tars: the same tree gives byte-identical output.
 //
 // DecompressStream and CompressStream wrap the gzip and zstd codecs that
-// layer blobs use.
+// layer blobs use. Gzip is inflated by berth-inflate (inflate/, ISA-L into
+// memory shared with the reader, confined by seccomp) or igzip where the
+// engine has them, else by the Go decoder.
 package archive
 
 import (
