@@ -12,6 +12,7 @@ import (
 
 	"berth.dev/registry/registrytest"
 	"berth.dev/tests/enginetest"
+	"berth.dev/tests/fixtures/images"
 )
 
 // A pull asks for its first layer as soon as the manifest names it, and
@@ -72,15 +73,23 @@ func TestPullFailsWithoutWaitingForItsFirstLayer(t *testing.T) {
 	noLeftovers(t, d, 0)
 }
 
+// twoNames pushes img under two names to a registry of the test's own and
+// returns their references.
+func twoNames(t *testing.T, img *images.Image, a, b string) (string, string) {
+	t.Helper()
+	reg := registrytest.Start(t)
+	refA, refB := reg.Ref(a), reg.Ref(b)
+	pushImage(t, refA, img)
+	pushImage(t, refB, img)
+	return refA, refB
+}
+
 // The first layer is unpacked but its blob is no longer in the store, so
 // the pull of another name for the image asks for it and prepares a
 // snapshot; the config then shows the layer there: both are dropped.
 func TestPullDropsUnusedFirstLayer(t *testing.T) {
-	reg := registrytest.Start(t)
 	img := layered(t)
-	first, second := reg.Ref("berth-test/prefetch:1"), reg.Ref("berth-test/other:2")
-	pushImage(t, first, img)
-	pushImage(t, second, img)
+	first, second := twoNames(t, img, "berth-test/prefetch:1", "berth-test/other:2")
 	d := enginetest.Start(t, bin, "")
 	mustDocker(t, d, "pull", first)
 	layer0 := img.Layers[0].Descriptor.Digest
@@ -101,11 +110,8 @@ func TestPullDropsUnusedFirstLayer(t *testing.T) {
 // succeed and share its layers: one waits for the other's download and
 // unpack instead of failing on its locked ingest.
 func TestConcurrentPullsOfOneImage(t *testing.T) {
-	reg := registrytest.Start(t)
 	img := layered(t)
-	a, b := reg.Ref("berth-test/together:1"), reg.Ref("berth-test/alongside:1")
-	pushImage(t, a, img)
-	pushImage(t, b, img)
+	a, b := twoNames(t, img, "berth-test/together:1", "berth-test/alongside:1")
 	d := enginetest.Start(t, bin, "")
 	refs := []string{a, a, b}
 	errs := make(chan string, len(refs))
