@@ -55,6 +55,17 @@ func TestInflater(t *testing.T) {
 	if err := CheckInflater(path); err != nil {
 		t.Fatalf("CheckInflater: %v", err)
 	}
+	// What the engine then does without it: a program missing, or one
+	// that is no inflater (it exits at once, having sent nothing).
+	before := openFDs(t)
+	for _, bad := range []string{filepath.Join(t.TempDir(), "missing"), "/bin/true"} {
+		if err := CheckInflater(bad); err == nil {
+			t.Errorf("CheckInflater(%s) succeeded", bad)
+		}
+	}
+	if after := openFDs(t); after != before {
+		t.Errorf("%d descriptors open before the failed checks, %d after", before, after)
+	}
 	big := mixedData(t, 11<<20+12345) // segments over and over, the last partial
 	two := append(gzipped(t, []byte("first member ")), gzipped(t, []byte("second member"))...)
 	corrupt := gzipped(t, big)
